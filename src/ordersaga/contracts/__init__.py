@@ -1,0 +1,1 @@
+"""The wire contract: topic names, message models and statuses. No I/O here."""

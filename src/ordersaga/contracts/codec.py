@@ -1,0 +1,41 @@
+"""Encoding and decoding message values: UTF-8 JSON, JSON numbers read as ``Decimal``."""
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ordersaga.contracts.messages import MODEL_BY_TOPIC, WireMessage
+
+
+class PoisonMessage(Exception):
+    """A message that can never be handled: not UTF-8 JSON, or not of its topic's schema."""
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode_json(value: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(value.decode("utf-8"), parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PoisonMessage(f"not UTF-8 JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise PoisonMessage(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def decode(topic: str, value: bytes) -> WireMessage:
+    """Decode a value read from ``topic`` into its model, or raise :class:`PoisonMessage`."""
+    model = MODEL_BY_TOPIC.get(topic)
+    if model is None:
+        raise PoisonMessage(f"no message model for topic {topic!r}")
+    try:
+        return model.model_validate(decode_json(value))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()
+        )
+        raise PoisonMessage(f"does not match {model.__name__}: {problems}") from error

@@ -1,0 +1,68 @@
+"""The broker port: what the services need of Kafka, and nothing more.
+
+Adapters: :mod:`ordersaga.messaging.memory` (in-process, optionally SQLite-backed).
+Semantics every adapter keeps, as Kafka does: a topic has partitions, a record's
+partition is chosen by its key, a consumer group shares a topic's partitions among
+its members, and a member that (re)joins reads from the group's committed offsets,
+so everything not committed is delivered again.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    topic: str
+    key: str
+    value: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    headers: Mapping[str, str]
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+class Producer(Protocol):
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish ``messages`` in order; return only once the broker has acknowledged all."""
+
+    async def close(self) -> None: ...
+
+
+class Consumer(Protocol):
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        """Up to ``max_records`` records, waiting at most ``timeout`` seconds for the first."""
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit, per partition, the offset of the next record to read."""
+
+    async def close(self) -> None:
+        """Leave the group without committing anything more."""
+
+
+class Broker(Protocol):
+    async def create_topics(self, topics: Sequence[str], partitions: int) -> None:
+        """Create the topics that do not exist yet."""
+
+    def producer(self) -> Producer: ...
+
+    def consumer(self, group: str, topics: Sequence[str], client_id: str) -> Consumer: ...
+
+    async def close(self) -> None: ...

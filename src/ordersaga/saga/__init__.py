@@ -1,0 +1,1 @@
+"""Generic orchestration: saga definition, pure transitions, store and timers."""

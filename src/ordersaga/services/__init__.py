@@ -1,0 +1,1 @@
+"""The four services: order, orchestrator, stock and payment."""

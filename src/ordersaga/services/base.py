@@ -1,0 +1,24 @@
+"""What every service hands to the wiring: its tables, subscriptions, seed and tasks."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ordersaga.messaging.consumer import Subscription
+
+WakeRelay = Callable[[], None]
+BackgroundTask = Callable[[AsyncEngine, WakeRelay], Awaitable[None]]
+"""A loop a service runs beside its consumer (the orchestrator's deadline timer)."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    metadata: MetaData
+    inbox: Table
+    outbox: Table
+    subscriptions: Sequence[Subscription]
+    seed: Callable[[AsyncConnection], Awaitable[None]]
+    background: Sequence[BackgroundTask] = ()
