@@ -1,0 +1,172 @@
+"""The whole system in one process: four services on one in-process broker, SQLite each.
+
+This is only another wiring of the same service code the distributed mode runs: every
+service keeps its own database file and talks to the others only through topics.
+"""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ordersaga.config import Settings
+from ordersaga.contracts import topics
+from ordersaga.db.engine import create_schema, make_engine, sqlite_url
+from ordersaga.messaging.consumer import CrashPoints
+from ordersaga.messaging.endpoint import Endpoint
+from ordersaga.messaging.memory import InProcessBroker
+from ordersaga.services.orchestrator import wiring as orchestrator_wiring
+from ordersaga.services.order import wiring as order_wiring
+from ordersaga.services.payment import wiring as payment_wiring
+from ordersaga.services.stock import wiring as stock_wiring
+from ordersaga.services.base import ServiceSpec
+from ordersaga.services.order.api import create_app
+from ordersaga.services.order.tables import orders
+
+SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
+
+
+def service_specs(settings: Settings) -> dict[str, ServiceSpec]:
+    return {
+        "order": order_wiring.spec(settings),
+        "orchestrator": orchestrator_wiring.spec(settings),
+        "stock": stock_wiring.spec(settings),
+        "payment": payment_wiring.spec(settings),
+    }
+
+
+def database_path(data_dir: Path, service: str) -> Path:
+    return data_dir / f"{service}.sqlite3"
+
+
+def embedded_engines(data_dir: Path) -> dict[str, AsyncEngine]:
+    """Engines on the embedded system's databases under ``data_dir`` (for tools)."""
+    return {name: make_engine(sqlite_url(database_path(data_dir, name))) for name in SERVICE_NAMES}
+
+
+@dataclass
+class _Running:
+    spec: ServiceSpec
+    engine: AsyncEngine
+    endpoint: Endpoint
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class EmbeddedSystem:
+    """Start with :meth:`start` (or ``async with``); the order API is :attr:`app`.
+
+    The broker's log is kept under ``data_dir`` unless a ``broker`` is handed in, which
+    then outlives the system (a test can restart the services on the same broker).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        settings: Settings | None = None,
+        *,
+        crash_points: CrashPoints | None = None,
+        broker: InProcessBroker | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.settings = settings or Settings()
+        self._crash_points = crash_points
+        self._services: dict[str, _Running] = {}
+        self._broker = broker
+        self._owns_broker = broker is None
+        self._app: FastAPI | None = None
+
+    @property
+    def broker(self) -> InProcessBroker:
+        if self._broker is None:
+            raise RuntimeError("the embedded system is not started")
+        return self._broker
+
+    @property
+    def app(self) -> FastAPI:
+        if self._app is None:
+            raise RuntimeError("the embedded system is not started")
+        return self._app
+
+    @property
+    def engines(self) -> dict[str, AsyncEngine]:
+        return {name: running.engine for name, running in self._services.items()}
+
+    @property
+    def endpoints(self) -> dict[str, Endpoint]:
+        return {name: running.endpoint for name, running in self._services.items()}
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._owns_broker:
+            broker_file = self.data_dir / "broker.sqlite3"
+            self._broker = InProcessBroker(broker_file, self.settings.partitions)
+        every_topic = [*topics.ALL, *(topics.dead_letter(t) for t in topics.ALL)]
+        await self.broker.create_topics(every_topic, self.settings.partitions)
+        for name, spec in service_specs(self.settings).items():
+            self._services[name] = await self._start_service(name, spec)
+        order_service = self._services["order"]
+        self._app = create_app(order_service.engine, self.settings, order_service.endpoint.relay.wake)
+
+    async def _start_service(self, name: str, spec: ServiceSpec) -> _Running:
+        engine = make_engine(sqlite_url(database_path(self.data_dir, name)))
+        await create_schema(engine, spec.metadata)
+        async with engine.begin() as conn:
+            await spec.seed(conn)
+        endpoint = Endpoint(
+            name=f"{name}-service",
+            broker=self.broker,
+            engine=engine,
+            inbox=spec.inbox,
+            outbox=spec.outbox,
+            subscriptions=spec.subscriptions,
+            crash_points=self._crash_points,
+        )
+        endpoint.start()
+        running = _Running(spec, engine, endpoint)
+        for task in spec.background:
+            loop = asyncio.create_task(task(engine, endpoint.relay.wake), name=f"{name}-background")
+            running.background.append(loop)
+        return running
+
+    async def stop(self) -> None:
+        for running in self._services.values():
+            for task in running.background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await running.endpoint.stop()
+        for running in self._services.values():
+            await running.engine.dispose()
+        self._services.clear()
+        if self._broker is not None and self._owns_broker:
+            await self._broker.close()
+            self._broker = None
+
+    async def __aenter__(self) -> "EmbeddedSystem":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def pending_orders(self) -> int:
+        """Orders not yet COMPLETED or CANCELLED."""
+        async with self._services["order"].engine.connect() as conn:
+            count = await conn.scalar(
+                select(func.count()).select_from(orders).where(orders.c.status == "ORDER_CREATED")
+            )
+        return int(count or 0)
+
+    async def wait_until_quiet(self, timeout: float = 60.0, interval: float = 0.05) -> bool:
+        """Wait until every order has a terminal status; ``False`` if ``timeout`` ran out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await self.pending_orders():
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(interval)
+        return True

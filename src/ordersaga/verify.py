@@ -1,0 +1,167 @@
+"""The design's invariants, checked against the services' databases.
+
+Each check reads only what the services own and says, with figures, whether it holds.
+They are meant for a quiet system: while sagas are in flight, 1 fails by definition.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ordersaga.services.order.tables import orders
+from ordersaga.services.orchestrator.tables import saga_instances
+from ordersaga.services.payment.tables import balances, payments
+from ordersaga.services.stock.tables import reservations, stock
+
+COMPLETED = "ORDER_COMPLETED"
+CANCELLED = "ORDER_CANCELLED"
+
+
+@dataclass(frozen=True)
+class Check:
+    number: int
+    name: str
+    ok: bool
+    figures: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the checks read, fetched once."""
+
+    orders: list[Row[Any]]
+    sagas: list[Row[Any]]
+    stock: list[Row[Any]]
+    reservations: list[Row[Any]]
+    balances: list[Row[Any]]
+    payments: list[Row[Any]]
+
+
+async def _rows(engine: AsyncEngine, table: Table) -> list[Row[Any]]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(table))).all())
+
+
+async def snapshot(engines: Mapping[str, AsyncEngine]) -> Snapshot:
+    return Snapshot(
+        orders=await _rows(engines["order"], orders),
+        sagas=await _rows(engines["orchestrator"], saga_instances),
+        stock=await _rows(engines["stock"], stock),
+        reservations=await _rows(engines["stock"], reservations),
+        balances=await _rows(engines["payment"], balances),
+        payments=await _rows(engines["payment"], payments),
+    )
+
+
+async def verify(engines: Mapping[str, AsyncEngine]) -> list[Check]:
+    """Check every invariant of the design against the databases behind ``engines``."""
+    return check_all(await snapshot(engines))
+
+
+def check_all(s: Snapshot) -> list[Check]:
+    return [
+        _all_terminal(s),
+        _stock_conserved(s),
+        _money_conserved(s),
+        _nothing_negative(s),
+        _one_charge_one_reservation(s),
+        _effects_once(s),
+    ]
+
+
+def _all_terminal(s: Snapshot) -> Check:
+    statuses = Counter(o.status for o in s.orders)
+    open_sagas = sum(1 for g in s.sagas if g.status not in ("COMPLETED", "CANCELLED"))
+    pending = statuses.get("ORDER_CREATED", 0)
+    figures = (
+        f"{len(s.orders)} orders: {statuses.get(COMPLETED, 0)} completed, "
+        f"{statuses.get(CANCELLED, 0)} cancelled, {pending} pending; {open_sagas} sagas open"
+    )
+    return Check(1, "every order ends COMPLETED or CANCELLED", not pending and not open_sagas,
+                 figures)
+
+
+def _completed(s: Snapshot) -> dict[str, Row[Any]]:
+    return {str(o.id): o for o in s.orders if o.status == COMPLETED}
+
+
+def _stock_conserved(s: Snapshot) -> Check:
+    completed = _completed(s)
+    held: dict[int, int] = defaultdict(int)
+    for o in completed.values():
+        held[o.product_id] += o.quantity
+    wrong = [
+        f"product {p.product_id}: {p.initial_quantity} != {p.quantity} + {held[p.product_id]}"
+        for p in s.stock
+        if p.initial_quantity != p.quantity + held[p.product_id]
+    ]
+    initial = sum(p.initial_quantity for p in s.stock)
+    on_hand = sum(p.quantity for p in s.stock)
+    figures = f"initial {initial} = on hand {on_hand} + held by completed {sum(held.values())}"
+    return Check(2, "stock is conserved", not wrong, "; ".join(wrong) or figures)
+
+
+def _money_conserved(s: Snapshot) -> Check:
+    charged: dict[int, Decimal] = defaultdict(Decimal)
+    for o in _completed(s).values():
+        charged[o.user_id] += o.amount
+    wrong = [
+        f"user {b.user_id}: {b.initial_balance} != {b.balance} + {charged[b.user_id]}"
+        for b in s.balances
+        if b.initial_balance != b.balance + charged[b.user_id]
+    ]
+    initial = sum((b.initial_balance for b in s.balances), Decimal(0))
+    balance = sum((b.balance for b in s.balances), Decimal(0))
+    figures = (
+        f"initial {initial} = balances {balance} + charged for completed "
+        f"{sum(charged.values(), Decimal(0))}"
+    )
+    return Check(3, "money is conserved", not wrong, "; ".join(wrong) or figures)
+
+
+def _nothing_negative(s: Snapshot) -> Check:
+    low_stock = min((p.quantity for p in s.stock), default=0)
+    low_balance = min((b.balance for b in s.balances), default=Decimal(0))
+    ok = low_stock >= 0 and low_balance >= 0
+    return Check(4, "nothing goes negative", ok,
+                 f"lowest stock {low_stock}, lowest balance {low_balance}")
+
+
+def _one_charge_one_reservation(s: Snapshot) -> Check:
+    reservation = {str(r.order_id): r for r in s.reservations}
+    payment = {str(p.order_id): p for p in s.payments}
+    wrong: list[str] = []
+    for o in s.orders:
+        r, p = reservation.get(str(o.id)), payment.get(str(o.id))
+        reserved = r is not None and r.status == "RESERVED"
+        charged = p is not None and p.status == "APPROVED"
+        if o.status == COMPLETED:
+            if not (reserved and r.quantity == o.quantity and r.product_id == o.product_id):
+                wrong.append(f"completed order {o.id} has no matching reservation")
+            if not (charged and p.amount == o.amount):
+                wrong.append(f"completed order {o.id} has no matching charge")
+        elif o.status == CANCELLED and (reserved or charged):
+            wrong.append(f"cancelled order {o.id} still holds a {'reservation' if reserved else 'charge'}")
+    done = sum(1 for o in s.orders if o.status in (COMPLETED, CANCELLED))
+    figures = f"{done} finished orders checked against {len(s.reservations)} reservations " \
+              f"and {len(s.payments)} payments"
+    return Check(5, "a COMPLETED order has one charge and one reservation; a CANCELLED none",
+                 not wrong, "; ".join(wrong[:5]) or figures)
+
+
+def _effects_once(s: Snapshot) -> Check:
+    reserved = sum(r.quantity for r in s.reservations if r.status == "RESERVED")
+    taken = sum(p.initial_quantity - p.quantity for p in s.stock)
+    charged = sum((p.amount for p in s.payments if p.status == "APPROVED"), Decimal(0))
+    debited = sum((b.initial_balance - b.balance for b in s.balances), Decimal(0))
+    ok = reserved == taken and charged == debited
+    figures = (
+        f"stock taken {taken} = held by reservations {reserved}; "
+        f"money debited {debited} = held by payments {charged}"
+    )
+    return Check(6, "each message's effect is applied once", ok, figures)
