@@ -62,7 +62,9 @@ def up(
 
 async def _serve_embedded(data_dir: Path, host: str, port: int) -> None:
     async with EmbeddedSystem(data_dir, Settings()) as system:
-        server = uvicorn.Server(uvicorn.Config(system.app, host=host, port=port, log_level="warning"))
+        server = uvicorn.Server(
+            uvicorn.Config(system.app, host=host, port=port, log_level="warning")
+        )
         console.print(
             f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at /docs, "
             f"data in {data_dir.resolve()}. Ctrl-C stops it."
@@ -120,8 +122,10 @@ def _call_api(run: Callable[[], Coroutine[Any, Any, T]], api_url: str) -> T:
         console.print(f"[red]The API refused: {error}[/]")
         raise typer.Exit(1) from None
     except httpx.TransportError as error:
-        console.print(f"[red]Cannot reach the order service at {api_url}: {error!r}.[/]"
-                      " Is `ordersaga up --embedded` running?")
+        console.print(
+            f"[red]Cannot reach the order service at {api_url}: {error!r}.[/]"
+            " Is `ordersaga up --embedded` running?"
+        )
         raise typer.Exit(1) from None
 
 

@@ -41,7 +41,9 @@ class OrderClient:
         params = {k: v for k, v in filters.items() if v is not None}
         return _check(await self._http.get("/api/v1/orders", params=params))
 
-    async def wait(self, order_id: str, timeout: float = 30.0, interval: float = 0.02) -> dict[str, Any]:
+    async def wait(
+        self, order_id: str, timeout: float = 30.0, interval: float = 0.02
+    ) -> dict[str, Any]:
         """Poll the order until it is COMPLETED or CANCELLED, or ``timeout`` runs out."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

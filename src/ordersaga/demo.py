@@ -36,7 +36,7 @@ SCENARIOS = (
     Scenario("product 3, second unit", 3, 3, 1, "ORDER_COMPLETED"),
     Scenario("product 3, last unit", 3, 3, 1, "ORDER_COMPLETED"),
     Scenario("product 3, out of stock", 2, 3, 1, "ORDER_CANCELLED"),
-    Scenario("user 1 cannot afford 3 × 30 with 80 left", 1, 2, 3, "ORDER_CANCELLED"),
+    Scenario("user 1 cannot afford 3 x 30 with 80 left", 1, 2, 3, "ORDER_CANCELLED"),
 )
 
 
@@ -61,7 +61,16 @@ async def run_demo(
 
 async def _scenarios(console: Console, client: OrderClient) -> bool:
     table = Table(title="The original demo's scenarios", title_justify="left")
-    for column in ("scenario", "user", "product", "qty", "amount", "status", "reason", "as expected"):
+    for column in (
+        "scenario",
+        "user",
+        "product",
+        "qty",
+        "amount",
+        "status",
+        "reason",
+        "as expected",
+    ):
         table.add_column(column)
     all_ok = True
     for s in SCENARIOS:
@@ -70,8 +79,13 @@ async def _scenarios(console: Console, client: OrderClient) -> bool:
         ok = order["status"] == s.expected
         all_ok &= ok
         table.add_row(
-            s.title, str(s.user), str(s.product), str(s.quantity), str(order["amount"]),
-            status_text(order["status"]), order.get("reason") or "",
+            s.title,
+            str(s.user),
+            str(s.product),
+            str(s.quantity),
+            str(order["amount"]),
+            status_text(order["status"]),
+            order.get("reason") or "",
             "[green]yes[/]" if ok else "[bold red]NO[/]",
         )
     console.print(table)

@@ -26,8 +26,13 @@ def orders_table(orders: Iterable[dict[str, Any]], title: str = "Orders") -> Tab
         table.add_column(column)
     for o in orders:
         table.add_row(
-            str(o["orderID"]), str(o["userID"]), str(o["productID"]), str(o["quantity"]),
-            str(o["amount"]), status_text(o["status"]), o.get("reason") or "",
+            str(o["orderID"]),
+            str(o["userID"]),
+            str(o["productID"]),
+            str(o["quantity"]),
+            str(o["amount"]),
+            status_text(o["status"]),
+            o.get("reason") or "",
         )
     return table
 

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Row, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.services.order.tables import orders
 from ordersaga.services.orchestrator.tables import saga_instances
+from ordersaga.services.order.tables import orders
 from ordersaga.services.payment.tables import balances, payments
 from ordersaga.services.stock.tables import reservations, stock
 
@@ -82,8 +82,9 @@ def _all_terminal(s: Snapshot) -> Check:
         f"{len(s.orders)} orders: {statuses.get(COMPLETED, 0)} completed, "
         f"{statuses.get(CANCELLED, 0)} cancelled, {pending} pending; {open_sagas} sagas open"
     )
-    return Check(1, "every order ends COMPLETED or CANCELLED", not pending and not open_sagas,
-                 figures)
+    return Check(
+        1, "every order ends COMPLETED or CANCELLED", not pending and not open_sagas, figures
+    )
 
 
 def _completed(s: Snapshot) -> dict[str, Row[Any]]:
@@ -128,8 +129,9 @@ def _nothing_negative(s: Snapshot) -> Check:
     low_stock = min((p.quantity for p in s.stock), default=0)
     low_balance = min((b.balance for b in s.balances), default=Decimal(0))
     ok = low_stock >= 0 and low_balance >= 0
-    return Check(4, "nothing goes negative", ok,
-                 f"lowest stock {low_stock}, lowest balance {low_balance}")
+    return Check(
+        4, "nothing goes negative", ok, f"lowest stock {low_stock}, lowest balance {low_balance}"
+    )
 
 
 def _one_charge_one_reservation(s: Snapshot) -> Check:
@@ -146,12 +148,20 @@ def _one_charge_one_reservation(s: Snapshot) -> Check:
             if not (charged and p.amount == o.amount):
                 wrong.append(f"completed order {o.id} has no matching charge")
         elif o.status == CANCELLED and (reserved or charged):
-            wrong.append(f"cancelled order {o.id} still holds a {'reservation' if reserved else 'charge'}")
+            wrong.append(
+                f"cancelled order {o.id} still holds a {'reservation' if reserved else 'charge'}"
+            )
     done = sum(1 for o in s.orders if o.status in (COMPLETED, CANCELLED))
-    figures = f"{done} finished orders checked against {len(s.reservations)} reservations " \
-              f"and {len(s.payments)} payments"
-    return Check(5, "a COMPLETED order has one charge and one reservation; a CANCELLED none",
-                 not wrong, "; ".join(wrong[:5]) or figures)
+    figures = (
+        f"{done} finished orders checked against {len(s.reservations)} reservations "
+        f"and {len(s.payments)} payments"
+    )
+    return Check(
+        5,
+        "a COMPLETED order has one charge and one reservation; a CANCELLED none",
+        not wrong,
+        "; ".join(wrong[:5]) or figures,
+    )
 
 
 def _effects_once(s: Snapshot) -> Check:

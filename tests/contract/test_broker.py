@@ -18,7 +18,9 @@ BrokerFactory = Callable[[], Awaitable[Broker]]
 
 
 @pytest.fixture(params=["in-process", "in-process-sqlite"])
-async def open_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerFactory]:
+async def open_broker(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[BrokerFactory]:
     """Opens the broker under test; opening it again reaches the same (durable) log."""
     opened: list[Broker] = []
     memory = InProcessBroker(partitions=4)

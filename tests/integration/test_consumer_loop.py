@@ -24,8 +24,12 @@ from ordersaga.messaging.outbox import outbox_table
 from ordersaga.messaging.port import OutgoingMessage, Record
 
 metadata = MetaData()
-seen = Table("seen", metadata, Column("order_id", String(36), primary_key=True),
-             Column("times", Integer, nullable=False))
+seen = Table(
+    "seen",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("times", Integer, nullable=False),
+)
 inbox = inbox_table(metadata)
 outbox = outbox_table(metadata)
 
@@ -49,13 +53,20 @@ class Flaky:
 async def count_and_answer(ctx: HandlerContext, message: OrderUpdated, fault: Flaky) -> None:
     fault()
     key = str(message.orderID)
-    changed = await ctx.conn.execute(update(seen).where(seen.c.order_id == key)
-                                     .values(times=seen.c.times + 1))
+    changed = await ctx.conn.execute(
+        update(seen).where(seen.c.order_id == key).values(times=seen.c.times + 1)
+    )
     if not changed.rowcount:
         await ctx.conn.execute(insert(seen).values(order_id=key, times=1))
-    ctx.send(topics.PRODUCT_RESERVATION_CANCELLED, ProductReservationCancelled(
-        orderID=message.orderID, productID=1, quantity=0,
-        status=ReservationCancelStatus.NOTHING_RESERVED))
+    ctx.send(
+        topics.PRODUCT_RESERVATION_CANCELLED,
+        ProductReservationCancelled(
+            orderID=message.orderID,
+            productID=1,
+            quantity=0,
+            status=ReservationCancelStatus.NOTHING_RESERVED,
+        ),
+    )
 
 
 @pytest.fixture
@@ -67,19 +78,34 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 
 def an_update() -> OutgoingMessage:
-    return envelope(topics.ORDER_UPDATED, OrderUpdated(
-        orderID=uuid4(), userID=1, productID=1, quantity=1, amount=Decimal("20"),
-        status=OrderStatus.ORDER_COMPLETED))
+    return envelope(
+        topics.ORDER_UPDATED,
+        OrderUpdated(
+            orderID=uuid4(),
+            userID=1,
+            productID=1,
+            quantity=1,
+            amount=Decimal("20"),
+            status=OrderStatus.ORDER_COMPLETED,
+        ),
+    )
 
 
-async def run_endpoint(broker: InProcessBroker, engine: AsyncEngine, fault: Flaky,
-                       crash_points: object = None) -> Endpoint:
+async def run_endpoint(
+    broker: InProcessBroker, engine: AsyncEngine, fault: Flaky, crash_points: object = None
+) -> Endpoint:
     async def handle(ctx: HandlerContext, message: OrderUpdated) -> None:
         await count_and_answer(ctx, message, fault)
 
-    endpoint = Endpoint(name="counter", broker=broker, engine=engine, inbox=inbox,
-                        outbox=outbox, subscriptions=[Subscription(topics.ORDER_UPDATED, handle)],
-                        crash_points=crash_points)  # type: ignore[arg-type]
+    endpoint = Endpoint(
+        name="counter",
+        broker=broker,
+        engine=engine,
+        inbox=inbox,
+        outbox=outbox,
+        subscriptions=[Subscription(topics.ORDER_UPDATED, handle)],
+        crash_points=crash_points,
+    )  # type: ignore[arg-type]
     endpoint.start()
     return endpoint
 

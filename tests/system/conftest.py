@@ -25,9 +25,9 @@ async def api_of(system: EmbeddedSystem) -> AsyncIterator[OrderClient]:
 async def embedded(
     data_dir: Path, broker: InProcessBroker | None = None, **options: Any
 ) -> AsyncIterator[tuple[EmbeddedSystem, OrderClient]]:
-    async with EmbeddedSystem(data_dir, Settings(), broker=broker, **options) as system:
-        async with api_of(system) as client:
-            yield system, client
+    system = EmbeddedSystem(data_dir, Settings(), broker=broker, **options)
+    async with system, api_of(system) as client:
+        yield system, client
 
 
 def failed(checks: Sequence[Check]) -> list[str]:

@@ -25,7 +25,10 @@ async def test_an_order_beyond_the_stock_is_cancelled_for_stock(tmp_path: Path) 
         order = await api.wait(placed["orderID"])
         assert order["status"] == "ORDER_CANCELLED"
         assert "stock" in order["reason"]
-        updates = [decode(topics.ORDER_UPDATED, r.value) for r in system.broker.records(topics.ORDER_UPDATED)]
+        updates = [
+            decode(topics.ORDER_UPDATED, r.value)
+            for r in system.broker.records(topics.ORDER_UPDATED)
+        ]
         assert [u.status for u in updates] == ["ORDER_CANCELLED"]
         assert system.broker.records(topics.PROCESS_PAYMENT) == [], "no payment after UNAVAILABLE"
         await assert_invariants(system)
@@ -48,15 +51,28 @@ async def test_every_message_on_the_wire_has_the_contract_headers(tmp_path: Path
         placed = await api.place(user=2, product=2, quantity=1)
         await api.wait(placed["orderID"])
         await assert_invariants(system)
-        flow = [topics.ORDER_CREATED, topics.RESERVE_PRODUCT, topics.PRODUCT_RESERVED,
-                topics.PROCESS_PAYMENT, topics.PAYMENT_PROCESSED, topics.ORDER_UPDATED]
+        flow = [
+            topics.ORDER_CREATED,
+            topics.RESERVE_PRODUCT,
+            topics.PRODUCT_RESERVED,
+            topics.PROCESS_PAYMENT,
+            topics.PAYMENT_PROCESSED,
+            topics.ORDER_UPDATED,
+        ]
         records = [r for t in flow for r in system.broker.records(t)]
     assert len(records) == 6
     assert {r.key for r in records} == {placed["orderID"]}
     assert {r.headers["saga-id"] for r in records} == {placed["orderID"]}
     assert len({r.headers["traceparent"].split("-")[1] for r in records}) == 1
     for record in records:
-        assert set(record.headers) >= {"message-id", "message-type", "saga-id", "causation-id",
-                                       "traceparent", "sent-at", "schema-version"}
+        assert set(record.headers) >= {
+            "message-id",
+            "message-type",
+            "saga-id",
+            "causation-id",
+            "traceparent",
+            "sent-at",
+            "schema-version",
+        }
     caused = [r.headers["causation-id"] for r in records[1:]]
     assert caused == [r.headers["message-id"] for r in records[:-1]]

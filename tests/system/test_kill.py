@@ -25,7 +25,8 @@ def free_port() -> int:
 def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [*CLI, "up", "--embedded", "--data-dir", str(data_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -35,7 +36,9 @@ def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"did not come up: {process.stderr.read().decode() if process.stderr else ''}")
+    raise AssertionError(
+        f"did not come up: {process.stderr.read().decode() if process.stderr else ''}"
+    )
 
 
 def test_sigkill_mid_flight_loses_nothing(tmp_path: Path) -> None:

@@ -19,13 +19,13 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import InProcessBroker
+from ordersaga.services.base import ServiceSpec
 from ordersaga.services.orchestrator import wiring as orchestrator_wiring
 from ordersaga.services.order import wiring as order_wiring
-from ordersaga.services.payment import wiring as payment_wiring
-from ordersaga.services.stock import wiring as stock_wiring
-from ordersaga.services.base import ServiceSpec
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
+from ordersaga.services.payment import wiring as payment_wiring
+from ordersaga.services.stock import wiring as stock_wiring
 
 SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
 
@@ -109,7 +109,9 @@ class EmbeddedSystem:
         for name, spec in service_specs(self.settings).items():
             self._services[name] = await self._start_service(name, spec)
         order_service = self._services["order"]
-        self._app = create_app(order_service.engine, self.settings, order_service.endpoint.relay.wake)
+        self._app = create_app(
+            order_service.engine, self.settings, order_service.endpoint.relay.wake
+        )
 
     async def _start_service(self, name: str, spec: ServiceSpec) -> _Running:
         engine = make_engine(sqlite_url(database_path(self.data_dir, name)))

@@ -1,0 +1,62 @@
+"""Payment rules: what a payment's state means for the answers payment gives.
+
+Pure functions, no I/O: the handlers decide with these and the database enforces.
+"""
+
+from decimal import Decimal
+from enum import StrEnum
+
+from ordersaga.contracts.statuses import PaymentCancelStatus, PaymentStatus
+
+
+class ChargeStatus(StrEnum):
+    """The state of a row in ``payments``: one row per order, never deleted."""
+
+    APPROVED = "APPROVED"
+    """The order's amount was charged to the user's balance."""
+    REJECTED = "REJECTED"
+    """The user could not pay (too little balance, or no such user)."""
+    REFUNDED = "REFUNDED"
+    """The charge was compensated: its amount went back to the balance."""
+    VOIDED = "VOIDED"
+    """Tombstone: the cancel arrived before any payment, so a later payment is refused."""
+
+
+PAYMENT_CANCELLED = "payment was cancelled"
+
+
+def answer_existing(status: ChargeStatus, reason: str | None) -> tuple[PaymentStatus, str | None]:
+    """The answer to a process-payment for an order that already has a payment row.
+
+    A command delivered again (or sent again after a timeout) is answered as the first
+    one was; a payment that follows its own cancel is refused, so nothing is charged
+    for a saga that has already given up on it.
+    """
+    if status is ChargeStatus.APPROVED:
+        return PaymentStatus.PAYMENT_APPROVED, None
+    if status is ChargeStatus.REJECTED:
+        return PaymentStatus.PAYMENT_REJECTED, reason
+    return PaymentStatus.PAYMENT_REJECTED, PAYMENT_CANCELLED
+
+
+def rejection_reason(user_id: int, balance: Decimal | None, amount: Decimal) -> str:
+    """Why a charge of ``amount`` failed; ``balance`` is None for an unknown user."""
+    if balance is None:
+        return f"unknown user {user_id}"
+    return f"insufficient funds: balance {balance:.2f}, amount {amount:.2f}"
+
+
+def refunds(status: ChargeStatus) -> bool:
+    """Whether cancelling a payment in ``status`` gives money back.
+
+    Only an approved charge does; anything else was never charged or has already been
+    refunded, so a cancel of it is answered ``NOTHING_CHARGED`` with amount 0.
+    """
+    return status is ChargeStatus.APPROVED
+
+
+def cancel_answer(refunded: Decimal | None) -> PaymentCancelStatus:
+    """The answer to a cancel that refunded ``refunded`` (None when nothing was refunded)."""
+    if refunded is None:
+        return PaymentCancelStatus.NOTHING_CHARGED
+    return PaymentCancelStatus.PAYMENT_REFUNDED

@@ -1,0 +1,43 @@
+"""The stock service as the runtime sees it: tables, subscriptions and sample data."""
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.config import SAMPLE_STOCK, Settings
+from ordersaga.contracts import topics
+from ordersaga.messaging.consumer import Subscription
+from ordersaga.services.base import ServiceSpec
+from ordersaga.services.stock.handlers import (
+    handle_cancel_product_reservation,
+    handle_reserve_product,
+)
+from ordersaga.services.stock.tables import inbox, metadata, outbox, stock
+
+
+async def seed(conn: AsyncConnection) -> None:
+    """Put the sample stock on hand if the stock table is empty; a no-op otherwise."""
+    if await conn.scalar(select(func.count()).select_from(stock)):
+        return
+    await conn.execute(
+        insert(stock),
+        [
+            {"product_id": product_id, "quantity": quantity, "initial_quantity": quantity}
+            for product_id, quantity in SAMPLE_STOCK.items()
+        ],
+    )
+
+
+def spec(settings: Settings) -> ServiceSpec:
+    """The stock service: answers reserve-product and cancel-product-reservation."""
+    del settings  # nothing in the stock service is configurable yet
+    return ServiceSpec(
+        name="stock",
+        metadata=metadata,
+        inbox=inbox,
+        outbox=outbox,
+        subscriptions=[
+            Subscription(topics.RESERVE_PRODUCT, handle_reserve_product),
+            Subscription(topics.CANCEL_PRODUCT_RESERVATION, handle_cancel_product_reservation),
+        ],
+        seed=seed,
+    )
