@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ordersaga.client import OrderClient
@@ -97,7 +97,7 @@ async def _random_orders(
 ) -> None:
     in_flight = asyncio.Semaphore(32)
 
-    async def place(progress: Progress, task: int) -> None:
+    async def place(progress: Progress, task: TaskID) -> None:
         async with in_flight:
             await client.place(rng.randint(1, 3), rng.randint(1, 3), rng.randint(1, 3))
             progress.advance(task)

@@ -135,22 +135,19 @@ def _nothing_negative(s: Snapshot) -> Check:
 
 
 def _one_charge_one_reservation(s: Snapshot) -> Check:
-    reservation = {str(r.order_id): r for r in s.reservations}
-    payment = {str(p.order_id): p for p in s.payments}
+    reserved = {str(r.order_id): r for r in s.reservations if r.status == "RESERVED"}
+    charged = {str(p.order_id): p for p in s.payments if p.status == "APPROVED"}
     wrong: list[str] = []
     for o in s.orders:
-        r, p = reservation.get(str(o.id)), payment.get(str(o.id))
-        reserved = r is not None and r.status == "RESERVED"
-        charged = p is not None and p.status == "APPROVED"
+        r, p = reserved.get(str(o.id)), charged.get(str(o.id))
         if o.status == COMPLETED:
-            if not (reserved and r.quantity == o.quantity and r.product_id == o.product_id):
+            if r is None or (r.quantity, r.product_id) != (o.quantity, o.product_id):
                 wrong.append(f"completed order {o.id} has no matching reservation")
-            if not (charged and p.amount == o.amount):
+            if p is None or p.amount != o.amount:
                 wrong.append(f"completed order {o.id} has no matching charge")
-        elif o.status == CANCELLED and (reserved or charged):
-            wrong.append(
-                f"cancelled order {o.id} still holds a {'reservation' if reserved else 'charge'}"
-            )
+        elif o.status == CANCELLED and (r is not None or p is not None):
+            held = "reservation" if r is not None else "charge"
+            wrong.append(f"cancelled order {o.id} still holds a {held}")
     done = sum(1 for o in s.orders if o.status in (COMPLETED, CANCELLED))
     figures = (
         f"{done} finished orders checked against {len(s.reservations)} reservations "

@@ -1,9 +1,9 @@
 """The inbox: the ``message-id`` of every message handled, recorded with its effect."""
 
-from datetime import UTC, datetime
-
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.db.timestamps import UtcDateTime, utc_now
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -12,7 +12,7 @@ def inbox_table(metadata: MetaData) -> Table:
         metadata,
         Column("message_id", String(64), primary_key=True),
         Column("topic", String(255), nullable=False),
-        Column("processed_at", DateTime(timezone=True), nullable=False),
+        Column("processed_at", UtcDateTime, nullable=False),
     )
 
 
@@ -26,6 +26,6 @@ async def record_once(conn: AsyncConnection, table: Table, message_id: str, topi
     if seen is not None:
         return False
     await conn.execute(
-        insert(table).values(message_id=message_id, topic=topic, processed_at=datetime.now(UTC))
+        insert(table).values(message_id=message_id, topic=topic, processed_at=utc_now())
     )
     return True

@@ -11,11 +11,9 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
-    DateTime,
     LargeBinary,
     MetaData,
     String,
@@ -27,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ordersaga.db.timestamps import UtcDateTime, utc_now
 from ordersaga.db.types import BigId
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.port import OutgoingMessage, Producer
@@ -43,7 +42,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("message_key", String(255), nullable=False),
         Column("value", LargeBinary, nullable=False),
         Column("headers", Text, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
     )
 
 
@@ -53,7 +52,7 @@ async def write_outbox(
     """Add ``messages`` to the outbox within the transaction of ``conn``."""
     if not messages:
         return
-    now = datetime.now(UTC)
+    now = utc_now()
     await conn.execute(
         insert(table),
         [

@@ -130,8 +130,9 @@ class EmbeddedSystem:
         endpoint.start()
         running = _Running(spec, engine, endpoint)
         for task in spec.background:
-            loop = asyncio.create_task(task(engine, endpoint.relay.wake), name=f"{name}-background")
-            running.background.append(loop)
+            running.background.append(
+                asyncio.create_task(task(engine, endpoint.relay.wake), name=f"{name}-background")
+            )
         return running
 
     async def stop(self) -> None:

@@ -1,7 +1,8 @@
 """What every service hands to the wiring: its tables, subscriptions, seed and tasks."""
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -9,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ordersaga.messaging.consumer import Subscription
 
 WakeRelay = Callable[[], None]
-BackgroundTask = Callable[[AsyncEngine, WakeRelay], Awaitable[None]]
+BackgroundTask = Callable[[AsyncEngine, WakeRelay], Coroutine[Any, Any, None]]
 """A loop a service runs beside its consumer (the orchestrator's deadline timer)."""
 
 

@@ -1,0 +1,27 @@
+"""The order service's HTTP API."""
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ordersaga.config import Settings
+from ordersaga.services.order.deps import OrderServiceContext
+from ordersaga.services.order.errors import install_error_handlers
+from ordersaga.services.order.routers import health, orders, products
+from ordersaga.services.order.schemas import PlaceOrderBody
+
+
+def create_app(engine: AsyncEngine, settings: Settings, wake_relay: Callable[[], None]) -> FastAPI:
+    """The API on ``engine``; ``wake_relay`` is called after an order's transaction commits,
+    so its ``order-created`` message leaves the outbox without waiting for a poll."""
+    app = FastAPI(
+        title="ordersaga order service",
+        description="Place orders and follow them through the place-order saga.",
+        version="1",
+    )
+    app.state.order_service = OrderServiceContext(engine, settings, wake_relay)
+    install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
+    for router in (orders.router, products.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,155 @@
+"""Readable 4xx answers: one sentence that names the field, and a list of field errors.
+
+FastAPI's own validation errors are lists of pydantic error dicts; a client deserves
+"quantity: must be less than or equal to 100" instead.
+"""
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+
+from ordersaga.services.order.model import OrderRejected
+from ordersaga.services.order.schemas import ErrorBody, FieldError
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 1
+
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+_INTEGER_ERRORS = frozenset({"int_type", "int_parsing", "int_from_float", "int_parsing_size"})
+_OBJECT_ERRORS = frozenset({"model_attributes_type", "model_type", "dict_type"})
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "greater than or equal to"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "less than or equal to"),
+}
+_UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's words for it
+_SAMPLE_UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+
+class NotFound(Exception):
+    """Something the client named does not exist; answered 404."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.detail = detail
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """``("body", "quantity")`` → ``quantity``; the request part alone names the body."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    if parts and parts[0] in _LOCATIONS:
+        parts = parts[1:] or parts
+    return ".".join(parts) or "body"
+
+
+def shown(value: Any) -> str:
+    """A short rendering of what the client sent, as JSON would spell it."""
+    if value is None or isinstance(value, bool | int | float | str):
+        text = json.dumps(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(value, list | tuple):
+        return "an array"
+    return "an object"
+
+
+def problem(error: Mapping[str, Any]) -> str:
+    """What is wrong, in words, for one pydantic error (without the field's name)."""
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not an accepted field"
+    if kind == "json_invalid":
+        at = next((p for p in error.get("loc", ()) if isinstance(p, int)), None)
+        where = f" at character {at}" if at is not None else ""
+        return f"malformed JSON{where}: {ctx.get('error', 'cannot be parsed')}"
+    if kind in _OBJECT_ERRORS and isinstance(error.get("input"), bytes | bytearray):
+        return "must be a JSON object sent with Content-Type: application/json"
+    if kind in _OBJECT_ERRORS:
+        return f"must be a JSON object, not {shown(error.get('input'))}"
+    if kind in _INTEGER_ERRORS:
+        return f"must be an integer, not {shown(error.get('input'))}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"must be {words} {ctx.get(key)}"
+    if kind == "enum":
+        return f"must be one of {ctx.get('expected')}"
+    if kind.startswith("uuid_"):
+        return f"must be a UUID such as {_SAMPLE_UUID}"
+    message = str(error.get("msg", "is not valid"))
+    return message.replace("Input should", "should", 1).replace("String should", "should", 1)
+
+
+def field_errors(errors: Sequence[Any], accepted: Sequence[str] = ()) -> list[FieldError]:
+    """One :class:`FieldError` per pydantic error dict."""
+    result = []
+    for error in errors:
+        field = field_name(error.get("loc", ()))
+        message = problem(error)
+        if accepted and error.get("type") == "extra_forbidden":
+            message += f"; accepted fields: {', '.join(accepted)}"
+        if accepted and error.get("type") == "missing" and field == "body":
+            message += f": send a JSON object with {', '.join(accepted)}"
+        result.append(FieldError(field=field, message=message))
+    return result
+
+
+def error_response(status: int, detail: str, errors: Sequence[FieldError] = ()) -> JSONResponse:
+    """A JSON :class:`ErrorBody` answer."""
+    body = ErrorBody(detail=detail, errors=list(errors))
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+
+def install_error_handlers(app: FastAPI, accepted_body_fields: Sequence[str] = ()) -> None:
+    """Make every 4xx a readable :class:`ErrorBody`; ``accepted_body_fields`` help
+    a client who sent an unknown field."""
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = field_errors(exc.errors(), accepted_body_fields)
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
+        return error_response(422, detail, errors)
+
+    async def on_rejected(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, OrderRejected)
+        return error_response(422, str(exc), [FieldError(field=exc.field, message=str(exc))])
+
+    async def on_not_found(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, NotFound)
+        return error_response(404, exc.detail, [FieldError(field=exc.field, message="not found")])
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+            # Not UTF-8, or a number too long for the JSON parser: malformed JSON too.
+            message = "malformed JSON: cannot be parsed as UTF-8 JSON"
+            return error_response(
+                422, f"body: {message}", [FieldError(field="body", message=message)]
+            )
+        response = error_response(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def on_database_down(_: Request, exc: Exception) -> JSONResponse:
+        # The database being away is the client's cue to retry, not a server bug.
+        log.warning("order database unavailable: %s", exc)
+        response = error_response(503, "the order database is unavailable; retry shortly")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(OperationalError, on_database_down)
+    app.add_exception_handler(OrderRejected, on_rejected)
+    app.add_exception_handler(NotFound, on_not_found)
+    app.add_exception_handler(HTTPException, on_http)

@@ -1,0 +1,40 @@
+"""The order service's handler: an order's final status, as the saga decided it."""
+
+import logging
+
+from ordersaga.contracts.messages import OrderUpdated
+from ordersaga.db.timestamps import utc_now
+from ordersaga.messaging.consumer import HandlerContext
+from ordersaga.services.order import repository
+from ordersaga.services.order.model import final_reason
+
+log = logging.getLogger(__name__)
+
+
+async def handle_order_updated(ctx: HandlerContext, message: OrderUpdated) -> None:
+    """Record the final status of an ORDER_CREATED order; a final status is never changed.
+
+    An update for an order that is already final, or that this service does not know,
+    changes nothing and is logged. Nothing is sent: the saga ends here.
+    """
+    saga = ctx.cause.saga_id
+    if not message.status.is_terminal:
+        log.warning(
+            "saga %s: ignored order-updated to %s, not a final status", saga, message.status
+        )
+        return
+    reason = final_reason(message.status, message.reason)
+    if await repository.finish_order(ctx.conn, message.orderID, message.status, reason, utc_now()):
+        log.info("saga %s: order %s is %s", saga, message.orderID, message.status)
+        return
+    current = await repository.order_status(ctx.conn, message.orderID)
+    if current is None:
+        log.warning("saga %s: ignored order-updated for unknown order %s", saga, message.orderID)
+    else:
+        log.warning(
+            "saga %s: ignored order-updated to %s; order %s is already %s",
+            saga,
+            message.status,
+            message.orderID,
+            current,
+        )

@@ -1,0 +1,109 @@
+"""Placing an order: the order row and its ``order-created`` message, in one transaction.
+
+An ``Idempotency-Key`` never changes meaning: the first request that uses it creates
+the order, every later one with the same body gets that order back and creates nothing,
+and one with a different body is refused. When two requests race with one key, the
+unique constraint on ``orders.idempotency_key`` picks the winner; the loser reads the
+winner's order once the winner has committed.
+"""
+
+import logging
+from collections.abc import Callable
+from uuid import uuid4
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ordersaga.contracts import topics
+from ordersaga.contracts.messages import OrderCreated
+from ordersaga.contracts.statuses import OrderStatus
+from ordersaga.db.timestamps import utc_now
+from ordersaga.messaging.envelope import envelope
+from ordersaga.messaging.outbox import write_outbox
+from ordersaga.services.order import repository
+from ordersaga.services.order.model import (
+    IdempotencyKeyReused,
+    Order,
+    OrderRequest,
+    Placement,
+    UnknownProduct,
+    order_amount,
+)
+from ordersaga.services.order.tables import outbox
+
+log = logging.getLogger(__name__)
+
+
+async def place_order(
+    engine: AsyncEngine,
+    request: OrderRequest,
+    *,
+    idempotency_key: str | None,
+    wake_relay: Callable[[], None],
+) -> Placement:
+    """Create the order ``request`` asks for, or return the one its idempotency key made.
+
+    Raises :class:`UnknownProduct` for a product not in the catalog and
+    :class:`IdempotencyKeyReused` when the key was used for a different order.
+    """
+    if idempotency_key is not None:
+        replay = await _replay(engine, request, idempotency_key)
+        if replay is not None:
+            return replay
+    try:
+        async with engine.begin() as conn:
+            order = await _create(conn, request, idempotency_key)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # Another request with this key committed between our look-up and our insert.
+        replay = await _replay(engine, request, idempotency_key)
+        if replay is None:
+            raise
+        return replay
+    wake_relay()
+    log.info("saga %s: order created for user %d", order.id, order.user_id)
+    return Placement(order, created=True)
+
+
+async def _replay(engine: AsyncEngine, request: OrderRequest, key: str) -> Placement | None:
+    async with engine.connect() as conn:
+        existing = await repository.order_by_idempotency_key(conn, key)
+    if existing is None:
+        return None
+    if not existing.matches(request):
+        raise IdempotencyKeyReused(key)
+    return Placement(existing, created=False)
+
+
+async def _create(conn: AsyncConnection, request: OrderRequest, key: str | None) -> Order:
+    price = await repository.product_price(conn, request.product_id)
+    if price is None:
+        raise UnknownProduct(request.product_id, await repository.product_ids(conn))
+    now = utc_now()
+    order = Order(
+        id=uuid4(),
+        user_id=request.user_id,
+        product_id=request.product_id,
+        quantity=request.quantity,
+        amount=order_amount(price, request.quantity),
+        status=OrderStatus.ORDER_CREATED,
+        reason=None,
+        created_at=now,
+        updated_at=now,
+    )
+    await repository.insert_order(conn, order, key)
+    await write_outbox(conn, outbox, [envelope(topics.ORDER_CREATED, order_created(order))])
+    return order
+
+
+def order_created(order: Order) -> OrderCreated:
+    """The ``order-created`` message that starts the saga of ``order``."""
+    return OrderCreated(
+        orderID=order.id,
+        userID=order.user_id,
+        productID=order.product_id,
+        quantity=order.quantity,
+        amount=order.amount,
+        status=OrderStatus.ORDER_CREATED,
+    )

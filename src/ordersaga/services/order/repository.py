@@ -1,0 +1,135 @@
+"""Reading and writing the order service's tables, on a connection the caller owns."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, Row, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.contracts.statuses import OrderStatus
+from ordersaga.services.order.model import Order, Product
+from ordersaga.services.order.tables import orders, products
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """Which orders a listing returns; ``None`` means any."""
+
+    user_id: int | None = None
+    status: OrderStatus | None = None
+
+
+def _order(row: Row[Any]) -> Order:
+    return Order(
+        id=UUID(row.id),
+        user_id=row.user_id,
+        product_id=row.product_id,
+        quantity=row.quantity,
+        amount=row.amount,
+        status=OrderStatus(row.status),
+        reason=row.reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def product_price(conn: AsyncConnection, product_id: int) -> Decimal | None:
+    """The catalog price of ``product_id``, or ``None`` if there is no such product."""
+    price: Decimal | None = await conn.scalar(
+        select(products.c.price).where(products.c.id == product_id)
+    )
+    return price
+
+
+async def product_ids(conn: AsyncConnection) -> list[int]:
+    """The ids of every product in the catalog, in order."""
+    return list((await conn.scalars(select(products.c.id).order_by(products.c.id))).all())
+
+
+async def list_products(conn: AsyncConnection) -> list[Product]:
+    """The whole catalog, by product id."""
+    rows = await conn.execute(select(products).order_by(products.c.id))
+    return [Product(id=r.id, name=r.name, price=r.price) for r in rows]
+
+
+async def insert_order(conn: AsyncConnection, order: Order, idempotency_key: str | None) -> None:
+    """Insert ``order``; a reused ``idempotency_key`` fails on the unique constraint."""
+    await conn.execute(
+        insert(orders).values(
+            id=str(order.id),
+            user_id=order.user_id,
+            product_id=order.product_id,
+            quantity=order.quantity,
+            amount=order.amount,
+            status=order.status.value,
+            reason=order.reason,
+            idempotency_key=idempotency_key,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+    )
+
+
+async def get_order(conn: AsyncConnection, order_id: UUID) -> Order | None:
+    row = (await conn.execute(select(orders).where(orders.c.id == str(order_id)))).first()
+    return _order(row) if row else None
+
+
+async def order_by_idempotency_key(conn: AsyncConnection, key: str) -> Order | None:
+    row = (await conn.execute(select(orders).where(orders.c.idempotency_key == key))).first()
+    return _order(row) if row else None
+
+
+def _conditions(where: OrderFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if where.user_id is not None:
+        conditions.append(orders.c.user_id == where.user_id)
+    if where.status is not None:
+        conditions.append(orders.c.status == where.status.value)
+    return conditions
+
+
+async def list_orders(
+    conn: AsyncConnection, where: OrderFilter, *, limit: int, offset: int
+) -> tuple[list[Order], int]:
+    """One page of the orders matching ``where``, newest first, and how many match in all."""
+    conditions = _conditions(where)
+    total = await conn.scalar(select(func.count()).select_from(orders).where(*conditions))
+    rows = await conn.execute(
+        select(orders)
+        .where(*conditions)
+        # The id breaks ties between orders created in the same microsecond.
+        .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_order(r) for r in rows], int(total or 0)
+
+
+async def finish_order(
+    conn: AsyncConnection,
+    order_id: UUID,
+    status: OrderStatus,
+    reason: str | None,
+    now: datetime,
+) -> bool:
+    """Move an ORDER_CREATED order to ``status``; ``False`` if it was not ORDER_CREATED.
+
+    One conditional update, so a final status is never overwritten, however messages
+    interleave: whichever update commits first wins and the other changes nothing.
+    """
+    result = await conn.execute(
+        update(orders)
+        .where(orders.c.id == str(order_id), orders.c.status == OrderStatus.ORDER_CREATED.value)
+        .values(status=status.value, reason=reason, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+async def order_status(conn: AsyncConnection, order_id: UUID) -> OrderStatus | None:
+    """The current status of ``order_id``, or ``None`` for an unknown order."""
+    status = await conn.scalar(select(orders.c.status).where(orders.c.id == str(order_id)))
+    return OrderStatus(status) if status is not None else None

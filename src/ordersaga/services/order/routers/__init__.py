@@ -1,0 +1,1 @@
+"""The order service's HTTP routes, one router per resource."""

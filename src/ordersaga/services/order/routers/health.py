@@ -1,0 +1,46 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (and so does its database)."""
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ordersaga.services.order.deps import EngineDep
+from ordersaga.services.order.schemas import Healthy, Unready
+
+READY_TIMEOUT = 2.0
+
+router = APIRouter(tags=["health"])
+
+
+async def database_problem(engine: AsyncEngine, timeout: float = READY_TIMEOUT) -> str | None:
+    """Why the database cannot serve requests, or ``None`` when it answers ``SELECT 1``."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"database did not answer within {timeout:g}s"
+    except Exception as error:
+        return f"database unreachable: {type(error).__name__}: {error}".splitlines()[0]
+    return None
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> Healthy:
+    return Healthy()
+
+
+@router.get(
+    "/readyz",
+    summary="The database answers",
+    response_model=Healthy,
+    responses={503: {"model": Unready, "description": "The database does not answer"}},
+)
+async def readyz(engine: EngineDep) -> Healthy | JSONResponse:
+    problem = await database_problem(engine)
+    if problem is None:
+        return Healthy()
+    return JSONResponse(Unready(reason=problem).model_dump(), status_code=503)

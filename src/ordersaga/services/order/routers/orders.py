@@ -1,0 +1,112 @@
+"""``/api/v1/orders``: place an order, list orders, read one."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi.exceptions import RequestValidationError
+
+from ordersaga.contracts.statuses import OrderStatus
+from ordersaga.services.order import repository
+from ordersaga.services.order.deps import EngineDep, SettingsDep, WakeRelayDep
+from ordersaga.services.order.errors import NotFound
+from ordersaga.services.order.model import OrderRequest
+from ordersaga.services.order.placing import place_order
+from ordersaga.services.order.schemas import (
+    INT_MAX,
+    ErrorBody,
+    OrderOut,
+    OrderPage,
+    PlaceOrderBody,
+)
+
+PREFIX = "/api/v1/orders"
+
+router = APIRouter(prefix=PREFIX, tags=["orders"])
+
+
+def order_request(body: PlaceOrderBody, settings: SettingsDep) -> OrderRequest:
+    """The validated body; the quantity's upper bound is a setting, so it is checked here."""
+    if body.quantity > settings.max_quantity:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("body", "quantity"),
+                    "msg": f"Input should be less than or equal to {settings.max_quantity}",
+                    "input": body.quantity,
+                    "ctx": {"le": settings.max_quantity},
+                }
+            ]
+        )
+    return OrderRequest(user_id=body.userID, product_id=body.productID, quantity=body.quantity)
+
+
+OrderRequestDep = Annotated[OrderRequest, Depends(order_request)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retrying with the same key returns the same order and creates nothing.",
+    ),
+]
+
+
+def location(order_id: UUID) -> str:
+    return f"{PREFIX}/{order_id}"
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Place an order",
+    responses={
+        200: {"model": OrderOut, "description": "A retry with an Idempotency-Key already used"},
+        422: {"model": ErrorBody, "description": "Invalid body or unknown product"},
+    },
+)
+async def create_order(
+    request: OrderRequestDep,
+    response: Response,
+    engine: EngineDep,
+    wake_relay: WakeRelayDep,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderOut:
+    placement = await place_order(
+        engine, request, idempotency_key=idempotency_key, wake_relay=wake_relay
+    )
+    response.headers["Location"] = location(placement.order.id)
+    if not placement.created:
+        response.status_code = 200
+    return OrderOut.of(placement.order)
+
+
+@router.get("", summary="List orders, newest first", responses={422: {"model": ErrorBody}})
+async def list_orders(
+    engine: EngineDep,
+    user_id: Annotated[int | None, Query(alias="userID", gt=0, le=INT_MAX)] = None,
+    status: Annotated[OrderStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
+) -> OrderPage:
+    where = repository.OrderFilter(user_id=user_id, status=status)
+    async with engine.connect() as conn:
+        found, total = await repository.list_orders(conn, where, limit=limit, offset=offset)
+    return OrderPage(items=[OrderOut.of(o) for o in found], total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{orderID}",
+    summary="Read one order",
+    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def get_order(
+    engine: EngineDep, order_id: Annotated[UUID, Path(alias="orderID")]
+) -> OrderOut:
+    async with engine.connect() as conn:
+        order = await repository.get_order(conn, order_id)
+    if order is None:
+        raise NotFound("orderID", f"order {order_id} not found")
+    return OrderOut.of(order)

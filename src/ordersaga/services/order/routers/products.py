@@ -1,0 +1,16 @@
+"""``/api/v1/products``: the catalog, so a client knows which products and prices exist."""
+
+from fastapi import APIRouter
+
+from ordersaga.services.order import repository
+from ordersaga.services.order.deps import EngineDep
+from ordersaga.services.order.schemas import Catalog, ProductOut
+
+router = APIRouter(prefix="/api/v1/products", tags=["products"])
+
+
+@router.get("", summary="The product catalog")
+async def list_products(engine: EngineDep) -> Catalog:
+    async with engine.connect() as conn:
+        found = await repository.list_products(conn)
+    return Catalog(items=[ProductOut.of(p) for p in found])

@@ -1,0 +1,35 @@
+"""What the order service hands to the wiring: tables, its subscription and its seed."""
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.config import SAMPLE_PRICES, Settings
+from ordersaga.contracts import topics
+from ordersaga.messaging.consumer import Subscription
+from ordersaga.services.base import ServiceSpec
+from ordersaga.services.order import tables
+from ordersaga.services.order.handlers import handle_order_updated
+
+
+async def seed(conn: AsyncConnection) -> None:
+    """Fill an empty catalog with the sample products; leave a catalog with products alone."""
+    count = await conn.scalar(select(func.count()).select_from(tables.products))
+    if count:
+        return
+    await conn.execute(
+        insert(tables.products),
+        [{"id": pid, "name": name, "price": price} for pid, (name, price) in SAMPLE_PRICES.items()],
+    )
+
+
+def spec(settings: Settings) -> ServiceSpec:
+    """The order service: consumes ``order-updated``; the HTTP API is built by ``api``."""
+    del settings  # nothing in the order service's messaging depends on settings
+    return ServiceSpec(
+        name="order",
+        metadata=tables.metadata,
+        inbox=tables.inbox,
+        outbox=tables.outbox,
+        subscriptions=[Subscription(topics.ORDER_UPDATED, handle_order_updated)],
+        seed=seed,
+    )
