@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ordersaga.client import OrderClient
 from ordersaga.config import Settings
-from ordersaga.report import checks_table, status_text
+from ordersaga.report import checks_table, money_text, status_text
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.verify import verify
 
@@ -36,7 +36,7 @@ SCENARIOS = (
     Scenario("product 3, second unit", 3, 3, 1, "ORDER_COMPLETED"),
     Scenario("product 3, last unit", 3, 3, 1, "ORDER_COMPLETED"),
     Scenario("product 3, out of stock", 2, 3, 1, "ORDER_CANCELLED"),
-    Scenario("user 1 cannot afford 3 x 30 with 80 left", 1, 2, 3, "ORDER_CANCELLED"),
+    Scenario("user 1 cannot afford 90 with 80 left", 1, 2, 3, "ORDER_CANCELLED"),
 )
 
 
@@ -83,7 +83,7 @@ async def _scenarios(console: Console, client: OrderClient) -> bool:
             str(s.user),
             str(s.product),
             str(s.quantity),
-            str(order["amount"]),
+            money_text(order["amount"]),
             status_text(order["status"]),
             order.get("reason") or "",
             "[green]yes[/]" if ok else "[bold red]NO[/]",
@@ -112,8 +112,13 @@ async def _random_orders(
         progress.update(finishing, completed=count)
 
 
+def _kind(reason: str) -> str:
+    """The kind of a reason without its figures: "stock: insufficient stock for product 3"."""
+    return ":".join(reason.split(":")[:2])
+
+
 def _outcomes_table(orders: list[dict[str, object]], total: int) -> Table:
-    counts = Counter((str(o["status"]), str(o.get("reason") or "")) for o in orders)
+    counts = Counter((str(o["status"]), _kind(str(o.get("reason") or ""))) for o in orders)
     table = Table(title=f"Outcomes of all {total} orders", title_justify="left")
     table.add_column("status")
     table.add_column("reason")

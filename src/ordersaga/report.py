@@ -1,6 +1,7 @@
 """Rendering results for a person: invariant checks and order tables."""
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from rich.table import Table
@@ -35,6 +36,11 @@ def orders_table(orders: Iterable[dict[str, Any]], title: str = "Orders") -> Tab
             o.get("reason") or "",
         )
     return table
+
+
+def money_text(amount: object) -> str:
+    """An amount as the API returns it (a JSON number), shown with its two decimals."""
+    return f"{Decimal(str(amount)):.2f}"
 
 
 def status_text(status: str) -> str:

@@ -48,14 +48,21 @@ class DuplicatingBroker(InProcessBroker):
 
 
 class CrashSometimes:
-    """Kills a consumer after its database commit, before its offset commit."""
+    """Kills a consumer after its database commit, before its offset commit: at a chosen
+    share of the records, once each (a consumer that died at every record would never
+    commit an offset again)."""
 
     def __init__(self, seed: int, probability: float) -> None:
         self._rng = random.Random(seed)
         self._probability = probability
+        self._decided: set[tuple[str, int, int]] = set()
         self.crashes = 0
 
     def after_db_commit(self, record: Record) -> bool:
+        where = (record.topic, record.partition, record.offset)
+        if where in self._decided:
+            return False
+        self._decided.add(where)
         crash = self._rng.random() < self._probability
         self.crashes += crash
         return crash
@@ -90,4 +97,5 @@ async def test_a_system_stopped_mid_flight_finishes_every_saga_after_a_restart(
     assert interrupted > 0, "the stop should catch sagas in flight"
     async with embedded(tmp_path) as (system, api):
         await assert_invariants(system)
-        assert all((await api.get(i))["status"] != "ORDER_CREATED" for i in ids)
+        statuses = {(await api.get(i))["status"] for i in ids}
+    assert statuses <= {"ORDER_COMPLETED", "ORDER_CANCELLED"}

@@ -16,7 +16,7 @@ async def test_an_affordable_order_in_stock_completes(tmp_path: Path) -> None:
         assert Decimal(str(order["amount"])) == Decimal("40.00")
         checks = await assert_invariants(system)
     assert "initial 13 = on hand 11 + held by completed 2" in checks[1].figures
-    assert "balances 380.00 + charged for completed 40.00" in checks[2].figures
+    assert "balances 360.00 + charged for completed 40.00" in checks[2].figures
 
 
 async def test_an_order_beyond_the_stock_is_cancelled_for_stock(tmp_path: Path) -> None:

@@ -1,0 +1,106 @@
+"""Applying the pure transitions to stored sagas, inside the caller's transaction.
+
+Each method reads the saga (locked), applies one transition, saves it with its version
+checked, appends the history entry and returns the messages to send, which the caller
+writes to its outbox in the same transaction.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.contracts.messages import WireMessage
+from ordersaga.saga import transitions
+from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
+from ordersaga.saga.state import SagaState, Transition
+from ordersaga.saga.store import SagaStore
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SagaRunner:
+    """One saga definition, where its instances are stored, and its timeouts."""
+
+    definition: SagaDefinition
+    store: SagaStore
+    timeouts: Timeouts
+    clock: Callable[[], datetime] = utc_now
+
+    async def start(
+        self,
+        conn: AsyncConnection,
+        saga_id: str,
+        data: Mapping[str, Any],
+        *,
+        traceparent: str = "",
+        message_id: str | None = None,
+    ) -> list[Send]:
+        """Start saga ``saga_id``; nothing to send if it was started before."""
+        now = self.clock()
+        existing = await self.store.load_for_update(conn, saga_id)
+        if existing is not None:
+            again = transitions.start_again(existing)
+            return await self._record(conn, existing, again, now, message_id)
+        started = transitions.start(
+            self.definition, saga_id, data, now, self.timeouts, traceparent=traceparent
+        )
+        await self.store.insert(conn, started.state, now)
+        await self.store.append_history(conn, saga_id, started.entry, now, message_id)
+        log.info("saga %s: %s", saga_id, started.entry.note)
+        return started.messages
+
+    async def reply(
+        self,
+        conn: AsyncConnection,
+        saga_id: str,
+        topic: str,
+        message: WireMessage,
+        message_id: str | None = None,
+    ) -> list[Send]:
+        """Apply a reply on ``topic`` to saga ``saga_id``; an unknown saga is logged only."""
+        state = await self.store.load_for_update(conn, saga_id)
+        if state is None:
+            log.warning("saga %s: %s for an unknown saga ignored", saga_id, topic)
+            return []
+        now = self.clock()
+        transition = transitions.on_reply(
+            self.definition, state, topic, message, now, self.timeouts
+        )
+        return await self._record(conn, state, transition, now, message_id)
+
+    async def deadline(self, conn: AsyncConnection, state: SagaState, now: datetime) -> list[Send]:
+        """Act on the passed deadline of ``state``, a saga read (and locked) in ``conn``."""
+        transition = transitions.on_deadline(self.definition, state, now, self.timeouts)
+        return await self._record(conn, state, transition, now, None)
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        before: SagaState,
+        transition: Transition,
+        now: datetime,
+        message_id: str | None,
+    ) -> list[Send]:
+        entry = transition.entry
+        if transition.state != before:
+            await self.store.save(conn, transition.state, now)
+        await self.store.append_history(conn, before.saga_id, entry, now, message_id)
+        log.info(
+            "saga %s: %s %s (%s → %s): %s",
+            before.saga_id,
+            entry.event,
+            entry.outcome,
+            entry.from_status,
+            entry.to_status,
+            entry.note,
+        )
+        return transition.messages

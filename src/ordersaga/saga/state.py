@@ -1,0 +1,70 @@
+"""A saga instance's state, and what a transition leaves behind. Plain values, no I/O."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from ordersaga.saga.definition import Send
+
+
+class SagaStatus(StrEnum):
+    RUNNING = "RUNNING"
+    """Commanding the steps in order, waiting for the current step's reply."""
+    COMPENSATING = "COMPENSATING"
+    """Undoing the steps already done, last first, waiting for each acknowledgement."""
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (SagaStatus.COMPLETED, SagaStatus.CANCELLED)
+
+
+ACTIVE_STATUSES = (SagaStatus.RUNNING, SagaStatus.COMPENSATING)
+
+
+@dataclass(frozen=True)
+class SagaState:
+    """One saga instance.
+
+    ``step`` is the step being commanded (RUNNING) or compensated (COMPENSATING);
+    ``attempts`` counts how often that compensation was sent again. ``version`` is the
+    stored version this state was read at: transitions leave it alone and the store
+    checks it when saving.
+    """
+
+    saga_id: str
+    status: SagaStatus
+    step: int
+    data: dict[str, Any] = field(hash=False)
+    deadline: datetime | None
+    attempts: int = 0
+    version: int = 0
+    reason: str | None = None
+    traceparent: str = ""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """What one event did to a saga, for its ``saga_history``.
+
+    ``outcome`` is one of ``started``, ``advanced``, ``completed``, ``compensating``,
+    ``compensated``, ``timed-out``, ``retried``, ``cancelled`` or ``ignored``.
+    ``from_status`` is None for the event that started the saga.
+    """
+
+    event: str
+    outcome: str
+    from_status: SagaStatus | None
+    to_status: SagaStatus
+    step: int
+    note: str | None = None
+
+
+class Transition(NamedTuple):
+    """The result of a transition: the new state, what to send, and what to record."""
+
+    state: SagaState
+    messages: list[Send]
+    entry: HistoryEntry

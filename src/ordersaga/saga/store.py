@@ -1,0 +1,204 @@
+"""Saga instances and their history in the orchestrator's database (SQLAlchemy Core).
+
+Portable: the same statements run on SQLite, PostgreSQL and MariaDB. Row locks
+(``FOR UPDATE``, ``SKIP LOCKED``) are taken where the database has them; the version
+check on every save is what makes a lost update impossible on all of them.
+"""
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.saga.state import ACTIVE_STATUSES, HistoryEntry, SagaState, SagaStatus
+
+
+class StaleSaga(Exception):
+    """A saga changed since it was read: the work must be redone from a fresh read.
+
+    Raised inside the caller's transaction, which then rolls back; the consumer loop
+    retries the message and the deadline timer picks the saga up on its next scan.
+    """
+
+
+def saga_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """The ``saga_instances`` and ``saga_history`` tables, added to ``metadata``."""
+    instances = Table(
+        "saga_instances",
+        metadata,
+        Column("saga_id", String(36), primary_key=True),
+        Column("saga_type", String(64), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("step", Integer, nullable=False),
+        Column("data", Text, nullable=False),
+        # Scanned by the deadline timer: only sagas still waiting have one.
+        Column("deadline", DateTime(timezone=True), nullable=True, index=True),
+        Column("attempts", Integer, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("reason", Text, nullable=True),
+        Column("traceparent", String(64), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    )
+    history = Table(
+        "saga_history",
+        metadata,
+        Column("saga_id", String(36), nullable=False),
+        Column("seq", Integer, nullable=False),
+        Column("at", DateTime(timezone=True), nullable=False),
+        Column("event", String(64), nullable=False),
+        Column("outcome", String(16), nullable=False),
+        Column("message_id", String(64), nullable=True),
+        Column("from_status", String(16), nullable=True),
+        Column("to_status", String(16), nullable=False),
+        Column("step", Integer, nullable=False),
+        Column("note", Text, nullable=True),
+        PrimaryKeyConstraint("saga_id", "seq", name="pk_saga_history"),
+    )
+    return instances, history
+
+
+@dataclass(frozen=True)
+class SagaStore:
+    """Reads and writes sagas of one type through the caller's connection and transaction."""
+
+    instances: Table
+    history: Table
+    saga_type: str
+
+    async def insert(self, conn: AsyncConnection, state: SagaState, now: datetime) -> None:
+        """Store a new saga. A second insert of the same id fails on the primary key."""
+        await conn.execute(
+            insert(self.instances).values(
+                saga_id=state.saga_id,
+                saga_type=self.saga_type,
+                created_at=now,
+                **_columns(state, now),
+                version=state.version,
+            )
+        )
+
+    async def load_for_update(self, conn: AsyncConnection, saga_id: str) -> SagaState | None:
+        """The saga ``saga_id``, its row locked until the transaction ends; None if unknown."""
+        query = select(self.instances).where(self.instances.c.saga_id == saga_id).with_for_update()
+        row = (await conn.execute(query)).mappings().one_or_none()
+        return None if row is None else _state(row)
+
+    async def save(self, conn: AsyncConnection, state: SagaState, now: datetime) -> SagaState:
+        """Store ``state`` if the saga is still at ``state.version``; the state saved.
+
+        Raises :class:`StaleSaga` when another transaction saved the saga first.
+        """
+        result = await conn.execute(
+            update(self.instances)
+            .where(
+                self.instances.c.saga_id == state.saga_id,
+                self.instances.c.version == state.version,
+            )
+            .values(**_columns(state, now), version=state.version + 1)
+        )
+        if result.rowcount != 1:
+            raise StaleSaga(f"saga {state.saga_id} is no longer at version {state.version}; retry")
+        return replace(state, version=state.version + 1)
+
+    async def append_history(
+        self,
+        conn: AsyncConnection,
+        saga_id: str,
+        entry: HistoryEntry,
+        at: datetime,
+        message_id: str | None = None,
+    ) -> None:
+        """Add ``entry`` after the saga's last one.
+
+        Two transactions appending at once collide on the primary key and one retries;
+        normally the saga's row lock keeps them apart.
+        """
+        # A separate read, not a subquery of the insert: MariaDB refuses those.
+        last = await conn.scalar(
+            select(func.max(self.history.c.seq)).where(self.history.c.saga_id == saga_id)
+        )
+        await conn.execute(
+            insert(self.history).values(
+                saga_id=saga_id,
+                seq=(last or 0) + 1,
+                at=at,
+                event=entry.event,
+                outcome=entry.outcome,
+                message_id=message_id or None,
+                from_status=entry.from_status.value if entry.from_status else None,
+                to_status=entry.to_status.value,
+                step=entry.step,
+                note=entry.note,
+            )
+        )
+
+    async def due(self, conn: AsyncConnection, now: datetime, limit: int) -> list[SagaState]:
+        """Up to ``limit`` waiting sagas whose deadline has passed, locked, earliest first.
+
+        Sagas another transaction holds are skipped, so several timers share the work.
+        """
+        query = (
+            select(self.instances)
+            .where(
+                self.instances.c.saga_type == self.saga_type,
+                self.instances.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+                self.instances.c.deadline <= now,
+            )
+            .order_by(self.instances.c.deadline)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await conn.execute(query)).mappings().all()
+        return [_state(row) for row in rows]
+
+
+def _columns(state: SagaState, now: datetime) -> dict[str, Any]:
+    return {
+        "status": state.status.value,
+        "step": state.step,
+        "data": json.dumps(state.data, sort_keys=True),
+        "deadline": state.deadline,
+        "attempts": state.attempts,
+        "reason": state.reason,
+        "traceparent": state.traceparent,
+        "updated_at": now,
+    }
+
+
+def _state(row: RowMapping) -> SagaState:
+    return SagaState(
+        saga_id=row["saga_id"],
+        status=SagaStatus(row["status"]),
+        step=row["step"],
+        data=json.loads(row["data"]),
+        deadline=_utc(row["deadline"]),
+        attempts=row["attempts"],
+        version=row["version"],
+        reason=row["reason"],
+        traceparent=row["traceparent"],
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite and MariaDB give back naive datetimes; everything stored here is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

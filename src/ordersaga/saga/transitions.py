@@ -1,0 +1,227 @@
+"""The saga's rules as pure functions: (state, event) → (new state, messages, history).
+
+No I/O and no clock: the caller passes ``now`` and the timeouts, stores the new state,
+records the history entry and sends the messages, all in one transaction.
+
+An event the current state does not wait for (a reply after the saga moved on, a
+second acknowledgement, anything for a finished saga) leaves the state as it is and
+sends nothing; its history entry says ``ignored`` and why.
+"""
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ordersaga.contracts.messages import WireMessage
+from ordersaga.saga.definition import SagaDefinition, Step, Timeouts
+from ordersaga.saga.state import HistoryEntry, SagaState, SagaStatus, Transition
+
+START = "start"
+DEADLINE = "deadline"
+
+
+def start(
+    definition: SagaDefinition,
+    saga_id: str,
+    data: Mapping[str, Any],
+    now: datetime,
+    timeouts: Timeouts,
+    *,
+    traceparent: str = "",
+) -> Transition:
+    """A new saga, commanding its first step."""
+    first = definition.steps[0]
+    state = SagaState(
+        saga_id=saga_id,
+        status=SagaStatus.RUNNING,
+        step=0,
+        data=dict(data),
+        deadline=_after(now, timeouts, first.timeout),
+        traceparent=traceparent,
+    )
+    messages = [(first.command_topic, first.command(state.data))]
+    return Transition(state, messages, _entry(START, "started", None, state, _sent(messages)))
+
+
+def start_again(state: SagaState) -> Transition:
+    """A second start of a saga that exists: nothing happens, and the history says so."""
+    return _ignored(state, START, f"saga already started; it is {state.status}")
+
+
+def on_reply(
+    definition: SagaDefinition,
+    state: SagaState,
+    topic: str,
+    message: WireMessage,
+    now: datetime,
+    timeouts: Timeouts,
+) -> Transition:
+    """Apply a participant's reply (or a compensation's acknowledgement) on ``topic``."""
+    if not state.status.is_terminal:
+        step = definition.steps[state.step]
+        if state.status is SagaStatus.RUNNING and topic == step.reply_topic:
+            return _on_step_reply(definition, state, step, message, now, timeouts)
+        if state.status is SagaStatus.COMPENSATING and topic == step.ack_topic:
+            return _on_acknowledged(definition, state, step, now, timeouts)
+    return _ignored(state, topic, _not_waiting_for(definition, state, topic))
+
+
+def on_deadline(
+    definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
+) -> Transition:
+    """Act on a passed deadline: give up on a silent step, or send a compensation again.
+
+    A step that did not answer may or may not have acted, so it is compensated itself
+    before the steps before it.
+    """
+    if state.status.is_terminal or state.deadline is None or now < state.deadline:
+        return _ignored(state, DEADLINE, "no deadline due")
+    step = definition.steps[state.step]
+    if state.status is SagaStatus.RUNNING:
+        seconds = _seconds(timeouts, step.timeout)
+        reason = f"{step.party} did not answer within {seconds:g}s"
+        return _compensate(definition, state, state.step, now, timeouts, DEADLINE, reason)
+    return _send_again(definition, state, step, now, timeouts)
+
+
+def _on_step_reply(
+    definition: SagaDefinition,
+    state: SagaState,
+    step: Step,
+    reply: WireMessage,
+    now: datetime,
+    timeouts: Timeouts,
+) -> Transition:
+    event = step.reply_topic
+    if not step.succeeded(reply):
+        reason = f"{step.party}: {step.explain(reply)}"
+        if state.step == 0:
+            return _cancel(definition, state, event, reason)
+        return _compensate(definition, state, state.step - 1, now, timeouts, event, reason)
+    if state.step + 1 == len(definition.steps):
+        topic, message = definition.on_completed(state.data)
+        done = replace(state, status=SagaStatus.COMPLETED, deadline=None, attempts=0)
+        note = f"{step.name} succeeded; " + _sent([(topic, message)])
+        return Transition(done, [(topic, message)], _entry(event, "completed", state, done, note))
+    following = definition.steps[state.step + 1]
+    advanced = replace(
+        state,
+        step=state.step + 1,
+        deadline=_after(now, timeouts, following.timeout),
+        attempts=0,
+    )
+    messages = [(following.command_topic, following.command(state.data))]
+    note = f"{step.name} succeeded; " + _sent(messages)
+    return Transition(advanced, messages, _entry(event, "advanced", state, advanced, note))
+
+
+def _on_acknowledged(
+    definition: SagaDefinition,
+    state: SagaState,
+    step: Step,
+    now: datetime,
+    timeouts: Timeouts,
+) -> Transition:
+    reason = state.reason or "cancelled"
+    if state.step == 0:
+        return _cancel(definition, state, step.ack_topic, reason)
+    return _compensate(
+        definition, state, state.step - 1, now, timeouts, step.ack_topic, reason, "compensated"
+    )
+
+
+def _compensate(
+    definition: SagaDefinition,
+    state: SagaState,
+    index: int,
+    now: datetime,
+    timeouts: Timeouts,
+    event: str,
+    reason: str,
+    outcome: str = "",
+) -> Transition:
+    """Start compensating step ``index``: send its compensation and wait for the ack."""
+    step = definition.steps[index]
+    compensating = replace(
+        state,
+        status=SagaStatus.COMPENSATING,
+        step=index,
+        deadline=_after(now, timeouts, definition.compensation_timeout),
+        attempts=0,
+        reason=reason,
+    )
+    messages = [(step.compensation_topic, step.compensation(state.data))]
+    if not outcome:
+        outcome = "timed-out" if event == DEADLINE else "compensating"
+    note = f"{reason}; " + _sent(messages)
+    return Transition(compensating, messages, _entry(event, outcome, state, compensating, note))
+
+
+def _send_again(
+    definition: SagaDefinition,
+    state: SagaState,
+    step: Step,
+    now: datetime,
+    timeouts: Timeouts,
+) -> Transition:
+    """Send the same compensation again, waiting twice as long each time, up to a cap."""
+    attempts = state.attempts + 1
+    base = _seconds(timeouts, definition.compensation_timeout)
+    wait = base * min(2**attempts, definition.backoff_cap)
+    retried = replace(state, attempts=attempts, deadline=now + timedelta(seconds=wait))
+    messages = [(step.compensation_topic, step.compensation(state.data))]
+    note = f"{step.ack_topic} not received; attempt {attempts + 1}: " + _sent(messages)
+    return Transition(retried, messages, _entry(DEADLINE, "retried", state, retried, note))
+
+
+def _cancel(definition: SagaDefinition, state: SagaState, event: str, reason: str) -> Transition:
+    topic, message = definition.on_cancelled(state.data, reason)
+    cancelled = replace(
+        state, status=SagaStatus.CANCELLED, deadline=None, attempts=0, reason=reason
+    )
+    note = f"{reason}; " + _sent([(topic, message)])
+    return Transition(
+        cancelled, [(topic, message)], _entry(event, "cancelled", state, cancelled, note)
+    )
+
+
+def _ignored(state: SagaState, event: str, note: str) -> Transition:
+    return Transition(state, [], _entry(event, "ignored", state, state, note))
+
+
+def _not_waiting_for(definition: SagaDefinition, state: SagaState, topic: str) -> str:
+    if state.status.is_terminal:
+        return f"{topic} after the saga was {state.status}"
+    step = definition.steps[state.step]
+    if state.status is SagaStatus.RUNNING:
+        return f"{topic} not expected: waiting for {step.reply_topic} ({step.name})"
+    return f"{topic} not expected: waiting for {step.ack_topic} (undoing {step.name})"
+
+
+def _entry(
+    event: str, outcome: str, before: SagaState | None, after: SagaState, note: str
+) -> HistoryEntry:
+    return HistoryEntry(
+        event=event,
+        outcome=outcome,
+        from_status=before.status if before else None,
+        to_status=after.status,
+        step=after.step,
+        note=note,
+    )
+
+
+def _sent(messages: list[tuple[str, WireMessage]]) -> str:
+    return "sent " + ", ".join(topic for topic, _ in messages)
+
+
+def _seconds(timeouts: Timeouts, name: str) -> float:
+    try:
+        return timeouts[name]
+    except KeyError:
+        raise KeyError(f"no timeout named {name!r}; given: {sorted(timeouts)}") from None
+
+
+def _after(now: datetime, timeouts: Timeouts, name: str) -> datetime:
+    return now + timedelta(seconds=_seconds(timeouts, name))

@@ -1,0 +1,125 @@
+"""The place-order saga: reserve the stock, then take the payment (the pivot).
+
+Its data is the order's fields as JSON-able values (``amount`` as a string, so it stays
+exact); every message is built from them. Reasons are written for an operator:
+"stock: insufficient stock for product 3: 0 on hand, 1 requested",
+"payment did not answer within 30s".
+"""
+
+from typing import Any
+
+from ordersaga.config import Settings
+from ordersaga.contracts import topics
+from ordersaga.contracts.messages import (
+    CancelPayment,
+    CancelProductReservation,
+    OrderCreated,
+    OrderUpdated,
+    PaymentProcessed,
+    ProcessPayment,
+    ProductReserved,
+    ReserveProduct,
+    WireMessage,
+)
+from ordersaga.contracts.statuses import OrderStatus, PaymentStatus, StockStatus
+from ordersaga.saga.definition import SagaData, SagaDefinition, Send, Step, Timeouts
+
+RESERVE_TIMEOUT = "reserve"
+PAYMENT_TIMEOUT = "payment"
+COMPENSATION_TIMEOUT = "compensation"
+
+
+def order_data(message: OrderCreated) -> dict[str, Any]:
+    """The saga's data for a new order: its fields, JSON-able."""
+    return {
+        "orderID": str(message.orderID),
+        "userID": message.userID,
+        "productID": message.productID,
+        "quantity": message.quantity,
+        "amount": str(message.amount),
+    }
+
+
+def timeouts(settings: Settings) -> Timeouts:
+    """The seconds each of the saga's timeouts lasts, as configured."""
+    return {
+        RESERVE_TIMEOUT: settings.reserve_timeout,
+        PAYMENT_TIMEOUT: settings.payment_timeout,
+        COMPENSATION_TIMEOUT: settings.compensation_timeout,
+    }
+
+
+def _order(data: SagaData, status: OrderStatus, reason: str | None = None) -> dict[str, Any]:
+    return {**data, "status": status, "reason": reason}
+
+
+def _reserve(data: SagaData) -> WireMessage:
+    return ReserveProduct.model_validate(_order(data, OrderStatus.ORDER_CREATED))
+
+
+def _reserved(reply: WireMessage) -> bool:
+    return isinstance(reply, ProductReserved) and reply.status is StockStatus.AVAILABLE
+
+
+def _cancel_reservation(data: SagaData) -> WireMessage:
+    return CancelProductReservation.model_validate(_order(data, OrderStatus.ORDER_CANCELLED))
+
+
+def _pay(data: SagaData) -> WireMessage:
+    return ProcessPayment.model_validate(_order(data, OrderStatus.ORDER_CREATED))
+
+
+def _paid(reply: WireMessage) -> bool:
+    return isinstance(reply, PaymentProcessed) and reply.status is PaymentStatus.PAYMENT_APPROVED
+
+
+def _cancel_payment(data: SagaData) -> WireMessage:
+    return CancelPayment.model_validate(_order(data, OrderStatus.ORDER_CANCELLED))
+
+
+def _completed(data: SagaData) -> Send:
+    return topics.ORDER_UPDATED, OrderUpdated.model_validate(
+        _order(data, OrderStatus.ORDER_COMPLETED)
+    )
+
+
+def _cancelled(data: SagaData, reason: str) -> Send:
+    return topics.ORDER_UPDATED, OrderUpdated.model_validate(
+        _order(data, OrderStatus.ORDER_CANCELLED, reason)
+    )
+
+
+RESERVE_STOCK = Step(
+    name="reserve_stock",
+    party="stock",
+    command_topic=topics.RESERVE_PRODUCT,
+    command=_reserve,
+    reply_topic=topics.PRODUCT_RESERVED,
+    succeeded=_reserved,
+    compensation_topic=topics.CANCEL_PRODUCT_RESERVATION,
+    compensation=_cancel_reservation,
+    ack_topic=topics.PRODUCT_RESERVATION_CANCELLED,
+    timeout=RESERVE_TIMEOUT,
+)
+
+PROCESS_PAYMENT = Step(
+    name="process_payment",
+    party="payment",
+    command_topic=topics.PROCESS_PAYMENT,
+    command=_pay,
+    reply_topic=topics.PAYMENT_PROCESSED,
+    succeeded=_paid,
+    compensation_topic=topics.CANCEL_PAYMENT,
+    compensation=_cancel_payment,
+    ack_topic=topics.PAYMENT_CANCELLED,
+    timeout=PAYMENT_TIMEOUT,
+)
+
+PLACE_ORDER = SagaDefinition(
+    name="place-order",
+    steps=(RESERVE_STOCK, PROCESS_PAYMENT),
+    compensation_timeout=COMPENSATION_TIMEOUT,
+    on_completed=_completed,
+    on_cancelled=_cancelled,
+)
+"""Payment is the last step, so the pivot: once approved, the order completes."""

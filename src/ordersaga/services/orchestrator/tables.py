@@ -1,0 +1,13 @@
+"""The orchestrator's tables: saga instances, their history, outbox and inbox."""
+
+from sqlalchemy import MetaData
+
+from ordersaga.messaging.inbox import inbox_table
+from ordersaga.messaging.outbox import outbox_table
+from ordersaga.saga.store import saga_tables
+
+metadata = MetaData()
+
+saga_instances, saga_history = saga_tables(metadata)
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

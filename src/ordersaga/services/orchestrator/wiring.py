@@ -1,0 +1,50 @@
+"""The orchestrator as the runtime sees it: tables, subscriptions and the deadline timer."""
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.config import Settings
+from ordersaga.saga.runner import SagaRunner, utc_now
+from ordersaga.saga.store import SagaStore
+from ordersaga.saga.timer import run_deadlines
+from ordersaga.services.base import ServiceSpec
+from ordersaga.services.orchestrator.handlers import subscriptions
+from ordersaga.services.orchestrator.place_order import PLACE_ORDER, timeouts
+from ordersaga.services.orchestrator.tables import (
+    inbox,
+    metadata,
+    outbox,
+    saga_history,
+    saga_instances,
+)
+
+
+def place_order_runner(settings: Settings, clock: Callable[[], datetime] = utc_now) -> SagaRunner:
+    """The place-order saga on the orchestrator's tables, with the configured timeouts."""
+    store = SagaStore(saga_instances, saga_history, PLACE_ORDER.name)
+    return SagaRunner(PLACE_ORDER, store, timeouts(settings), clock)
+
+
+async def seed(conn: AsyncConnection) -> None:
+    """Nothing to seed: sagas are created by orders."""
+    del conn
+
+
+def spec(settings: Settings) -> ServiceSpec:
+    """The orchestrator: runs the place-order saga, and times out the steps that hang."""
+    runner = place_order_runner(settings)
+    deadlines = partial(
+        run_deadlines, runner=runner, outbox=outbox, interval=settings.timer_interval
+    )
+    return ServiceSpec(
+        name="orchestrator",
+        metadata=metadata,
+        inbox=inbox,
+        outbox=outbox,
+        subscriptions=subscriptions(runner),
+        seed=seed,
+        background=[deadlines],
+    )

@@ -1,0 +1,238 @@
+"""Properties of the saga engine for any definition and any sequence of events.
+
+A generic saga of one to four steps is fed replies (right or wrong, successful or
+not), acknowledgements and passing time in any order; whatever happens, it must end
+properly: finished sagas stay finished, completion means every step succeeded, and a
+cancellation comes only after everything commanded was undone and acknowledged.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+from uuid import UUID
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ordersaga.contracts.messages import WireMessage
+from ordersaga.saga.definition import SagaData, SagaDefinition, Send, Step
+from ordersaga.saga.state import SagaState, SagaStatus, Transition
+from ordersaga.saga.transitions import on_deadline, on_reply, start
+
+SAGA_ID = UUID("0b9f6c52-8d8e-4d3a-bb1e-2f0a4c1d9e77")
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+class Command(WireMessage):
+    message_type: ClassVar[str] = "Command"
+    step: int
+    undo: bool
+
+
+class Reply(WireMessage):
+    message_type: ClassVar[str] = "Reply"
+    ok: bool
+    reason: str | None = None
+
+
+class Finished(WireMessage):
+    message_type: ClassVar[str] = "Finished"
+    completed: bool
+    reason: str | None = None
+
+
+def _make_step(index: int) -> Step:
+    def command(data: SagaData) -> WireMessage:
+        return Command(orderID=data["id"], step=index, undo=False)
+
+    def compensation(data: SagaData) -> WireMessage:
+        return Command(orderID=data["id"], step=index, undo=True)
+
+    return Step(
+        name=f"step{index}",
+        party=f"party{index}",
+        command_topic=f"do-{index}",
+        command=command,
+        reply_topic=f"done-{index}",
+        succeeded=lambda reply: isinstance(reply, Reply) and reply.ok,
+        compensation_topic=f"undo-{index}",
+        compensation=compensation,
+        ack_topic=f"undone-{index}",
+        timeout=f"t{index}",
+    )
+
+
+def _completed(data: SagaData) -> Send:
+    return "finished", Finished(orderID=data["id"], completed=True)
+
+
+def _cancelled(data: SagaData, reason: str) -> Send:
+    return "finished", Finished(orderID=data["id"], completed=False, reason=reason)
+
+
+def definition(steps: int) -> SagaDefinition:
+    return SagaDefinition(
+        name="generic",
+        steps=[_make_step(i) for i in range(steps)],
+        compensation_timeout="undo",
+        on_completed=_completed,
+        on_cancelled=_cancelled,
+    )
+
+
+TIMEOUTS = {"t0": 5.0, "t1": 7.0, "t2": 3.0, "t3": 11.0, "undo": 2.0}
+
+# An event: ("reply", step, ok) on done-<step>; ("ack", step) on undone-<step>;
+# ("expected", ok), the reply or ack the saga waits for now; ("wait", seconds), then
+# the deadline check.
+events = st.one_of(
+    st.tuples(st.just("reply"), st.integers(0, 3), st.booleans()),
+    st.tuples(st.just("ack"), st.integers(0, 3)),
+    st.tuples(st.just("expected"), st.booleans()),
+    st.tuples(st.just("wait"), st.floats(0, 60, allow_nan=False)),
+)
+
+
+@dataclass
+class Run:
+    """A saga driven through events, with everything it sent and accepted."""
+
+    saga: SagaDefinition
+    state: SagaState
+    now: datetime
+    sent: list[Send] = field(default_factory=list)
+    transitions: list[tuple[SagaState, Transition]] = field(default_factory=list)
+    succeeded: set[int] = field(default_factory=set)
+    failed: set[int] = field(default_factory=set)
+    acknowledged: set[int] = field(default_factory=set)
+
+    def apply(self, event: tuple[object, ...]) -> None:
+        before = self.state
+        transition = self._transition(event)
+        self.transitions.append((before, transition))
+        self.sent += transition.messages
+        self.state = transition.state
+        if transition.entry.outcome == "ignored" or transition.entry.event == "deadline":
+            return
+        if before.status is SagaStatus.RUNNING:
+            reply = event_reply(event)
+            (self.succeeded if reply.ok else self.failed).add(before.step)
+        else:
+            self.acknowledged.add(before.step)
+
+    def _transition(self, event: tuple[object, ...]) -> Transition:
+        kind = event[0]
+        if kind == "wait":
+            assert isinstance(event[1], float)
+            self.now += timedelta(seconds=event[1])
+            return on_deadline(self.saga, self.state, self.now, TIMEOUTS)
+        topic = self._topic(event)
+        return on_reply(self.saga, self.state, topic, event_reply(event), self.now, TIMEOUTS)
+
+    def _topic(self, event: tuple[object, ...]) -> str:
+        if event[0] == "reply":
+            return f"done-{event[1]}"
+        if event[0] == "ack":
+            return f"undone-{event[1]}"
+        waiting = self.state.status is SagaStatus.COMPENSATING
+        return f"{'undone' if waiting else 'done'}-{self.state.step}"
+
+    def commanded(self) -> list[int]:
+        return [m.step for t, m in self.sent if isinstance(m, Command) and not m.undo]
+
+    def compensated(self) -> list[int]:
+        return [m.step for t, m in self.sent if isinstance(m, Command) and m.undo]
+
+
+def event_reply(event: tuple[object, ...]) -> Reply:
+    ok = bool(event[-1]) if event[0] in ("reply", "expected") else True
+    return Reply(orderID=SAGA_ID, ok=ok, reason=None if ok else "no")
+
+
+def run(steps: int, sequence: list[tuple[object, ...]]) -> Run:
+    saga = definition(steps)
+    started = start(saga, str(SAGA_ID), {"id": str(SAGA_ID)}, NOW, TIMEOUTS)
+    driven = Run(saga, started.state, NOW, sent=list(started.messages))
+    for event in sequence:
+        driven.apply(event)
+    return driven
+
+
+scenarios = given(st.integers(1, 4), st.lists(events, max_size=40))
+
+
+@settings(max_examples=300)
+@scenarios
+def test_a_finished_saga_never_changes_again(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    for before, transition in driven.transitions:
+        if before.status.is_terminal:
+            assert transition.state == before
+            assert transition.messages == []
+            assert transition.entry.outcome == "ignored"
+
+
+@settings(max_examples=300)
+@scenarios
+def test_completed_only_after_every_step_succeeded(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    if driven.state.status is SagaStatus.COMPLETED:
+        assert driven.succeeded == set(range(steps))
+        assert driven.commanded() == list(range(steps))
+        assert driven.compensated() == []
+        assert driven.sent[-1] == _completed({"id": str(SAGA_ID)})
+
+
+@settings(max_examples=300)
+@scenarios
+def test_cancelled_only_after_every_commanded_step_was_undone_and_acknowledged(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    if driven.state.status is SagaStatus.CANCELLED:
+        # A step that answered "failed" did nothing to undo; every other step commanded did.
+        to_undo = set(driven.commanded()) - driven.failed
+        assert to_undo <= driven.acknowledged
+        assert set(driven.compensated()) == to_undo
+        _, last = driven.sent[-1]
+        assert isinstance(last, Finished) and not last.completed
+        assert last.reason == driven.state.reason
+
+
+@settings(max_examples=300)
+@scenarios
+def test_every_command_is_followed_by_its_compensation_unless_the_saga_completes(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    commands = [m for _, m in driven.sent if isinstance(m, Command)]
+    for position, command in enumerate(commands):
+        if command.undo or command.step in driven.failed:
+            continue
+        later = commands[position + 1 :]
+        undone = any(c.undo and c.step == command.step for c in later)
+        if driven.state.status is SagaStatus.CANCELLED:
+            assert undone, f"step {command.step} was commanded and never compensated"
+        if driven.state.status is SagaStatus.COMPLETED:
+            assert not undone
+
+
+@settings(max_examples=300)
+@scenarios
+def test_compensations_run_last_first_and_the_end_is_announced_once(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    first_undos = list(dict.fromkeys(driven.compensated()))
+    assert first_undos == sorted(first_undos, reverse=True)
+    endings = [m for _, m in driven.sent if isinstance(m, Finished)]
+    assert len(endings) == (1 if driven.state.status.is_terminal else 0)
