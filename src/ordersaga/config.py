@@ -5,7 +5,7 @@ Created once in the wiring and passed in; nothing reads the environment anywhere
 
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,37 @@ class Settings(BaseSettings):
     timer_interval: float = Field(0.5, gt=0, description="Seconds between deadline scans.")
     api_host: str = "127.0.0.1"
     api_port: int = 8091
+
+    # Distributed mode. The defaults are what `make infra-up` starts on this machine.
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str | None = Field(None, description="e.g. SCRAM-SHA-512, PLAIN.")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    order_db_url: str = "mysql+aiomysql://ordersaga:ordersaga@127.0.0.1:3306/orders"
+    orchestrator_db_url: str = (
+        "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432/orchestrator"
+    )
+    stock_db_url: str = "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432/stock"
+    payment_db_url: str = "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432/payment"
+
+    def database_url(self, service: str) -> str:
+        """The database URL of ``service`` (order, orchestrator, stock or payment)."""
+        urls = {
+            "order": self.order_db_url,
+            "orchestrator": self.orchestrator_db_url,
+            "stock": self.stock_db_url,
+            "payment": self.payment_db_url,
+        }
+        try:
+            return urls[service]
+        except KeyError:
+            raise ValueError(f"unknown service {service!r}; one of {', '.join(urls)}") from None
 
 
 SAMPLE_PRICES: dict[int, tuple[str, Decimal]] = {
