@@ -110,9 +110,14 @@ class OutboxRelay:
             self._wakeup.clear()
 
     async def publish_once(self) -> int:
-        """Publish one batch of the oldest rows; return how many were published."""
+        """Publish one batch of the oldest rows; return how many were published.
+
+        The rows stay locked (``FOR UPDATE``) from read to delete, so relays of several
+        replicas of one service take turns instead of publishing the same rows, or a
+        later message of a key before an earlier one.
+        """
         table = self._table
-        async with self._engine.connect() as conn:
+        async with self._engine.begin() as conn:
             rows = (
                 await conn.execute(
                     select(
@@ -124,14 +129,17 @@ class OutboxRelay:
                     )
                     .order_by(table.c.id)
                     .limit(self._batch_size)
+                    .with_for_update()
                 )
             ).all()
-        if not rows:
-            return 0
-        await self._producer.send_batch(
-            [OutgoingMessage(r.topic, r.message_key, r.value, json.loads(r.headers)) for r in rows]
-        )
-        async with self._engine.begin() as conn:
+            if not rows:
+                return 0
+            await self._producer.send_batch(
+                [
+                    OutgoingMessage(r.topic, r.message_key, r.value, json.loads(r.headers))
+                    for r in rows
+                ]
+            )
             await conn.execute(delete(table).where(table.c.id.in_([r.id for r in rows])))
         self.published += len(rows)
         return len(rows)
