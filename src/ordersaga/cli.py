@@ -1,6 +1,9 @@
 """The ``ordersaga`` command line."""
 
 import asyncio
+import logging
+import os
+import socket
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -13,6 +16,7 @@ from rich.console import Console
 
 from ordersaga.client import ApiError, OrderClient
 from ordersaga.config import Settings
+from ordersaga.db.engine import make_engine
 from ordersaga.report import checks_table, orders_table
 from ordersaga.runtime.embedded import EmbeddedSystem, embedded_engines
 
@@ -46,25 +50,61 @@ def demo(
 
 @app.command()
 def up(
-    embedded: Annotated[bool, typer.Option(help="All four services in this one process.")] = False,
+    embedded: Annotated[
+        bool, typer.Option(help="All four services in this one process, on SQLite.")
+    ] = False,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="Processes per service (distributed mode).")
+    ] = 1,
     data_dir: DataDir = Path("data"),
     host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8091,
 ) -> None:
-    """Run the whole system until Ctrl-C."""
-    if not embedded:
-        console.print(
-            "[red]Only the embedded mode can be started here: run `ordersaga up --embedded`.[/]"
-        )
+    """Run the whole system until Ctrl-C: one process per service replica on Kafka,
+    PostgreSQL and MariaDB, or everything in this process with --embedded."""
+    if embedded:
+        _run(_serve_embedded(data_dir, host, port))
+        return
+    from ordersaga.runtime.supervisor import supervise
+
+    raise typer.Exit(_run(supervise(console, replicas)) or 0)
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="order, orchestrator, stock or payment.")],
+    replica: Annotated[
+        str | None, typer.Option(help="This replica's name (default: host-pid).")
+    ] = None,
+) -> None:
+    """Run one replica of one service on Kafka and its database, until SIGTERM or Ctrl-C.
+
+    Configured by ORDERSAGA_* environment variables (see .env.example); the schema must
+    be in place (`ordersaga db upgrade`)."""
+    from ordersaga.runtime.distributed import serve as serve_replica
+    from ordersaga.runtime.service import SERVICE_NAMES
+
+    if service not in SERVICE_NAMES:
+        console.print(f"[red]Unknown service {service!r}: one of {', '.join(SERVICE_NAMES)}.[/]")
         raise typer.Exit(2)
-    asyncio.run(_serve_embedded(data_dir, host, port))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _run(serve_replica(service, Settings(), replica or f"{socket.gethostname()}-{os.getpid()}"))
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T | None:
+    """Run ``main``; Ctrl-C ends it quietly (the services stop cleanly on their own)."""
+    try:
+        return asyncio.run(main)
+    except KeyboardInterrupt:
+        return None
 
 
 async def _serve_embedded(data_dir: Path, host: str, port: int) -> None:
     async with EmbeddedSystem(data_dir, Settings()) as system:
-        server = uvicorn.Server(
-            uvicorn.Config(system.app, host=host, port=port, log_level="warning")
-        )
+        config = uvicorn.Config(system.app, host=host, port=port, log_level="warning")
+        server = uvicorn.Server(config)
         console.print(
             f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at /docs, "
             f"data in {data_dir.resolve()}. Ctrl-C stops it."
@@ -130,16 +170,30 @@ def _call_api(run: Callable[[], Coroutine[Any, Any, T]], api_url: str) -> T:
 
 
 @app.command("verify")
-def verify_command(data_dir: DataDir = Path("data")) -> None:
+def verify_command(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Check the embedded system's databases under this directory "
+            "instead of the configured ones.",
+        ),
+    ] = None,
+) -> None:
     """Check the design's invariants against the databases; exit 1 if one fails."""
+    from ordersaga.runtime.service import SERVICE_NAMES
     from ordersaga.verify import verify
 
-    if not (data_dir / "order.sqlite3").exists():
+    if data_dir is not None and not (data_dir / "order.sqlite3").exists():
         console.print(f"[red]No embedded system's data under {data_dir.resolve()}.[/]")
         raise typer.Exit(2)
+    settings = Settings()
 
     async def run() -> bool:
-        engines = embedded_engines(data_dir)
+        if data_dir is not None:
+            engines = embedded_engines(data_dir)
+        else:
+            engines = {name: make_engine(settings.database_url(name)) for name in SERVICE_NAMES}
         try:
             checks = await verify(engines)
         finally:

@@ -32,3 +32,8 @@ DLQ_SUFFIX: Final = ".DLQ"
 def dead_letter(topic: str) -> str:
     """The dead-letter topic of ``topic``."""
     return topic + DLQ_SUFFIX
+
+
+def with_dead_letters() -> list[str]:
+    """Every topic of the contract and its dead-letter topic: what the services create."""
+    return [*ALL, *(dead_letter(topic) for topic in ALL)]

@@ -5,8 +5,6 @@ service keeps its own database file and talks to the others only through topics.
 """
 
 import asyncio
-import contextlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -19,24 +17,9 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import InProcessBroker
-from ordersaga.services.base import ServiceSpec
-from ordersaga.services.orchestrator import wiring as orchestrator_wiring
-from ordersaga.services.order import wiring as order_wiring
+from ordersaga.runtime.service import SERVICE_NAMES, ServiceReplica, service_spec
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
-from ordersaga.services.payment import wiring as payment_wiring
-from ordersaga.services.stock import wiring as stock_wiring
-
-SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
-
-
-def service_specs(settings: Settings) -> dict[str, ServiceSpec]:
-    return {
-        "order": order_wiring.spec(settings),
-        "orchestrator": orchestrator_wiring.spec(settings),
-        "stock": stock_wiring.spec(settings),
-        "payment": payment_wiring.spec(settings),
-    }
 
 
 def database_path(data_dir: Path, service: str) -> Path:
@@ -46,14 +29,6 @@ def database_path(data_dir: Path, service: str) -> Path:
 def embedded_engines(data_dir: Path) -> dict[str, AsyncEngine]:
     """Engines on the embedded system's databases under ``data_dir`` (for tools)."""
     return {name: make_engine(sqlite_url(database_path(data_dir, name))) for name in SERVICE_NAMES}
-
-
-@dataclass
-class _Running:
-    spec: ServiceSpec
-    engine: AsyncEngine
-    endpoint: Endpoint
-    background: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class EmbeddedSystem:
@@ -74,7 +49,7 @@ class EmbeddedSystem:
         self.data_dir = data_dir
         self.settings = settings or Settings()
         self._crash_points = crash_points
-        self._services: dict[str, _Running] = {}
+        self._services: dict[str, ServiceReplica] = {}
         self._broker = broker
         self._owns_broker = broker is None
         self._app: FastAPI | None = None
@@ -93,57 +68,38 @@ class EmbeddedSystem:
 
     @property
     def engines(self) -> dict[str, AsyncEngine]:
-        return {name: running.engine for name, running in self._services.items()}
+        return {name: replica.engine for name, replica in self._services.items()}
 
     @property
     def endpoints(self) -> dict[str, Endpoint]:
-        return {name: running.endpoint for name, running in self._services.items()}
+        return {name: replica.endpoint for name, replica in self._services.items()}
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._owns_broker:
             broker_file = self.data_dir / "broker.sqlite3"
             self._broker = InProcessBroker(broker_file, self.settings.partitions)
-        every_topic = [*topics.ALL, *(topics.dead_letter(t) for t in topics.ALL)]
-        await self.broker.create_topics(every_topic, self.settings.partitions)
-        for name, spec in service_specs(self.settings).items():
-            self._services[name] = await self._start_service(name, spec)
+        await self.broker.create_topics(topics.with_dead_letters(), self.settings.partitions)
+        for name in SERVICE_NAMES:
+            self._services[name] = await self._start_service(name)
         order_service = self._services["order"]
-        self._app = create_app(
-            order_service.engine, self.settings, order_service.endpoint.relay.wake
-        )
+        self._app = create_app(order_service.engine, self.settings, order_service.wake_relay)
 
-    async def _start_service(self, name: str, spec: ServiceSpec) -> _Running:
+    async def _start_service(self, name: str) -> ServiceReplica:
+        spec = service_spec(name, self.settings)
         engine = make_engine(sqlite_url(database_path(self.data_dir, name)))
         await create_schema(engine, spec.metadata)
         async with engine.begin() as conn:
             await spec.seed(conn)
-        endpoint = Endpoint(
-            name=f"{name}-service",
-            broker=self.broker,
-            engine=engine,
-            inbox=spec.inbox,
-            outbox=spec.outbox,
-            subscriptions=spec.subscriptions,
-            crash_points=self._crash_points,
-        )
-        endpoint.start()
-        running = _Running(spec, engine, endpoint)
-        for task in spec.background:
-            running.background.append(
-                asyncio.create_task(task(engine, endpoint.relay.wake), name=f"{name}-background")
-            )
-        return running
+        replica = ServiceReplica(spec, engine, self.broker, crash_points=self._crash_points)
+        replica.start()
+        return replica
 
     async def stop(self) -> None:
-        for running in self._services.values():
-            for task in running.background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await running.endpoint.stop()
-        for running in self._services.values():
-            await running.engine.dispose()
+        for replica in self._services.values():
+            await replica.stop()
+        for replica in self._services.values():
+            await replica.engine.dispose()
         self._services.clear()
         if self._broker is not None and self._owns_broker:
             await self._broker.close()

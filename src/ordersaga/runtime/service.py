@@ -1,0 +1,77 @@
+"""One replica of one service: its messaging endpoint and background loops, on its
+database and a broker. Both ways of running the system are made of these."""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ordersaga.config import Settings
+from ordersaga.messaging.consumer import CrashPoints
+from ordersaga.messaging.endpoint import Endpoint
+from ordersaga.messaging.port import Broker
+from ordersaga.services.base import ServiceSpec
+from ordersaga.services.orchestrator import wiring as orchestrator_wiring
+from ordersaga.services.order import wiring as order_wiring
+from ordersaga.services.payment import wiring as payment_wiring
+from ordersaga.services.stock import wiring as stock_wiring
+
+SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
+
+
+def service_spec(name: str, settings: Settings) -> ServiceSpec:
+    """The spec of the service called ``name``; a clear error for any other name."""
+    specs: dict[str, Callable[[Settings], ServiceSpec]] = {
+        "order": order_wiring.spec,
+        "orchestrator": orchestrator_wiring.spec,
+        "stock": stock_wiring.spec,
+        "payment": payment_wiring.spec,
+    }
+    if name not in specs:
+        raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}")
+    return specs[name](settings)
+
+
+class ServiceReplica:
+    """Consumes the service's topics, relays its outbox and runs its background loops."""
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        engine: AsyncEngine,
+        broker: Broker,
+        *,
+        replica: str = "1",
+        crash_points: CrashPoints | None = None,
+    ) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.endpoint = Endpoint(
+            name=f"{spec.name}-service",
+            broker=broker,
+            engine=engine,
+            inbox=spec.inbox,
+            outbox=spec.outbox,
+            subscriptions=spec.subscriptions,
+            client_id=f"{spec.name}-{replica}",
+            crash_points=crash_points,
+        )
+        self._background: list[asyncio.Task[None]] = []
+
+    def wake_relay(self) -> None:
+        self.endpoint.relay.wake()
+
+    def start(self) -> None:
+        self.endpoint.start()
+        for task in self.spec.background:
+            loop = task(self.engine, self.endpoint.relay.wake)
+            self._background.append(asyncio.create_task(loop, name=f"{self.spec.name}-loop"))
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
+        await self.endpoint.stop()

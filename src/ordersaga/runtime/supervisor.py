@@ -1,0 +1,88 @@
+"""``ordersaga up``: every service as its own process, logs prefixed, stopped together.
+
+Nothing is restarted silently: when a replica exits on its own, the supervisor says
+which one and how, stops the others and exits non-zero.
+"""
+
+import asyncio
+import signal
+import sys
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.markup import escape
+
+from ordersaga.runtime.service import SERVICE_NAMES
+
+COLOURS = {"order": "cyan", "orchestrator": "magenta", "stock": "green", "payment": "yellow"}
+
+
+@dataclass
+class Child:
+    name: str
+    service: str
+    process: asyncio.subprocess.Process
+
+
+async def _spawn(service: str, replica: int) -> Child:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ordersaga.cli",
+        "serve",
+        service,
+        "--replica",
+        str(replica),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    return Child(f"{service}-{replica}", service, process)
+
+
+async def _relay_output(child: Child, console: Console) -> None:
+    assert child.process.stdout is not None
+    colour = COLOURS.get(child.service, "white")
+    width = max(len(s) for s in SERVICE_NAMES) + 3
+    async for raw in child.process.stdout:
+        line = escape(raw.decode(errors="replace").rstrip())
+        console.print(f"[{colour}]{child.name:<{width}}|[/] {line}", highlight=False)
+
+
+async def supervise(console: Console, replicas: int = 1, grace: float = 15.0) -> int:
+    """Run ``replicas`` of every service until Ctrl-C (exit 0) or one exits (exit 1)."""
+    children = [await _spawn(s, r) for s in SERVICE_NAMES for r in range(1, replicas + 1)]
+    output = [asyncio.create_task(_relay_output(c, console)) for c in children]
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    exits = {asyncio.create_task(c.process.wait()): c for c in children}
+    stop_wait = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait([stop_wait, *exits], return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    for task in done:
+        if task in exits:
+            child = exits[task]
+            console.print(
+                f"[bold red]{child.name} exited with code {child.process.returncode}; "
+                "stopping the others.[/]"
+            )
+            status = 1
+    await _stop_all(children, grace)
+    stop_wait.cancel()
+    await asyncio.gather(*output, return_exceptions=True)
+    return status
+
+
+async def _stop_all(children: list[Child], grace: float) -> None:
+    for child in children:
+        if child.process.returncode is None:
+            child.process.terminate()
+    waits = [c.process.wait() for c in children]
+    try:
+        await asyncio.wait_for(asyncio.gather(*waits), grace)
+    except TimeoutError:
+        for child in children:
+            if child.process.returncode is None:
+                child.process.kill()
+        await asyncio.gather(*(c.process.wait() for c in children))

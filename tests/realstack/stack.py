@@ -1,0 +1,174 @@
+"""The four services as separate processes on Kafka, PostgreSQL and MariaDB, for tests.
+
+Each stack gets scratch databases and freshly created topics, so runs never see each
+other's data; the infrastructure itself is what `make infra-up` started.
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ordersaga.config import Settings
+from ordersaga.contracts import topics
+
+CLI = [sys.executable, "-m", "ordersaga.cli"]
+PG = "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432"
+MARIADB = "mysql+aiomysql://ordersaga:ordersaga@127.0.0.1:3306"
+KAFKA = Settings().kafka_bootstrap_servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _recreate_databases(suffix: str) -> dict[str, str]:
+    urls = {}
+    pg = create_async_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
+    async with pg.connect() as conn:
+        for service in ("stock", "payment", "orchestrator"):
+            name = f"{service}_test_{suffix}"
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            urls[service] = f"{PG}/{name}"
+    await pg.dispose()
+    maria = create_async_engine(f"{MARIADB}/orders", isolation_level="AUTOCOMMIT")
+    async with maria.connect() as conn:
+        name = f"orders_test_{suffix}"
+        await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        await conn.execute(text(f"CREATE DATABASE `{name}`"))
+        urls["order"] = f"{MARIADB}/{name}"
+    await maria.dispose()
+    return urls
+
+
+async def _drop_databases(suffix: str) -> None:
+    pg = create_async_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
+    async with pg.connect() as conn:
+        for service in ("stock", "payment", "orchestrator"):
+            await conn.execute(
+                text(f'DROP DATABASE IF EXISTS "{service}_test_{suffix}" WITH (FORCE)')
+            )
+    await pg.dispose()
+    maria = create_async_engine(f"{MARIADB}/orders", isolation_level="AUTOCOMMIT")
+    async with maria.connect() as conn:
+        await conn.execute(text(f"DROP DATABASE IF EXISTS `orders_test_{suffix}`"))
+    await maria.dispose()
+
+
+async def delete_topics() -> None:
+    """Delete the contract's topics, so a stack starts on empty ones."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        present = set(await admin.list_topics()) & set(topics.with_dead_letters())
+        if present:
+            await admin.delete_topics(sorted(present))
+        deadline = time.monotonic() + 60
+        while set(await admin.list_topics()) & present:
+            assert time.monotonic() < deadline, "Kafka did not delete the topics in 60 s"
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Stack:
+    logs: Path
+    suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def prepare(self) -> None:
+        """Scratch databases with the schema and the sample data; empty topics."""
+        urls = asyncio.run(_recreate_databases(self.suffix))
+        asyncio.run(delete_topics())
+        self.env = {
+            **os.environ,
+            "ORDERSAGA_API_PORT": str(self.port),
+            **{f"ORDERSAGA_{service.upper()}_DB_URL": url for service, url in urls.items()},
+        }
+        self.cli("db", "upgrade")
+        self.cli("seed")
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True)
+        if check and done.returncode != 0:
+            raise AssertionError(f"ordersaga {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+        return done
+
+    def start(self, service: str, replica: int = 1) -> None:
+        name = f"{service}-{replica}"
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.processes[name] = subprocess.Popen(
+            [*CLI, "serve", service, "--replica", str(replica)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_all(self, replicas: int = 1) -> None:
+        for service in ("order", "orchestrator", "stock", "payment"):
+            for replica in range(1, replicas + 1):
+                self.start(service, replica)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assert_alive()
+            try:
+                if httpx.get(f"{self.api}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the order service did not become ready\n{self.log_tails()}")
+
+    def assert_alive(self) -> None:
+        dead = {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
+        assert not dead, f"replicas exited: {dead}\n{self.log_tails()}"
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no clean-up, no offset commit, transactions cut off."""
+        self.processes.pop(name).send_signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for name, process in self.processes.items():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise AssertionError(f"{name} did not stop on SIGTERM") from None
+        self.processes.clear()
+
+    def drop(self) -> None:
+        asyncio.run(_drop_databases(self.suffix))
+
+    def log_tails(self, lines: int = 30) -> str:
+        parts = []
+        for path in sorted(self.logs.glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name}\n" + "\n".join(tail))
+        return "\n".join(parts)
