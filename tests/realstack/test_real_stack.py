@@ -61,11 +61,15 @@ def assert_verified(stack: Stack) -> str:
 
 def test_the_three_outcomes(stack: Stack) -> None:
     stack.start_all()
+    orders: dict[str, dict[str, Any]] = {}
     with httpx.Client(base_url=stack.api, timeout=10) as http:
+        # One after the other: the third is unaffordable only once the first was charged.
         completed = place(http, user=1, product=1, quantity=1)
+        orders |= wait_all(http, [completed["orderID"]])
         no_stock = place(http, user=3, product=3, quantity=4)
+        orders |= wait_all(http, [no_stock["orderID"]])
         no_money = place(http, user=1, product=3, quantity=2)  # 100 > 80 left
-        orders = wait_all(http, [completed["orderID"], no_stock["orderID"], no_money["orderID"]])
+        orders |= wait_all(http, [no_money["orderID"]])
     assert orders[completed["orderID"]]["status"] == "ORDER_COMPLETED"
     assert orders[no_stock["orderID"]]["status"] == "ORDER_CANCELLED"
     assert "stock" in orders[no_stock["orderID"]]["reason"]

@@ -277,7 +277,8 @@ class InProcessConsumer:
             if batch or remaining <= 0:
                 return batch
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(appended.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await appended.wait()
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not self._closed:

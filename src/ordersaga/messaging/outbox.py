@@ -106,7 +106,8 @@ class OutboxRelay:
                 await backoff.sleep()
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wakeup.wait()
             self._wakeup.clear()
 
     async def publish_once(self) -> int:

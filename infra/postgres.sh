@@ -1,0 +1,116 @@
+# PostgreSQL: the machine's Debian cluster (15/main by default), started and stopped with
+# pg_ctlcluster, holding the stock, payment and orchestrator databases. Sourced by
+# infra/infra.sh.
+
+PG_VERSION=${PG_VERSION:-15}
+PG_CLUSTER=${PG_CLUSTER:-main}
+PG_PORT=5432
+PG_DATABASES=(stock payment orchestrator)
+# Command-line settings, so the machine's postgresql.conf stays untouched: loopback
+# only, and room for several replicas of each service with their connection pools.
+PG_OPTIONS=(-o "-c listen_addresses=$HOST" -o "-c max_connections=300")
+
+pg_log() {
+    pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" \
+        '$1 == v && $2 == c { print $7 }'
+}
+
+pg_running() {
+    pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" status >/dev/null 2>&1
+}
+
+# psql as the postgres superuser over the local socket (peer authentication).
+pg_admin() {
+    (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@")
+}
+
+# pg_ctlcluster acts as the cluster's owner, and only root can become it.
+pg_require_root() {
+    ((EUID == 0)) || fail postgres "run as root: the cluster is started and set up as user postgres"
+}
+
+pg_ensure_cluster() {
+    if ! command -v pg_ctlcluster >/dev/null || [[ ! -x /usr/lib/postgresql/$PG_VERSION/bin/postgres ]]; then
+        say postgres "installing postgresql-$PG_VERSION"
+        mkdir -p "$CACHE"
+        { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y "postgresql-$PG_VERSION"; } \
+            >"$CACHE/postgres-apt.log" 2>&1 9>&- ||
+            fail postgres "could not install postgresql-$PG_VERSION" "$CACHE/postgres-apt.log"
+    fi
+    if ! pg_lsclusters -h | awk '{ print $1 "/" $2 }' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
+        say postgres "creating the cluster $PG_VERSION/$PG_CLUSTER"
+        pg_createcluster "$PG_VERSION" "$PG_CLUSTER" >/dev/null ||
+            fail postgres "pg_createcluster $PG_VERSION $PG_CLUSTER failed"
+    fi
+}
+
+# The ordersaga role and its databases, each created only when missing. The password is
+# set every time, so a role left from elsewhere still matches the settings.
+pg_provision() {
+    pg_admin -d postgres <<'SQL' || fail postgres "could not create the ordersaga role" "$(pg_log)"
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ordersaga') THEN
+        CREATE ROLE ordersaga LOGIN CREATEDB PASSWORD 'ordersaga';
+    ELSE
+        ALTER ROLE ordersaga LOGIN CREATEDB PASSWORD 'ordersaga';
+    END IF;
+END
+$$;
+SQL
+    local db
+    for db in "${PG_DATABASES[@]}"; do
+        pg_admin -d postgres -v db="$db" <<'SQL' || fail postgres "could not create the database $db"
+SELECT format('CREATE DATABASE %I OWNER ordersaga', :'db')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+SQL
+    done
+    # The services log in with a password over TCP; check exactly that.
+    PGPASSWORD=ordersaga PGCONNECT_TIMEOUT=5 psql -X -q -h "$HOST" -p "$PG_PORT" -U ordersaga \
+        -d stock -tAc 'select 1' >/dev/null 2>&1 ||
+        fail postgres "ordersaga cannot log in with its password over TCP (check pg_hba.conf for 127.0.0.1/32 scram-sha-256 or md5)" "$(pg_log)"
+}
+
+postgres_up() {
+    pg_require_root
+    pg_ensure_cluster
+    if pg_running; then
+        wait_ready postgres 60 "" pg_isready -q -h "$HOST" -p "$PG_PORT" ||
+            fail postgres "the cluster runs but does not accept connections on $HOST:$PG_PORT" "$(pg_log)"
+        pg_provision
+        say postgres "already running on $HOST:$PG_PORT (cluster $PG_VERSION/$PG_CLUSTER)"
+        return 0
+    fi
+    require_free_ports postgres "$PG_PORT"
+    say postgres "starting cluster $PG_VERSION/$PG_CLUSTER on $HOST:$PG_PORT"
+    # 9>&-: the server must not inherit the lock of infra.sh (see spawn in lib.sh).
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start "${PG_OPTIONS[@]}" 9>&- ||
+        fail postgres "pg_ctlcluster start failed" "$(pg_log)"
+    wait_ready postgres 60 "" pg_isready -q -h "$HOST" -p "$PG_PORT" ||
+        fail postgres "not accepting connections on $HOST:$PG_PORT" "$(pg_log)"
+    pg_provision
+    say postgres "ready on $HOST:$PG_PORT"
+}
+
+postgres_down() {
+    if ! command -v pg_ctlcluster >/dev/null || ! pg_running; then
+        say postgres "not running"
+        return 0
+    fi
+    pg_require_root
+    say postgres "stopping cluster $PG_VERSION/$PG_CLUSTER"
+    # pg_ctlcluster waits until the server is gone.
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" stop -m fast ||
+        fail postgres "pg_ctlcluster stop failed" "$(pg_log)"
+    say postgres "stopped"
+}
+
+postgres_status() {
+    if command -v pg_ctlcluster >/dev/null && pg_running && pg_isready -q -h "$HOST" -p "$PG_PORT"; then
+        say postgres "running  $HOST:$PG_PORT (cluster $PG_VERSION/$PG_CLUSTER; log $(pg_log))"
+    else
+        say postgres "stopped  $HOST:$PG_PORT"
+        return 1
+    fi
+}

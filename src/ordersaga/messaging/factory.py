@@ -1,0 +1,13 @@
+"""The broker of the distributed mode, chosen in one place.
+
+The embedded mode builds its :class:`~ordersaga.messaging.memory.InProcessBroker` itself.
+"""
+
+from ordersaga.config import Settings
+from ordersaga.messaging.kafka import KafkaBroker
+from ordersaga.messaging.port import Broker
+
+
+def make_broker(settings: Settings) -> Broker:
+    """The Kafka cluster at ``settings.kafka_bootstrap_servers``, with its security options."""
+    return KafkaBroker(settings)
