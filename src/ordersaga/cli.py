@@ -16,6 +16,7 @@ from rich.console import Console
 
 from ordersaga.client import ApiError, OrderClient
 from ordersaga.config import Settings
+from ordersaga.db.commands import db_app, seed_command
 from ordersaga.db.engine import make_engine
 from ordersaga.report import checks_table, orders_table
 from ordersaga.runtime.embedded import EmbeddedSystem, embedded_engines
@@ -82,7 +83,7 @@ def serve(
     Configured by ORDERSAGA_* environment variables (see .env.example); the schema must
     be in place (`ordersaga db upgrade`)."""
     from ordersaga.runtime.distributed import serve as serve_replica
-    from ordersaga.runtime.service import SERVICE_NAMES
+    from ordersaga.services.base import SERVICE_NAMES
 
     if service not in SERVICE_NAMES:
         console.print(f"[red]Unknown service {service!r}: one of {', '.join(SERVICE_NAMES)}.[/]")
@@ -181,7 +182,7 @@ def verify_command(
     ] = None,
 ) -> None:
     """Check the design's invariants against the databases; exit 1 if one fails."""
-    from ordersaga.runtime.service import SERVICE_NAMES
+    from ordersaga.services.base import SERVICE_NAMES
     from ordersaga.verify import verify
 
     if data_dir is not None and not (data_dir / "order.sqlite3").exists():
@@ -203,6 +204,10 @@ def verify_command(
         return all(c.ok for c in checks)
 
     raise typer.Exit(0 if asyncio.run(run()) else 1)
+
+
+app.add_typer(db_app, name="db")
+app.command("seed")(seed_command)
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ def orders_table(orders: Iterable[dict[str, Any]], title: str = "Orders") -> Tab
             str(o["userID"]),
             str(o["productID"]),
             str(o["quantity"]),
-            str(o["amount"]),
+            money_text(o["amount"]),
             status_text(o["status"]),
             o.get("reason") or "",
         )

@@ -4,7 +4,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# The error codes of a violated CHECK constraint: MariaDB's, then MySQL's. PyMySQL maps
+# them to OperationalError, the class of a database that is away.
+_CHECK_VIOLATIONS = frozenset({4025, 3819})
 
 
 def sqlite_url(path: Path | None) -> str:
@@ -23,7 +29,28 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=1, max_overflow=0, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **options)
+    engine = create_async_engine(url, pool_pre_ping=True, **options)
+    if engine.dialect.name in ("mysql", "mariadb"):
+        event.listen(engine.sync_engine, "handle_error", _check_violation_is_integrity_error)
+    return engine
+
+
+def _check_violation_is_integrity_error(context: ExceptionContext) -> IntegrityError | None:
+    """Report a violated CHECK constraint on MariaDB/MySQL as the IntegrityError it is.
+
+    Left an OperationalError, the consumer loop would take it for a transient fault and
+    retry the message forever instead of dead-lettering it.
+    """
+    original = context.original_exception
+    code = original.args[0] if original.args else None
+    if code not in _CHECK_VIOLATIONS:
+        return None
+    return IntegrityError(
+        context.statement,
+        context.parameters,
+        original,
+        connection_invalidated=context.is_disconnect,
+    )
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

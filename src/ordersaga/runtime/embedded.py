@@ -17,7 +17,8 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import InProcessBroker
-from ordersaga.runtime.service import SERVICE_NAMES, ServiceReplica, service_spec
+from ordersaga.runtime.service import ServiceReplica, service_spec
+from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
 

@@ -11,13 +11,11 @@ from ordersaga.config import Settings
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.port import Broker
-from ordersaga.services.base import ServiceSpec
+from ordersaga.services.base import SERVICE_NAMES, ServiceSpec
 from ordersaga.services.orchestrator import wiring as orchestrator_wiring
 from ordersaga.services.order import wiring as order_wiring
 from ordersaga.services.payment import wiring as payment_wiring
 from ordersaga.services.stock import wiring as stock_wiring
-
-SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
 
 
 def service_spec(name: str, settings: Settings) -> ServiceSpec:

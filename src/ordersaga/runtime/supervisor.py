@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.markup import escape
 
-from ordersaga.runtime.service import SERVICE_NAMES
+from ordersaga.services.base import SERVICE_NAMES
 
 COLOURS = {"order": "cyan", "orchestrator": "magenta", "stock": "green", "payment": "yellow"}
 
@@ -45,7 +45,9 @@ async def _relay_output(child: Child, console: Console) -> None:
     width = max(len(s) for s in SERVICE_NAMES) + 3
     async for raw in child.process.stdout:
         line = escape(raw.decode(errors="replace").rstrip())
-        console.print(f"[{colour}]{child.name:<{width}}|[/] {line}", highlight=False)
+        console.print(
+            f"[{colour}]{child.name:<{width}}|[/] {line}", highlight=False, soft_wrap=True
+        )
 
 
 async def supervise(console: Console, replicas: int = 1, grace: float = 15.0) -> int:

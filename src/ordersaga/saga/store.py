@@ -7,12 +7,11 @@ check on every save is what makes a lost update impossible on all of them.
 
 import json
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Column,
-    DateTime,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.saga.state import ACTIVE_STATUSES, HistoryEntry, SagaState, SagaStatus
 
 
@@ -49,20 +49,20 @@ def saga_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("step", Integer, nullable=False),
         Column("data", Text, nullable=False),
         # Scanned by the deadline timer: only sagas still waiting have one.
-        Column("deadline", DateTime(timezone=True), nullable=True, index=True),
+        Column("deadline", UtcDateTime, nullable=True, index=True),
         Column("attempts", Integer, nullable=False),
         Column("version", Integer, nullable=False),
         Column("reason", Text, nullable=True),
         Column("traceparent", String(64), nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("updated_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
     )
     history = Table(
         "saga_history",
         metadata,
         Column("saga_id", String(36), nullable=False),
         Column("seq", Integer, nullable=False),
-        Column("at", DateTime(timezone=True), nullable=False),
+        Column("at", UtcDateTime, nullable=False),
         Column("event", String(64), nullable=False),
         Column("outcome", String(16), nullable=False),
         Column("message_id", String(64), nullable=True),
@@ -189,16 +189,9 @@ def _state(row: RowMapping) -> SagaState:
         status=SagaStatus(row["status"]),
         step=row["step"],
         data=json.loads(row["data"]),
-        deadline=_utc(row["deadline"]),
+        deadline=row["deadline"],
         attempts=row["attempts"],
         version=row["version"],
         reason=row["reason"],
         traceparent=row["traceparent"],
     )
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite and MariaDB give back naive datetimes; everything stored here is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)

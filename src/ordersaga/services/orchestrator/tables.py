@@ -2,11 +2,12 @@
 
 from sqlalchemy import MetaData
 
+from ordersaga.db.naming import NAMING_CONVENTION
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.saga.store import saga_tables
 
-metadata = MetaData()
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 saga_instances, saga_history = saga_tables(metadata)
 outbox = outbox_table(metadata)

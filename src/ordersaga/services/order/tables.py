@@ -11,12 +11,13 @@ from sqlalchemy import (
 )
 
 from ordersaga.contracts.statuses import OrderStatus
+from ordersaga.db.naming import NAMING_CONVENTION
 from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.db.types import Money
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.outbox import outbox_table
 
-metadata = MetaData()
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in OrderStatus)
 

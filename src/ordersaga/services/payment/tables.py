@@ -2,12 +2,13 @@
 
 from sqlalchemy import CheckConstraint, Column, DateTime, Integer, MetaData, String, Table
 
+from ordersaga.db.naming import NAMING_CONVENTION
 from ordersaga.db.types import Money
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.services.payment.rules import ChargeStatus
 
-metadata = MetaData()
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in ChargeStatus)
 

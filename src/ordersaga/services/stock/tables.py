@@ -10,11 +10,12 @@ from sqlalchemy import (
     Table,
 )
 
+from ordersaga.db.naming import NAMING_CONVENTION
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.services.stock.rules import ReservationStatus
 
-metadata = MetaData()
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in ReservationStatus)
 

@@ -1,0 +1,1 @@
+"""Revisions of the orchestrator service's schema, oldest first."""

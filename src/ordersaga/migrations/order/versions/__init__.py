@@ -1,0 +1,1 @@
+"""Revisions of the order service's schema, oldest first."""

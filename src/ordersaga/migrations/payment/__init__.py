@@ -1,0 +1,1 @@
+"""Migrations of the payment service's database."""

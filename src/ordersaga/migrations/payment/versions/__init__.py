@@ -1,0 +1,1 @@
+"""Revisions of the payment service's schema, oldest first."""

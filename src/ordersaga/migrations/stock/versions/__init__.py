@@ -1,0 +1,1 @@
+"""Revisions of the stock service's schema, oldest first."""

@@ -1,0 +1,163 @@
+"""The saga store on every backend: versions that refuse lost updates, locks, due sagas."""
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ordersaga.saga.state import HistoryEntry, SagaState, SagaStatus
+from ordersaga.saga.store import SagaStore, StaleSaga
+from ordersaga.services.orchestrator.tables import saga_history, saga_instances
+from tests.persistence.conftest import Databases
+from tests.persistence.support import count
+
+STORE = SagaStore(saga_instances, saga_history, "place-order")
+NOW = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def saga(deadline: datetime | None = NOW, status: SagaStatus = SagaStatus.RUNNING) -> SagaState:
+    saga_id = str(uuid4())
+    return SagaState(
+        saga_id=saga_id,
+        status=status,
+        step=0,
+        data={"orderID": saga_id, "userID": 1, "amount": "20.00"},
+        deadline=deadline,
+        traceparent=f"00-{uuid4().hex}-{uuid4().hex[:16]}-01",
+    )
+
+
+async def inserted(engine: AsyncEngine, *states: SagaState) -> None:
+    async with engine.begin() as conn:
+        for state in states:
+            await STORE.insert(conn, state, NOW)
+
+
+async def load(engine: AsyncEngine, saga_id: str) -> SagaState | None:
+    async with engine.begin() as conn:
+        return await STORE.load_for_update(conn, saga_id)
+
+
+async def test_a_saga_reads_back_as_it_was_stored(db: Databases) -> None:
+    engine = await db.fresh("orchestrator")
+    state = saga(deadline=NOW + timedelta(seconds=30))
+
+    await inserted(engine, state)
+
+    assert await load(engine, state.saga_id) == state
+    assert await load(engine, str(uuid4())) is None
+
+
+async def test_a_saga_is_inserted_once(db: Databases) -> None:
+    engine = await db.fresh("orchestrator")
+    state = saga()
+    await inserted(engine, state)
+
+    with pytest.raises(IntegrityError):
+        await inserted(engine, state)
+
+
+async def test_a_save_from_a_stale_read_is_refused(db: Databases) -> None:
+    engine = await db.fresh("orchestrator")
+    state = saga()
+    await inserted(engine, state)
+    first = replace(state, step=1)
+    second = replace(state, status=SagaStatus.COMPENSATING)
+
+    async with engine.begin() as conn:
+        saved = await STORE.save(conn, first, NOW)
+    with pytest.raises(StaleSaga):
+        async with engine.begin() as conn:
+            await STORE.save(conn, second, NOW)
+
+    assert saved.version == 1
+    assert await load(engine, state.saga_id) == saved
+
+
+async def test_history_entries_follow_each_other(db: Databases) -> None:
+    engine = await db.fresh("orchestrator")
+    state = saga()
+    await inserted(engine, state)
+    entry = HistoryEntry("order-created", "started", None, SagaStatus.RUNNING, 0, "started")
+
+    async with engine.begin() as conn:
+        for _ in range(3):
+            await STORE.append_history(conn, state.saga_id, entry, NOW, message_id="m-1")
+
+    assert await count(engine, saga_history) == 3
+
+
+async def test_due_returns_waiting_sagas_past_their_deadline_earliest_first(
+    db: Databases,
+) -> None:
+    engine = await db.fresh("orchestrator")
+    later = saga(deadline=NOW - timedelta(seconds=1))
+    earlier = saga(deadline=NOW - timedelta(seconds=2))
+    not_yet = saga(deadline=NOW + timedelta(microseconds=1))
+    finished = saga(deadline=NOW - timedelta(seconds=3), status=SagaStatus.COMPLETED)
+    no_deadline = saga(deadline=None)
+    await inserted(engine, later, earlier, not_yet, finished, no_deadline)
+
+    async with engine.begin() as conn:
+        due = await STORE.due(conn, NOW, limit=10)
+        first_only = await STORE.due(conn, NOW, limit=1)
+
+    assert [s.saga_id for s in due] == [earlier.saga_id, later.saga_id]
+    assert [s.saga_id for s in first_only] == [earlier.saga_id]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+async def test_a_saga_loaded_for_update_waits_for_the_holder_to_commit(db: Databases) -> None:
+    engine = await db.fresh("orchestrator")
+    state = saga()
+    await inserted(engine, state)
+
+    async with engine.begin() as holder:
+        held = await STORE.load_for_update(holder, state.saga_id)
+        assert held is not None
+        waiting = asyncio.create_task(load(db.engine("orchestrator"), state.saga_id))
+        await asyncio.sleep(0.3)
+        blocked = not waiting.done()
+        saved = await STORE.save(holder, replace(held, step=1), NOW)
+
+    assert blocked
+    assert await waiting == saved
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+async def test_two_deadline_scans_take_different_sagas(db: Databases) -> None:
+    engine = await db.fresh("orchestrator")
+    sagas = [saga(deadline=NOW - timedelta(seconds=i)) for i in range(1, 7)]
+    await inserted(engine, *sagas)
+    other = db.engine("orchestrator")
+
+    async with engine.begin() as first, other.begin() as second:
+        mine = await STORE.due(first, NOW, limit=4)
+        theirs = await STORE.due(second, NOW, limit=4)
+
+    assert len(mine) == 4
+    assert len(theirs) == 2
+    assert {s.saga_id for s in mine}.isdisjoint({s.saga_id for s in theirs})
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_without_row_locks_the_version_stops_the_second_scan(db: Databases) -> None:
+    """SQLite ignores SKIP LOCKED: both scans see the saga and the slower save fails."""
+    engine = await db.fresh("orchestrator")
+    state = saga(deadline=NOW - timedelta(seconds=1))
+    await inserted(engine, state)
+
+    async with engine.begin() as conn:
+        [mine] = await STORE.due(conn, NOW, limit=1)
+    async with engine.begin() as conn:
+        [theirs] = await STORE.due(conn, NOW, limit=1)
+    async with engine.begin() as conn:
+        await STORE.save(conn, replace(mine, step=1), NOW)
+
+    with pytest.raises(StaleSaga):
+        async with engine.begin() as conn:
+            await STORE.save(conn, replace(theirs, step=1), NOW)
