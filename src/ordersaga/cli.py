@@ -18,6 +18,7 @@ from ordersaga.client import ApiError, OrderClient
 from ordersaga.config import Settings
 from ordersaga.db.commands import db_app, seed_command
 from ordersaga.db.engine import make_engine
+from ordersaga.messaging.dlq_commands import dlq_app
 from ordersaga.report import checks_table, orders_table
 from ordersaga.runtime.embedded import EmbeddedSystem, embedded_engines
 
@@ -207,6 +208,7 @@ def verify_command(
 
 
 app.add_typer(db_app, name="db")
+app.add_typer(dlq_app, name="dlq")
 app.command("seed")(seed_command)
 
 

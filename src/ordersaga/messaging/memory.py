@@ -18,6 +18,8 @@ from pathlib import Path
 from ordersaga.messaging.port import OutgoingMessage, Record, TopicPartition
 
 DEFAULT_PARTITIONS = 6
+BROKER_FILE = "broker.sqlite3"
+"""The file name of the embedded system's broker log, under its data directory."""
 
 
 def partition_for(key: str, partitions: int) -> int:

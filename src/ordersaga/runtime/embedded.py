@@ -16,7 +16,7 @@ from ordersaga.contracts import topics
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
-from ordersaga.messaging.memory import InProcessBroker
+from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
 from ordersaga.runtime.service import ServiceReplica, service_spec
 from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.order.api import create_app
@@ -78,7 +78,7 @@ class EmbeddedSystem:
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._owns_broker:
-            broker_file = self.data_dir / "broker.sqlite3"
+            broker_file = self.data_dir / BROKER_FILE
             self._broker = InProcessBroker(broker_file, self.settings.partitions)
         await self.broker.create_topics(topics.with_dead_letters(), self.settings.partitions)
         for name in SERVICE_NAMES:

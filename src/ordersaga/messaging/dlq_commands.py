@@ -1,0 +1,345 @@
+"""``ordersaga dlq list | show | replay``: dead letters, for an operator to look at and replay.
+
+The commands read the Kafka cluster of the settings (``ORDERSAGA_KAFKA_*``) or, with
+``--data-dir``, the embedded system's broker file ``DIR/broker.sqlite3``.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from uuid import uuid4
+
+import typer
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ordersaga.config import Settings
+from ordersaga.contracts import topics
+from ordersaga.contracts.topics import dead_letter
+from ordersaga.messaging.dead_letters import (
+    DeadLetter,
+    DeadLetterError,
+    Inspection,
+    ReadLimits,
+    find_dead_letter,
+    inspect,
+    replay,
+)
+from ordersaga.messaging.factory import make_broker
+from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
+from ordersaga.messaging.port import Broker
+
+T = TypeVar("T")
+
+"""The embedded system's broker log, under its data directory."""
+
+# On Kafka a new consumer group takes a moment to form, and until it has, an empty poll
+# says nothing; the in-process broker answers at once, so an empty poll is the end.
+KAFKA_LIMITS = ReadLimits(patience=10.0, quiet=1.0)
+EMBEDDED_LIMITS = ReadLimits(patience=0.1, quiet=0.05)
+PREVIEW = 60
+
+DLQ_TOPICS = [dead_letter(topic) for topic in topics.ALL]
+
+dlq_app = typer.Typer(
+    help="Dead letters (<topic>.DLQ): list them, show one, replay them to their topic.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help=f"Use the embedded system's broker (DIR/{BROKER_FILE}) instead of the "
+        "configured Kafka.",
+    ),
+]
+Wait = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="Seconds to wait for a first record before taking the topics to be empty "
+        f"(default {KAFKA_LIMITS.patience:g} on Kafka, where a consumer group takes a moment "
+        "to form).",
+    ),
+]
+DlqTopic = Annotated[str, typer.Argument(help="The dead-letter topic, e.g. order-updated.DLQ.")]
+Partition = Annotated[int, typer.Argument(min=0, help="The partition on the dead-letter topic.")]
+Offset = Annotated[int, typer.Argument(min=0, help="The offset on the dead-letter topic.")]
+
+
+class Refused(Exception):
+    """A command that cannot be carried out, for a reason to tell the user; exit ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dlq_app.command("list")
+def list_command(
+    topic: Annotated[
+        str | None,
+        typer.Option(help="Only this topic's dead letters (order-updated or order-updated.DLQ)."),
+    ] = None,
+    replays: Annotated[
+        bool,
+        typer.Option(
+            "--replays",
+            help="Also count each dead letter's replays, by reading the source topics "
+            "in full (slow on a busy cluster).",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    wait: Wait = None,
+) -> None:
+    """List every dead letter on the contract's <topic>.DLQ topics, or on one of them."""
+    with _reporting_errors():
+        dlq_topics = [_dlq_topic(topic, source_ok=True)] if topic else DLQ_TOPICS
+        found = _execute(
+            data_dir, wait, lambda b, limits: inspect(b, dlq_topics, limits, count_replays=replays)
+        )
+    console = Console(soft_wrap=True)
+    if not found.letters:
+        where = dlq_topics[0] if topic else f"any of the {len(dlq_topics)} dead-letter topics"
+        console.print(f"No dead letters on {where}.", markup=False)
+        return
+    console.print(letters_table(found))
+    for name, count in sorted(found.counts().items()):
+        console.print(f"{name}: {count} dead letter{'s' if count != 1 else ''}", markup=False)
+
+
+@dlq_app.command("show")
+def show_command(
+    dlq_topic: DlqTopic,
+    partition: Partition,
+    offset: Offset,
+    data_dir: DataDir = None,
+    wait: Wait = None,
+) -> None:
+    """Print one dead letter whole: its key, every header, and its value (pretty JSON when
+    it parses, the raw bytes otherwise)."""
+    with _reporting_errors():
+        name = _dlq_topic(dlq_topic)
+        letter = _execute(
+            data_dir, wait, lambda b, limits: find_dead_letter(b, name, partition, offset, limits)
+        )
+    typer.echo(describe(letter))
+
+
+@dlq_app.command("replay")
+def replay_command(
+    dlq_topic: DlqTopic,
+    partition: Annotated[
+        int | None, typer.Argument(min=0, help="The partition on the dead-letter topic.")
+    ] = None,
+    offset: Annotated[
+        int | None, typer.Argument(min=0, help="The offset on the dead-letter topic.")
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Replay every dead letter of DLQ_TOPIC.")
+    ] = False,
+    keep_message_id: Annotated[
+        bool,
+        typer.Option(
+            "--keep-message-id/--new-message-id",
+            help="Keep the message-id (the default), so the consumer's inbox applies a "
+            "message at most once however often it is replayed, and skips it if it was "
+            "handled after all (delivered again, or published twice). A message was "
+            "dead-lettered because its transaction rolled back, so its id is not in the "
+            "inbox and the replay is handled. --new-message-id makes the replay a new "
+            "message, applied even if the original was: only to apply an effect again.",
+        ),
+    ] = True,
+    data_dir: DataDir = None,
+    wait: Wait = None,
+) -> None:
+    """Publish dead letters again to their source topic: same key, value and headers
+    (without the dlq-* ones), plus dlq-replayed-from. The dead letter stays where it is.
+
+    With --data-dir, stop the embedded system first: its broker file has one writer."""
+    with _reporting_errors():
+        name = _dlq_topic(dlq_topic)
+        if every != (partition is None) or (partition is None) != (offset is None):
+            raise Refused("give PARTITION and OFFSET, or --all")
+
+        async def run(broker: Broker, limits: ReadLimits) -> list[DeadLetter]:
+            if every:
+                letters = (await inspect(broker, [name], limits)).letters
+            else:
+                assert partition is not None and offset is not None
+                letters = [await find_dead_letter(broker, name, partition, offset, limits)]
+            await replay(broker, letters, keep_message_id=keep_message_id)
+            return letters
+
+        replayed = _execute(data_dir, wait, run)
+    if not replayed:
+        typer.echo(f"No dead letters on {name}: nothing to replay.")
+    id_note = "same message-id" if keep_message_id else "new message-id"
+    for letter in replayed:
+        typer.echo(f"replayed {letter.address} to {letter.source_topic} ({id_note})")
+
+
+def _dlq_topic(name: str, *, source_ok: bool = False) -> str:
+    """The contract's dead-letter topic ``name`` names (or whose source it names)."""
+    if name in DLQ_TOPICS:
+        return name
+    if name in topics.ALL:
+        if source_ok:
+            return dead_letter(name)
+        raise Refused(f"{name} is not a dead-letter topic: its dead letters are on {name}.DLQ")
+    raise Refused(f"unknown dead-letter topic {name!r}; one of {', '.join(DLQ_TOPICS)}")
+
+
+@contextlib.contextmanager
+def _reporting_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into one line on stderr and an exit code."""
+    try:
+        yield
+    except Refused as error:
+        _fail(str(error), error.code)
+    except DeadLetterError as error:
+        _fail(str(error), 1)
+
+
+def _fail(message: str, code: int) -> None:
+    Console(stderr=True, soft_wrap=True).print(Text(f"Error: {message}", style="red"))
+    raise typer.Exit(code)
+
+
+def _execute(
+    data_dir: Path | None,
+    wait: float | None,
+    work: Callable[[Broker, ReadLimits], Coroutine[Any, Any, T]],
+) -> T:
+    """Run ``work`` on the broker the options choose, and close it."""
+    with _quiet("aiokafka"):  # its connection errors are reported here, in one line
+        return asyncio.run(_on_broker(data_dir, wait, work))
+
+
+async def _on_broker(
+    data_dir: Path | None,
+    wait: float | None,
+    work: Callable[[Broker, ReadLimits], Coroutine[Any, Any, T]],
+) -> T:
+    if data_dir is not None:
+        broker, limits, where = _embedded_broker(data_dir)
+    else:
+        broker, limits, where = _kafka_broker()
+    if wait is not None:
+        limits = ReadLimits(patience=wait, quiet=limits.quiet)
+    try:
+        return await work(broker, limits)
+    except KafkaError as error:
+        raise Refused(
+            f"Kafka at {where} failed: {error}. Is it running (`make infra-up`), and is "
+            "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS right?",
+            code=1,
+        ) from None
+    except sqlite3.Error as error:
+        raise Refused(f"cannot use {where}: {error}", code=1) from None
+    finally:
+        await broker.close()
+
+
+def _embedded_broker(data_dir: Path) -> tuple[Broker, ReadLimits, str]:
+    path = data_dir / BROKER_FILE
+    if not path.is_file():
+        raise Refused(
+            f"no embedded broker under {data_dir} ({BROKER_FILE} is missing): give the "
+            "--data-dir of `ordersaga up --embedded`"
+        )
+    try:
+        return InProcessBroker(path), EMBEDDED_LIMITS, str(path)
+    except sqlite3.Error as error:
+        raise Refused(f"{path} is not a broker file: {error}") from None
+
+
+def _kafka_broker() -> tuple[Broker, ReadLimits, str]:
+    try:
+        settings = Settings()
+        return make_broker(settings), KAFKA_LIMITS, settings.kafka_bootstrap_servers
+    except ValueError as error:  # pydantic's ValidationError is one too
+        raise Refused(" ".join(str(error).split())) from None
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def letters_table(found: Inspection) -> Table:
+    """The dead letters as a table, one row each; a ``replays`` column if they were counted."""
+    table = Table(title="Dead letters", title_justify="left")
+    columns = ["DLQ topic", "at", "source", "consumer", "error", "key", "value"]
+    counted = found.replays is not None
+    for column in [*columns, "replays"] if counted else columns:
+        table.add_column(column, overflow="fold")
+    for letter in found.letters:
+        record = letter.record
+        row = [
+            record.topic,
+            f"{record.partition}/{record.offset}",
+            letter.source_address,
+            letter.consumer,
+            letter.error,
+            record.key,
+            preview(record.value),
+        ]
+        if counted:
+            row.append(str(found.replays_of(letter)))
+        table.add_row(*(Text(printable(cell)) for cell in row))
+    return table
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print: bytes that were not UTF-8 (kept as surrogates) escaped."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def preview(value: bytes, length: int = PREVIEW) -> str:
+    """The first ``length`` characters of a value, on one line."""
+    text = value.decode("utf-8", "backslashreplace")
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:length])
+    return shown + ("…" if len(text) > length else "")
+
+
+def describe(letter: DeadLetter) -> str:
+    """A dead letter whole, for a person: key, every header, the value."""
+    record = letter.record
+    lines = [f"{letter.address} (from {letter.source_address})", f"key: {printable(record.key)}"]
+    lines.append("headers:")
+    lines += [f"  {printable(name)}: {printable(value)}" for name, value in record.headers.items()]
+    try:
+        lines += ["value (JSON):", pretty_json(record.value)]
+    except ValueError:  # not UTF-8, or not JSON
+        lines += ["value (raw bytes):", repr(record.value)]
+    return "\n".join(lines)
+
+
+def pretty_json(value: bytes) -> str:
+    """``value`` indented, its numbers exactly as written (``20.00`` stays ``20.00``).
+
+    Floats are carried through as strings wrapped in a random mark, which are unwrapped
+    after formatting: a float would print amounts as ``20.0`` and round long ones.
+    """
+    mark = uuid4().hex
+    parsed = json.loads(value.decode("utf-8"), parse_float=lambda text: f"{mark}{text}{mark}")
+    formatted = json.dumps(parsed, indent=2, ensure_ascii=False)
+    return re.sub(f'"{mark}([^"]*){mark}"', r"\1", formatted)
