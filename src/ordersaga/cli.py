@@ -21,6 +21,7 @@ from ordersaga.db.engine import make_engine
 from ordersaga.messaging.dlq_commands import dlq_app
 from ordersaga.report import checks_table, orders_table
 from ordersaga.runtime.embedded import EmbeddedSystem, embedded_engines
+from ordersaga.services.orchestrator.commands import sagas_app
 
 app = typer.Typer(
     help="The place-order saga, orchestrated over Kafka: order, stock, payment, orchestrator.",
@@ -209,6 +210,7 @@ def verify_command(
 
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(sagas_app, name="sagas")
 app.command("seed")(seed_command)
 
 

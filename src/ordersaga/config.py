@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     compensation_timeout: float = Field(
         30.0, gt=0, description="Seconds the saga waits for a compensation to be acknowledged."
     )
+    max_compensation_attempts: int = Field(
+        10,
+        ge=1,
+        description="Sends of a compensation without acknowledgement before its saga is "
+        "PARKED for an operator (`ordersaga sagas retry`).",
+    )
     timer_interval: float = Field(0.5, gt=0, description="Seconds between deadline scans.")
     api_host: str = "127.0.0.1"
     api_port: int = 8091

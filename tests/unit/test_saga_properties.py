@@ -1,9 +1,11 @@
 """Properties of the saga engine for any definition and any sequence of events.
 
 A generic saga of one to four steps is fed replies (right or wrong, successful or
-not), acknowledgements and passing time in any order; whatever happens, it must end
-properly: finished sagas stay finished, completion means every step succeeded, and a
-cancellation comes only after everything commanded was undone and acknowledged.
+not), acknowledgements, passing time and operators' retries in any order; whatever
+happens, it must end properly: finished sagas stay finished, completion means every
+step succeeded, and a cancellation comes only after everything commanded was undone
+and acknowledged. A compensation is sent at most ``MAX_ATTEMPTS`` times in a row
+before the saga parks, and a parked saga moves only on its acknowledgement or a retry.
 """
 
 from dataclasses import dataclass, field
@@ -17,10 +19,11 @@ from hypothesis import strategies as st
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga.definition import SagaData, SagaDefinition, Send, Step
 from ordersaga.saga.state import SagaState, SagaStatus, Transition
-from ordersaga.saga.transitions import on_deadline, on_reply, start
+from ordersaga.saga.transitions import on_deadline, on_reply, retry, start
 
 SAGA_ID = UUID("0b9f6c52-8d8e-4d3a-bb1e-2f0a4c1d9e77")
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
+MAX_ATTEMPTS = 3
 
 
 class Command(WireMessage):
@@ -77,6 +80,7 @@ def definition(steps: int) -> SagaDefinition:
         compensation_timeout="undo",
         on_completed=_completed,
         on_cancelled=_cancelled,
+        max_compensation_attempts=MAX_ATTEMPTS,
     )
 
 
@@ -84,13 +88,18 @@ TIMEOUTS = {"t0": 5.0, "t1": 7.0, "t2": 3.0, "t3": 11.0, "undo": 2.0}
 
 # An event: ("reply", step, ok) on done-<step>; ("ack", step) on undone-<step>;
 # ("expected", ok), the reply or ack the saga waits for now; ("wait", seconds), then
-# the deadline check.
+# the deadline check; ("due",), time passes to the saga's deadline exactly, then the
+# check (so that compensations often go unanswered long enough to park the saga);
+# ("retry",), an operator's retry.
 events = st.one_of(
     st.tuples(st.just("reply"), st.integers(0, 3), st.booleans()),
     st.tuples(st.just("ack"), st.integers(0, 3)),
     st.tuples(st.just("expected"), st.booleans()),
     st.tuples(st.just("wait"), st.floats(0, 60, allow_nan=False)),
+    st.tuples(st.just("due")),
+    st.tuples(st.just("retry")),
 )
+WAITING_FOR_ACK = (SagaStatus.COMPENSATING, SagaStatus.PARKED)
 
 
 @dataclass
@@ -112,7 +121,8 @@ class Run:
         self.transitions.append((before, transition))
         self.sent += transition.messages
         self.state = transition.state
-        if transition.entry.outcome == "ignored" or transition.entry.event == "deadline":
+        entry = transition.entry
+        if entry.outcome == "ignored" or entry.event in ("deadline", "operator-retry"):
             return
         if before.status is SagaStatus.RUNNING:
             reply = event_reply(event)
@@ -122,9 +132,14 @@ class Run:
 
     def _transition(self, event: tuple[object, ...]) -> Transition:
         kind = event[0]
+        if kind == "retry":
+            return retry(self.saga, self.state, self.now, TIMEOUTS)
         if kind == "wait":
             assert isinstance(event[1], float)
             self.now += timedelta(seconds=event[1])
+            return on_deadline(self.saga, self.state, self.now, TIMEOUTS)
+        if kind == "due":
+            self.now = max(self.now, self.state.deadline or self.now)
             return on_deadline(self.saga, self.state, self.now, TIMEOUTS)
         topic = self._topic(event)
         return on_reply(self.saga, self.state, topic, event_reply(event), self.now, TIMEOUTS)
@@ -134,7 +149,7 @@ class Run:
             return f"done-{event[1]}"
         if event[0] == "ack":
             return f"undone-{event[1]}"
-        waiting = self.state.status is SagaStatus.COMPENSATING
+        waiting = self.state.status in WAITING_FOR_ACK
         return f"{'undone' if waiting else 'done'}-{self.state.step}"
 
     def commanded(self) -> list[int]:
@@ -158,7 +173,13 @@ def run(steps: int, sequence: list[tuple[object, ...]]) -> Run:
     return driven
 
 
-scenarios = given(st.integers(1, 4), st.lists(events, max_size=40))
+# Any events; or any events around a stall long enough to park a saga that is running
+# or compensating when it begins.
+STALL: list[tuple[object, ...]] = [("due",)] * (MAX_ATTEMPTS + 1)
+stalled = st.tuples(st.lists(events, max_size=20), st.lists(events, max_size=20)).map(
+    lambda around: around[0] + STALL + around[1]
+)
+scenarios = given(st.integers(1, 4), st.one_of(st.lists(events, max_size=40), stalled))
 
 
 @settings(max_examples=300)
@@ -236,3 +257,44 @@ def test_compensations_run_last_first_and_the_end_is_announced_once(
     assert first_undos == sorted(first_undos, reverse=True)
     endings = [m for _, m in driven.sent if isinstance(m, Finished)]
     assert len(endings) == (1 if driven.state.status.is_terminal else 0)
+
+
+@settings(max_examples=300)
+@scenarios
+def test_a_compensation_is_sent_at_most_the_maximum_times_in_a_row_then_the_saga_parks(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    in_a_row = 0
+    for before, transition in driven.transitions:
+        undos = [m for _, m in transition.messages if isinstance(m, Command) and m.undo]
+        if transition.entry.outcome == "retried":
+            in_a_row += len(undos)  # sent again on a deadline: the same round
+        elif undos:
+            in_a_row = len(undos)  # a new compensation, or an operator's retry
+        assert in_a_row <= MAX_ATTEMPTS
+        if transition.entry.outcome == "parked":
+            assert in_a_row == MAX_ATTEMPTS
+            assert before.status is SagaStatus.COMPENSATING
+            assert transition.messages == []
+
+
+@settings(max_examples=300)
+@scenarios
+def test_a_parked_saga_moves_only_on_its_acknowledgement_or_a_retry(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    for before, transition in driven.transitions:
+        if transition.state.status is SagaStatus.PARKED:
+            assert transition.state.deadline is None
+        if before.status is not SagaStatus.PARKED:
+            continue
+        event = transition.entry.event
+        if transition.entry.outcome == "ignored":
+            assert (transition.state, transition.messages) == (before, [])
+        else:
+            assert event in (f"undone-{before.step}", "operator-retry")
+            assert transition.state.status is not SagaStatus.PARKED

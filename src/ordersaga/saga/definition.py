@@ -54,7 +54,9 @@ class SagaDefinition:
 
     The last step is the pivot: once it succeeds the saga completes, nothing is undone.
     Compensations are acknowledged within ``compensation_timeout`` or sent again, each
-    time waiting twice as long, up to ``backoff_cap`` times the first wait.
+    time waiting twice as long, up to ``backoff_cap`` times the first wait. A
+    compensation sent ``max_compensation_attempts`` times and still not acknowledged
+    parks the saga for an operator.
     """
 
     name: str
@@ -63,12 +65,15 @@ class SagaDefinition:
     on_completed: Callable[[SagaData], Send]
     on_cancelled: Callable[[SagaData, str], Send]
     backoff_cap: int = 8
+    max_compensation_attempts: int = 10
 
     def __post_init__(self) -> None:
         if not self.steps:
             raise ValueError(f"saga {self.name!r} has no steps")
         if self.backoff_cap < 1:
             raise ValueError(f"saga {self.name!r}: backoff_cap must be at least 1")
+        if self.max_compensation_attempts < 1:
+            raise ValueError(f"saga {self.name!r}: max_compensation_attempts must be at least 1")
 
     @property
     def topics(self) -> tuple[str, ...]:

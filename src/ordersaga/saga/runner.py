@@ -82,6 +82,21 @@ class SagaRunner:
         transition = transitions.on_deadline(self.definition, state, now, self.timeouts)
         return await self._record(conn, state, transition, now, None)
 
+    async def retry(self, conn: AsyncConnection, saga_id: str) -> Transition | None:
+        """An operator's retry of parked saga ``saga_id``; None if there is no such saga.
+
+        The transition returned carries the messages to send. A saga that is not parked
+        is left alone, and so is its history: the transition's outcome is ``ignored``.
+        """
+        state = await self.store.load_for_update(conn, saga_id)
+        if state is None:
+            return None
+        now = self.clock()
+        transition = transitions.retry(self.definition, state, now, self.timeouts)
+        if transition.entry.outcome != "ignored":
+            await self._record(conn, state, transition, now, None)
+        return transition
+
     async def _record(
         self,
         conn: AsyncConnection,
@@ -94,7 +109,9 @@ class SagaRunner:
         if transition.state != before:
             await self.store.save(conn, transition.state, now)
         await self.store.append_history(conn, before.saga_id, entry, now, message_id)
-        log.info(
+        # A parked saga needs a person: say so louder than the usual progress.
+        log.log(
+            logging.WARNING if entry.outcome == "parked" else logging.INFO,
             "saga %s: %s %s (%s → %s): %s",
             before.saga_id,
             entry.event,

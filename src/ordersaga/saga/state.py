@@ -13,6 +13,10 @@ class SagaStatus(StrEnum):
     """Commanding the steps in order, waiting for the current step's reply."""
     COMPENSATING = "COMPENSATING"
     """Undoing the steps already done, last first, waiting for each acknowledgement."""
+    PARKED = "PARKED"
+    """A compensation was sent as often as allowed and never acknowledged: the saga waits,
+    without a deadline, for that acknowledgement or for an operator to retry. Not
+    finished: its order is still open."""
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
 
@@ -22,14 +26,16 @@ class SagaStatus(StrEnum):
 
 
 ACTIVE_STATUSES = (SagaStatus.RUNNING, SagaStatus.COMPENSATING)
+"""The statuses with a deadline, which the timer watches."""
 
 
 @dataclass(frozen=True)
 class SagaState:
     """One saga instance.
 
-    ``step`` is the step being commanded (RUNNING) or compensated (COMPENSATING);
-    ``attempts`` counts how often that compensation was sent again. ``version`` is the
+    ``step`` is the step being commanded (RUNNING) or compensated (COMPENSATING,
+    PARKED); ``attempts`` counts how often that compensation was sent again, so it was
+    sent ``attempts + 1`` times. ``version`` is the
     stored version this state was read at: transitions leave it alone and the store
     checks it when saving.
     """
@@ -50,7 +56,8 @@ class HistoryEntry:
     """What one event did to a saga, for its ``saga_history``.
 
     ``outcome`` is one of ``started``, ``advanced``, ``completed``, ``compensating``,
-    ``compensated``, ``timed-out``, ``retried``, ``cancelled`` or ``ignored``.
+    ``compensated``, ``timed-out``, ``retried``, ``parked``, ``resumed`` (an operator's
+    retry), ``cancelled`` or ``ignored``.
     ``from_status`` is None for the event that started the saga.
     """
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.saga.state import ACTIVE_STATUSES, HistoryEntry, SagaState, SagaStatus
@@ -73,6 +74,25 @@ def saga_tables(metadata: MetaData) -> tuple[Table, Table]:
         PrimaryKeyConstraint("saga_id", "seq", name="pk_saga_history"),
     )
     return instances, history
+
+
+@dataclass(frozen=True)
+class StoredSaga:
+    """A saga as an operator sees it: its state, and when it began and last changed."""
+
+    state: SagaState
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One stored entry of a saga's history."""
+
+    seq: int
+    at: datetime
+    entry: HistoryEntry
+    message_id: str | None
 
 
 @dataclass(frozen=True)
@@ -168,6 +188,74 @@ class SagaStore:
         )
         rows = (await conn.execute(query)).mappings().all()
         return [_state(row) for row in rows]
+
+    async def find(
+        self,
+        conn: AsyncConnection,
+        *,
+        status: SagaStatus | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[StoredSaga]:
+        """Up to ``limit`` sagas, newest first, with ``status`` and begun before a time."""
+        table = self.instances
+        conditions: list[ColumnElement[bool]] = [table.c.saga_type == self.saga_type]
+        if status is not None:
+            conditions.append(table.c.status == status.value)
+        if created_before is not None:
+            conditions.append(table.c.created_at <= created_before)
+        query = (
+            select(table)
+            .where(*conditions)
+            .order_by(table.c.created_at.desc(), table.c.saga_id)
+            .limit(limit)
+        )
+        rows = (await conn.execute(query)).mappings().all()
+        return [StoredSaga(_state(row), row["created_at"], row["updated_at"]) for row in rows]
+
+    async def get(self, conn: AsyncConnection, saga_id: str) -> StoredSaga | None:
+        """The saga ``saga_id`` without locking it; None if unknown."""
+        query = select(self.instances).where(self.instances.c.saga_id == saga_id)
+        row = (await conn.execute(query)).mappings().one_or_none()
+        return (
+            None if row is None else StoredSaga(_state(row), row["created_at"], row["updated_at"])
+        )
+
+    async def count_by_status(self, conn: AsyncConnection) -> dict[SagaStatus, int]:
+        """How many sagas are in each status; every status is present, zero or not."""
+        status = self.instances.c.status
+        query = (
+            select(status, func.count())
+            .where(self.instances.c.saga_type == self.saga_type)
+            .group_by(status)
+        )
+        counts = dict.fromkeys(SagaStatus, 0)
+        for value, number in (await conn.execute(query)).all():
+            counts[SagaStatus(value)] = number
+        return counts
+
+    async def history_of(self, conn: AsyncConnection, saga_id: str) -> list[HistoryRecord]:
+        """Every history entry of ``saga_id``, oldest first."""
+        query = (
+            select(self.history)
+            .where(self.history.c.saga_id == saga_id)
+            .order_by(self.history.c.seq)
+        )
+        rows = (await conn.execute(query)).mappings().all()
+        return [_history_record(row) for row in rows]
+
+
+def _history_record(row: RowMapping) -> HistoryRecord:
+    from_status = row["from_status"]
+    entry = HistoryEntry(
+        event=row["event"],
+        outcome=row["outcome"],
+        from_status=SagaStatus(from_status) if from_status else None,
+        to_status=SagaStatus(row["to_status"]),
+        step=row["step"],
+        note=row["note"],
+    )
+    return HistoryRecord(row["seq"], row["at"], entry, row["message_id"])
 
 
 def _columns(state: SagaState, now: datetime) -> dict[str, Any]:

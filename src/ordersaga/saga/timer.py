@@ -1,9 +1,10 @@
 """The deadline timer: a loop that acts on sagas whose deadline has passed.
 
 Each scan is one transaction: take the due sagas (skipping those another timer or a
-handler holds), apply their deadline transition, save them and write the messages to
-the outbox. Only after it commits is the relay woken. A scan that fails is rolled back
-whole and done again on the next tick.
+handler holds), apply their deadline transition (a step given up on, a compensation
+sent again, or a saga parked), save them and write the messages to the outbox. Only
+after it commits is the relay woken. A scan that fails is rolled back whole and done
+again on the next tick.
 """
 
 import asyncio
@@ -42,7 +43,7 @@ async def fire_due_deadlines(
         due = await runner.store.due(conn, at, batch)
         outgoing: list[OutgoingMessage] = []
         for state in due:
-            cause = _trace_of(state)
+            cause = saga_trace(state)
             for topic, message in await runner.deadline(conn, state, at):
                 outgoing.append(envelope(topic, message, cause))
         await write_outbox(conn, outbox, outgoing)
@@ -86,8 +87,8 @@ async def run_deadlines(
             await asyncio.sleep(interval)
 
 
-def _trace_of(state: SagaState) -> Trace | None:
-    """The saga's own trace: a timeout has no message that caused it."""
+def saga_trace(state: SagaState) -> Trace | None:
+    """The saga's own trace, for what a timeout or an operator sends: no message caused it."""
     if not state.traceparent:
         return None
     return Trace(message_id="", saga_id=state.saga_id, traceparent=state.traceparent)

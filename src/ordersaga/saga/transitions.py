@@ -6,6 +6,14 @@ records the history entry and sends the messages, all in one transaction.
 An event the current state does not wait for (a reply after the saga moved on, a
 second acknowledgement, anything for a finished saga) leaves the state as it is and
 sends nothing; its history entry says ``ignored`` and why.
+
+A compensation sent ``max_compensation_attempts`` times without an acknowledgement
+parks the saga (PARKED): no deadline, nothing more is sent, the history says which
+compensation went unanswered. A parked saga ignores every reply except the
+acknowledgement it was waiting for: that one, however late, is taken as if it had come
+in time and the compensation goes on (the participant did undo its step, so there is
+nothing for an operator to do). Otherwise an operator's :func:`retry` sends the
+compensation again and the count starts over.
 """
 
 from collections.abc import Mapping
@@ -15,10 +23,19 @@ from typing import Any
 
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga.definition import SagaDefinition, Step, Timeouts
-from ordersaga.saga.state import HistoryEntry, SagaState, SagaStatus, Transition
+from ordersaga.saga.state import (
+    ACTIVE_STATUSES,
+    HistoryEntry,
+    SagaState,
+    SagaStatus,
+    Transition,
+)
 
 START = "start"
 DEADLINE = "deadline"
+OPERATOR_RETRY = "operator-retry"
+
+_AWAITING_ACK = (SagaStatus.COMPENSATING, SagaStatus.PARKED)
 
 
 def start(
@@ -62,7 +79,7 @@ def on_reply(
         step = definition.steps[state.step]
         if state.status is SagaStatus.RUNNING and topic == step.reply_topic:
             return _on_step_reply(definition, state, step, message, now, timeouts)
-        if state.status is SagaStatus.COMPENSATING and topic == step.ack_topic:
+        if state.status in _AWAITING_ACK and topic == step.ack_topic:
             return _on_acknowledged(definition, state, step, now, timeouts)
     return _ignored(state, topic, _not_waiting_for(definition, state, topic))
 
@@ -70,19 +87,57 @@ def on_reply(
 def on_deadline(
     definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
 ) -> Transition:
-    """Act on a passed deadline: give up on a silent step, or send a compensation again.
+    """Act on a passed deadline: give up on a silent step, send a compensation again, or
+    park the saga when its compensation was sent as often as allowed.
 
     A step that did not answer may or may not have acted, so it is compensated itself
     before the steps before it.
     """
-    if state.status.is_terminal or state.deadline is None or now < state.deadline:
+    due = state.deadline is not None and now >= state.deadline
+    if state.status not in ACTIVE_STATUSES or not due:
         return _ignored(state, DEADLINE, "no deadline due")
     step = definition.steps[state.step]
     if state.status is SagaStatus.RUNNING:
         seconds = _seconds(timeouts, step.timeout)
         reason = f"{step.party} did not answer within {seconds:g}s"
         return _compensate(definition, state, state.step, now, timeouts, DEADLINE, reason)
+    if state.attempts + 1 >= definition.max_compensation_attempts:
+        return _park(definition, state)
     return _send_again(definition, state, step, now, timeouts)
+
+
+def retry(
+    definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
+) -> Transition:
+    """An operator's retry of a parked saga: send its compensation again, count afresh.
+
+    The saga compensates the same step again, as if the compensation had just been
+    sent for the first time. The retry sends it itself rather than leaving it to the
+    timer with a deadline of now: ``attempts`` counts the sends after the first, so only
+    a send made here lets the new round have all its ``max_compensation_attempts``
+    (with a maximum of one, a timer's send would otherwise park the saga unsent).
+    Any saga not PARKED is left alone (outcome ``ignored``).
+    """
+    if state.status is not SagaStatus.PARKED:
+        return _ignored(
+            state, OPERATOR_RETRY, f"only a PARKED saga can be retried; it is {state.status}"
+        )
+    step = definition.steps[state.step]
+    resumed = replace(
+        state,
+        status=SagaStatus.COMPENSATING,
+        attempts=0,
+        deadline=_after(now, timeouts, definition.compensation_timeout),
+    )
+    messages = [(step.compensation_topic, step.compensation(state.data))]
+    note = "retried by an operator; " + _sent(messages)
+    return Transition(resumed, messages, _entry(OPERATOR_RETRY, "resumed", state, resumed, note))
+
+
+def parked_because(definition: SagaDefinition, state: SagaState) -> str:
+    """Why a parked saga waits: its compensation, and how often it went unanswered."""
+    step = definition.steps[state.step]
+    return f"{step.compensation_topic} not acknowledged after {state.attempts + 1} attempts"
 
 
 def _on_step_reply(
@@ -175,6 +230,17 @@ def _send_again(
     return Transition(retried, messages, _entry(DEADLINE, "retried", state, retried, note))
 
 
+def _park(definition: SagaDefinition, state: SagaState) -> Transition:
+    """Stop sending an unanswered compensation; wait for its ack or an operator."""
+    parked = replace(state, status=SagaStatus.PARKED, deadline=None)
+    step = definition.steps[state.step]
+    note = (
+        f"{parked_because(definition, state)}; parked until {step.ack_topic} arrives "
+        "or an operator retries"
+    )
+    return Transition(parked, [], _entry(DEADLINE, "parked", state, parked, note))
+
+
 def _cancel(definition: SagaDefinition, state: SagaState, event: str, reason: str) -> Transition:
     topic, message = definition.on_cancelled(state.data, reason)
     cancelled = replace(
@@ -196,6 +262,8 @@ def _not_waiting_for(definition: SagaDefinition, state: SagaState, topic: str) -
     step = definition.steps[state.step]
     if state.status is SagaStatus.RUNNING:
         return f"{topic} not expected: waiting for {step.reply_topic} ({step.name})"
+    if state.status is SagaStatus.PARKED:
+        return f"{topic} not expected: parked, waiting for {step.ack_topic} (undoing {step.name})"
     return f"{topic} not expected: waiting for {step.ack_topic} (undoing {step.name})"
 
 

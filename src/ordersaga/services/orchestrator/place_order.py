@@ -6,6 +6,7 @@ exact); every message is built from them. Reasons are written for an operator:
 "payment did not answer within 30s".
 """
 
+from dataclasses import replace
 from typing import Any
 
 from ordersaga.config import Settings
@@ -123,3 +124,8 @@ PLACE_ORDER = SagaDefinition(
     on_cancelled=_cancelled,
 )
 """Payment is the last step, so the pivot: once approved, the order completes."""
+
+
+def place_order_saga(settings: Settings) -> SagaDefinition:
+    """The place-order saga, parking after the configured number of compensation sends."""
+    return replace(PLACE_ORDER, max_compensation_attempts=settings.max_compensation_attempts)

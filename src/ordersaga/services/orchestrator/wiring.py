@@ -12,7 +12,7 @@ from ordersaga.saga.store import SagaStore
 from ordersaga.saga.timer import run_deadlines
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.orchestrator.handlers import subscriptions
-from ordersaga.services.orchestrator.place_order import PLACE_ORDER, timeouts
+from ordersaga.services.orchestrator.place_order import place_order_saga, timeouts
 from ordersaga.services.orchestrator.tables import (
     inbox,
     metadata,
@@ -23,9 +23,11 @@ from ordersaga.services.orchestrator.tables import (
 
 
 def place_order_runner(settings: Settings, clock: Callable[[], datetime] = utc_now) -> SagaRunner:
-    """The place-order saga on the orchestrator's tables, with the configured timeouts."""
-    store = SagaStore(saga_instances, saga_history, PLACE_ORDER.name)
-    return SagaRunner(PLACE_ORDER, store, timeouts(settings), clock)
+    """The place-order saga on the orchestrator's tables, with the configured timeouts
+    and number of compensation attempts."""
+    definition = place_order_saga(settings)
+    store = SagaStore(saga_instances, saga_history, definition.name)
+    return SagaRunner(definition, store, timeouts(settings), clock)
 
 
 async def seed(conn: AsyncConnection) -> None:

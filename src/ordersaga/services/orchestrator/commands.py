@@ -1,0 +1,233 @@
+"""``ordersaga sagas list | show | retry``: the orchestrator's sagas, for an operator.
+
+They act on the orchestrator's database: the embedded system's under ``--data-dir``,
+else the one ``ORDERSAGA_ORCHESTRATOR_DB_URL`` names. A retry is written to the
+orchestrator's outbox; the running orchestrator publishes it.
+"""
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from ordersaga.config import Settings
+from ordersaga.db.engine import make_engine, sqlite_url
+from ordersaga.db.timestamps import utc_now
+from ordersaga.saga.state import SagaStatus
+from ordersaga.services.orchestrator.operations import (
+    NotParked,
+    SagaDetail,
+    SagaOperations,
+    SagaView,
+    UnknownSaga,
+)
+from ordersaga.services.orchestrator.tables import outbox
+from ordersaga.services.orchestrator.wiring import place_order_runner
+
+T = TypeVar("T")
+
+sagas_app = typer.Typer(
+    help="The orchestrator's sagas: list them, show one's history, retry a parked one.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_AGE = re.compile(r"(\d+)([smhd])")
+
+
+def parse_age(text: str) -> timedelta:
+    """``30s``, ``5m``, ``2h`` or ``1d`` as a duration; a usage error for anything else."""
+    match = _AGE.fullmatch(text.strip().lower())
+    if match is None:
+        raise typer.BadParameter(
+            f"{text!r} is not an age: use a whole number and a unit, s, m, h or d (30s, 5m, 2h, 1d)"
+        )
+    number, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: int(number)})
+
+
+def parse_state(text: str) -> SagaStatus:
+    """A saga state by its name, in any case; a usage error naming the states otherwise."""
+    try:
+        return SagaStatus(text.strip().upper())
+    except ValueError:
+        names = ", ".join(SagaStatus)
+        raise typer.BadParameter(f"{text!r} is not a saga state: one of {names}") from None
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="The embedded system's data directory (its orchestrator.sqlite3); "
+        "default: the database ORDERSAGA_ORCHESTRATOR_DB_URL names.",
+    ),
+]
+State = Annotated[
+    SagaStatus | None,
+    typer.Option(
+        "--state",
+        parser=parse_state,
+        metavar="|".join(SagaStatus),
+        help="Only sagas in this state.",
+    ),
+]
+OlderThan = Annotated[
+    timedelta | None,
+    typer.Option(
+        "--older-than",
+        parser=parse_age,
+        metavar="AGE",
+        help="Only sagas begun at least this long ago: 30s, 5m, 2h, 1d.",
+    ),
+]
+Limit = Annotated[int, typer.Option("--limit", min=1, help="At most this many sagas.")]
+SagaId = Annotated[str, typer.Argument(help="The saga's id (its order's orderID).")]
+
+
+@sagas_app.command("list")
+def list_command(
+    state: State = None, older_than: OlderThan = None, limit: Limit = 50, data_dir: DataDir = None
+) -> None:
+    """List sagas, newest first, with a count of all sagas by state."""
+
+    async def run(operations: SagaOperations) -> tuple[list[SagaView], dict[SagaStatus, int]]:
+        found = await operations.find(status=state, older_than=older_than, limit=limit)
+        return found, await operations.count()
+
+    found, counts = _run(data_dir, run)
+    now = utc_now()
+    table = Table(title=f"Sagas ({len(found)} shown)", title_justify="left")
+    for column in ("saga", "state", "step", "attempts", "age", "deadline", "reason"):
+        table.add_column(column, no_wrap=column == "saga")
+    for saga in found:
+        table.add_row(
+            saga.saga_id,
+            _status_text(saga.status),
+            saga.step_name,
+            str(saga.attempts),
+            duration_text(now - saga.created_at),
+            _deadline_text(saga.deadline, now),
+            escape(saga.reason or ""),
+        )
+    console = Console()
+    console.print(table)
+    console.print("All sagas by state: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+
+
+@sagas_app.command("show")
+def show_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
+    """Show one saga and its whole history."""
+
+    async def run(operations: SagaOperations) -> SagaDetail:
+        return await operations.show(saga_id)
+
+    detail = _run(data_dir, run)
+    saga, now = detail.saga, utc_now()
+    console = Console()
+    console.print(f"[bold]Saga {saga.saga_id}[/]: {_status_text(saga.status)}")
+    console.print(f"  step       {saga.step} ({saga.step_name}), attempts {saga.attempts}")
+    age = duration_text(now - saga.created_at)
+    console.print(f"  begun      {saga.created_at.isoformat(timespec='seconds')} ({age} ago)")
+    console.print(f"  changed    {saga.updated_at.isoformat(timespec='seconds')}")
+    console.print(f"  deadline   {_deadline_text(saga.deadline, now) or 'none'}")
+    console.print(f"  reason     {escape(saga.reason or '')}")
+    console.print(f"  data       {escape(json.dumps(saga.data, sort_keys=True))}")
+    table = Table(title="History", title_justify="left")
+    for column in ("#", "at", "event", "outcome", "from → to", "step", "note"):
+        table.add_column(column)
+    for record in detail.history:
+        entry = record.entry
+        moved = f"{entry.from_status or '·'} → {entry.to_status}"
+        at = record.at.isoformat(timespec="milliseconds")
+        note = escape(entry.note or "")
+        table.add_row(str(record.seq), at, entry.event, entry.outcome, moved, str(entry.step), note)
+    console.print(table)
+
+
+@sagas_app.command("retry")
+def retry_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
+    """Send a PARKED saga's compensation again, with its attempts counted afresh."""
+
+    async def run(operations: SagaOperations) -> SagaView:
+        return await operations.retry(saga_id)
+
+    saga = _run(data_dir, run)
+    deadline = _deadline_text(saga.deadline, utc_now())
+    Console().print(
+        f"Saga {saga.saga_id} retried: {_status_text(saga.status)} at {saga.step_name}, "
+        f"its compensation sent again; acknowledgement due {deadline}."
+    )
+
+
+def duration_text(duration: timedelta) -> str:
+    """A duration in its two largest units: ``2d 3h``, ``5m 12s``, ``0s``."""
+    seconds = max(int(duration.total_seconds()), 0)
+    parts: list[str] = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+def _deadline_text(deadline: datetime | None, now: datetime) -> str:
+    if deadline is None:
+        return ""
+    if deadline >= now:
+        return f"in {duration_text(deadline - now)}"
+    return f"{duration_text(now - deadline)} overdue"
+
+
+def _status_text(status: SagaStatus) -> str:
+    colour = {
+        SagaStatus.COMPLETED: "green",
+        SagaStatus.CANCELLED: "yellow",
+        SagaStatus.PARKED: "bold red",
+    }.get(status, "cyan")
+    return f"[{colour}]{status}[/]"
+
+
+def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]) -> T:
+    """Run ``action`` on the orchestrator's database; an error a user can fix exits."""
+    settings = Settings()
+    url = settings.orchestrator_db_url
+    if data_dir is not None:
+        path = data_dir / "orchestrator.sqlite3"
+        if not path.exists():
+            Console().print(f"[red]No embedded system's orchestrator database at {path}.[/]")
+            raise typer.Exit(2)
+        url = sqlite_url(path)
+
+    async def run() -> T:
+        engine = make_engine(url)
+        try:
+            return await action(SagaOperations(engine, place_order_runner(settings), outbox))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (UnknownSaga, NotParked) as error:
+        Console().print(f"[red]{escape(str(error))}[/]")
+        raise typer.Exit(1) from None
+    except (OSError, DBAPIError) as error:
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        where = make_url(url).render_as_string(hide_password=True)
+        Console().print(
+            f"[red]The orchestrator's database at {where} failed: {escape(str(reason))}\n"
+            "Is it running and reachable, its schema in place (`ordersaga db upgrade "
+            "orchestrator`), and is ORDERSAGA_ORCHESTRATOR_DB_URL right?[/]"
+        )
+        raise typer.Exit(1) from None

@@ -1,0 +1,460 @@
+"""``ordersaga sagas list | show | retry`` on an orchestrator database the saga runner
+filled, and on the embedded system with a compensation nobody acknowledges."""
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from click.testing import Result
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
+
+from ordersaga.cli import app as ordersaga_app
+from ordersaga.config import Settings
+from ordersaga.contracts import headers as h
+from ordersaga.contracts import topics
+from ordersaga.contracts.codec import decode
+from ordersaga.contracts.messages import (
+    CancelPayment,
+    OrderCreated,
+    PaymentCancelled,
+    PaymentProcessed,
+    ProductReservationCancelled,
+    ProductReserved,
+    WireMessage,
+)
+from ordersaga.contracts.statuses import (
+    OrderStatus,
+    PaymentCancelStatus,
+    PaymentStatus,
+    ReservationCancelStatus,
+    StockStatus,
+)
+from ordersaga.db.engine import create_schema, make_engine, sqlite_url
+from ordersaga.db.timestamps import utc_now
+from ordersaga.messaging.consumer import HandlerContext
+from ordersaga.messaging.envelope import Trace, new_traceparent
+from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
+from ordersaga.messaging.port import OutgoingMessage
+from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.saga.runner import SagaRunner
+from ordersaga.saga.timer import fire_due_deadlines
+from ordersaga.services.orchestrator.commands import sagas_app
+from ordersaga.services.orchestrator.handlers import subscriptions
+from ordersaga.services.orchestrator.tables import metadata, outbox, saga_history, saga_instances
+from ordersaga.services.orchestrator.wiring import place_order_runner
+from tests.system.conftest import api_of
+
+SETTINGS = Settings(
+    reserve_timeout=30, payment_timeout=20, compensation_timeout=10, max_compensation_attempts=3
+)
+# Wide enough that rich never folds a saga id.
+CLI_ENV = {"COLUMNS": "250"}
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def cli(*args: str, app: Any = sagas_app) -> Result:
+    return CliRunner().invoke(app, list(args), env=CLI_ENV)
+
+
+# -- an orchestrator database filled through the saga runner --------------------------
+
+
+def created_order() -> OrderCreated:
+    return OrderCreated(
+        orderID=uuid4(),
+        userID=1,
+        productID=3,
+        quantity=1,
+        amount=Decimal("50.00"),
+        status=OrderStatus.ORDER_CREATED,
+    )
+
+
+def reserved(order: OrderCreated, status: StockStatus = StockStatus.AVAILABLE) -> WireMessage:
+    return ProductReserved(orderID=order.orderID, userID=1, productID=3, quantity=1, status=status)
+
+
+def approved(order: OrderCreated) -> WireMessage:
+    return PaymentProcessed(
+        orderID=order.orderID,
+        userID=1,
+        amount=order.amount,
+        status=PaymentStatus.PAYMENT_APPROVED,
+    )
+
+
+def refunded(order: OrderCreated) -> WireMessage:
+    return PaymentCancelled(
+        orderID=order.orderID,
+        userID=1,
+        amount=order.amount,
+        status=PaymentCancelStatus.PAYMENT_REFUNDED,
+    )
+
+
+def released(order: OrderCreated) -> WireMessage:
+    return ProductReservationCancelled(
+        orderID=order.orderID,
+        productID=3,
+        quantity=1,
+        status=ReservationCancelStatus.RESERVATION_RELEASED,
+    )
+
+
+async def deliver(
+    engine: AsyncEngine, runner: SagaRunner, topic: str, message: WireMessage
+) -> None:
+    """Run the orchestrator's handler of ``topic`` in a transaction, as its consumer would."""
+    handle = {s.topic: s.handle for s in subscriptions(runner)}[topic]
+    cause = Trace(str(uuid4()), str(message.orderID), new_traceparent(message.orderID))
+    async with engine.begin() as conn:
+        await handle(HandlerContext(conn, cause), message)
+
+
+@dataclass(frozen=True)
+class Sagas:
+    """The sagas in the database, by what became of them."""
+
+    completed: str
+    cancelled: str
+    parked: str
+    running: str
+
+
+async def fill(path: Path) -> Sagas:
+    """Four sagas begun 4 h, 3 h, 2 h and 1 min ago: completed, cancelled, parked, running."""
+    engine = make_engine(sqlite_url(path))
+    await create_schema(engine, metadata)
+    clock = Clock(utc_now() - timedelta(hours=4))
+    runner = place_order_runner(SETTINGS, clock=clock)
+    orders = [created_order() for _ in range(4)]
+    completed, cancelled, parked, running = orders
+
+    await deliver(engine, runner, topics.ORDER_CREATED, completed)
+    await deliver(engine, runner, topics.PRODUCT_RESERVED, reserved(completed))
+    await deliver(engine, runner, topics.PAYMENT_PROCESSED, approved(completed))
+    clock.now += timedelta(hours=1)
+    await deliver(engine, runner, topics.ORDER_CREATED, cancelled)
+    await deliver(
+        engine, runner, topics.PRODUCT_RESERVED, reserved(cancelled, StockStatus.UNAVAILABLE)
+    )
+    clock.now += timedelta(hours=1)
+    await deliver(engine, runner, topics.ORDER_CREATED, parked)
+    await deliver(engine, runner, topics.PRODUCT_RESERVED, reserved(parked))
+    # Payment never answers, nor acknowledges cancel-payment: sent 3 times, then parked.
+    for seconds in (20, 30, 50, 90):
+        at = clock.now + timedelta(seconds=seconds)
+        assert await fire_due_deadlines(engine, runner, outbox, now=at) == 1
+    clock.now = utc_now() - timedelta(minutes=1)
+    await deliver(engine, runner, topics.ORDER_CREATED, running)
+
+    async with engine.begin() as conn:
+        await conn.execute(delete(outbox))
+    await engine.dispose()
+    return Sagas(*(str(o.orderID) for o in orders))
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> tuple[Path, Sagas]:
+    """A data directory whose orchestrator database holds the four sagas of :func:`fill`."""
+    return tmp_path, asyncio.run(fill(tmp_path / "orchestrator.sqlite3"))
+
+
+async def read(path: Path, saga_id: str) -> tuple[Any, list[tuple[Any, ...]], list[Any]]:
+    """The saga's row, its history (event, outcome, to_status) and the outbox."""
+    engine = make_engine(sqlite_url(path))
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(saga_instances).where(saga_instances.c.saga_id == saga_id)
+                )
+            ).one()
+            entries = await conn.execute(
+                select(saga_history.c.event, saga_history.c.outcome, saga_history.c.to_status)
+                .where(saga_history.c.saga_id == saga_id)
+                .order_by(saga_history.c.seq)
+            )
+            messages = (await conn.execute(select(outbox).order_by(outbox.c.id))).all()
+        return row, [tuple(e) for e in entries], list(messages)
+    finally:
+        await engine.dispose()
+
+
+def test_list_shows_every_saga_newest_first_and_counts_them_by_state(
+    filled: tuple[Path, Sagas],
+) -> None:
+    data_dir, sagas = filled
+
+    result = cli("list", "--data-dir", str(data_dir))
+
+    assert result.exit_code == 0, result.output
+    ids = [sagas.running, sagas.parked, sagas.cancelled, sagas.completed]
+    lines = [next(line for line in result.output.splitlines() if i in line) for i in ids]
+    assert [result.output.index(line) for line in lines] == sorted(
+        result.output.index(line) for line in lines
+    )
+    running, parked, cancelled, completed = lines
+    assert "RUNNING" in running and "reserve_stock" in running
+    assert "COMPLETED" in completed and "process_payment" in completed
+    assert "CANCELLED" in cancelled and "stock: refused" in cancelled
+    assert "PARKED" in parked and "cancel-payment not acknowledged after 3 attempts" in parked
+    assert (
+        "All sagas by state: RUNNING 1, COMPENSATING 0, PARKED 1, COMPLETED 1, CANCELLED 1"
+        in result.output
+    )
+
+
+def test_list_filters_by_state_and_age_and_stops_at_the_limit(
+    filled: tuple[Path, Sagas],
+) -> None:
+    data_dir, sagas = filled
+    everyone = {sagas.running, sagas.parked, sagas.cancelled, sagas.completed}
+
+    def listed(*options: str) -> set[str]:
+        result = cli("list", "--data-dir", str(data_dir), *options)
+        assert result.exit_code == 0, result.output
+        return {s for s in everyone if s in result.output}
+
+    parked = cli("list", "--state", "parked", "--data-dir", str(data_dir))
+    assert {s for s in everyone if s in parked.output} == {sagas.parked}
+    [line] = [line for line in parked.output.splitlines() if sagas.parked in line]
+    assert " 3 " in line  # cancel-payment sent three times
+    assert "(cancelling: payment did not answer within 20s)" in line
+    assert listed("--older-than", "150m") == {sagas.cancelled, sagas.completed}
+    assert listed("--older-than", "1d") == set()
+    assert listed("--limit", "2") == {sagas.running, sagas.parked}
+    assert listed("--state", "COMPENSATING") == set()
+
+
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        (["--state", "STUCK"], ["RUNNING", "COMPENSATING", "PARKED", "COMPLETED", "CANCELLED"]),
+        (["--older-than", "5 minutes"], ["30s", "5m", "2h", "1d"]),
+        (["--older-than", "2w"], ["30s", "5m", "2h", "1d"]),
+    ],
+)
+def test_a_bad_state_or_age_is_a_usage_error_naming_what_is_allowed(
+    filled: tuple[Path, Sagas], options: list[str], names: list[str]
+) -> None:
+    data_dir, _ = filled
+
+    result = cli("list", "--data-dir", str(data_dir), *options)
+
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert all(name in flat for name in names), result.output
+
+
+def test_show_prints_the_saga_and_its_whole_history(filled: tuple[Path, Sagas]) -> None:
+    data_dir, sagas = filled
+
+    result = cli("show", sagas.parked, "--data-dir", str(data_dir))
+
+    assert result.exit_code == 0, result.output
+    assert f"Saga {sagas.parked}: PARKED" in result.output
+    assert "payment did not answer within 20s" in result.output
+    positions = [result.output.index(f" {o} ") for o in ("started", "advanced", "timed-out")]
+    assert positions == sorted(positions)
+    assert result.output.index(" retried ") < result.output.index("COMPENSATING → PARKED")
+    assert result.output.count(" retried ") == 2
+    assert "cancel-payment not acknowledged after 3 attempts" in result.output
+    assert '"amount": "50.00"' in result.output
+
+
+def test_retry_sends_the_compensation_again_and_the_saga_finishes(
+    filled: tuple[Path, Sagas],
+) -> None:
+    data_dir, sagas = filled
+    path = data_dir / "orchestrator.sqlite3"
+
+    result = cli("retry", sagas.parked, "--data-dir", str(data_dir))
+
+    assert result.exit_code == 0, result.output
+    assert "retried: COMPENSATING at process_payment" in result.output
+    row, history, messages = asyncio.run(read(path, sagas.parked))
+    assert (row.status, row.step, row.attempts) == ("COMPENSATING", 1, 0)
+    assert history[-2:] == [
+        ("deadline", "parked", "PARKED"),
+        ("operator-retry", "resumed", "COMPENSATING"),
+    ]
+    [message] = messages
+    assert message.topic == topics.CANCEL_PAYMENT
+    assert isinstance(decode(message.topic, message.value), CancelPayment)
+    assert json.loads(message.headers)[h.TRACEPARENT] == row.traceparent
+
+    async def acknowledge() -> None:
+        engine = make_engine(sqlite_url(path))
+        runner = place_order_runner(SETTINGS)
+        order = created_order().model_copy(update={"orderID": UUID(sagas.parked)})
+        await deliver(engine, runner, topics.PAYMENT_CANCELLED, refunded(order))
+        await deliver(engine, runner, topics.PRODUCT_RESERVATION_CANCELLED, released(order))
+        await engine.dispose()
+
+    asyncio.run(acknowledge())
+    row, _, _ = asyncio.run(read(path, sagas.parked))
+    assert (row.status, row.reason) == ("CANCELLED", "payment did not answer within 20s")
+
+
+def test_retry_refuses_a_saga_that_is_not_parked_and_one_that_does_not_exist(
+    filled: tuple[Path, Sagas],
+) -> None:
+    data_dir, sagas = filled
+    stranger = str(uuid4())
+
+    not_parked = cli("retry", sagas.completed, "--data-dir", str(data_dir))
+    unknown = cli("retry", stranger, "--data-dir", str(data_dir))
+    unknown_shown = cli("show", stranger, "--data-dir", str(data_dir))
+
+    assert not_parked.exit_code == 1
+    assert "is COMPLETED, not PARKED" in not_parked.output
+    assert (unknown.exit_code, unknown_shown.exit_code) == (1, 1)
+    assert f"no saga {stranger}" in unknown.output
+    assert f"no saga {stranger}" in unknown_shown.output
+    _, history, messages = asyncio.run(read(data_dir / "orchestrator.sqlite3", sagas.completed))
+    assert [outcome for _, outcome, _ in history][-1] == "completed"
+    assert messages == []
+
+
+def test_a_data_dir_without_an_orchestrator_database_is_a_usage_error(tmp_path: Path) -> None:
+    result = cli("list", "--data-dir", str(tmp_path / "nowhere"))
+
+    assert result.exit_code == 2
+    assert "No embedded system's orchestrator database" in result.output
+
+
+# -- the embedded system, with payment away ---------------------------------------------
+
+FAST = Settings(
+    payment_timeout=0.2,
+    compensation_timeout=0.05,
+    timer_interval=0.02,
+    max_compensation_attempts=3,
+)
+
+
+class LossyProducer(InProcessProducer):
+    """Loses every message on the topics its broker is told to lose."""
+
+    def __init__(self, broker: "LossyBroker") -> None:
+        super().__init__(broker)
+        self._lossy = broker
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        await super().send_batch([m for m in messages if m.topic not in self._lossy.losing])
+
+
+class LossyBroker(InProcessBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.losing: set[str] = set()
+
+    def producer(self) -> InProcessProducer:
+        return LossyProducer(self)
+
+
+async def saga_status(system: EmbeddedSystem, saga_id: str) -> str | None:
+    async with system.engines["orchestrator"].connect() as conn:
+        return await conn.scalar(
+            select(saga_instances.c.status).where(saga_instances.c.saga_id == saga_id)
+        )
+
+
+async def wait_for_status(
+    system: EmbeddedSystem, saga_id: str, status: str, timeout: float = 5.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await saga_status(system, saga_id) != status:
+        assert loop.time() < deadline, f"saga {saga_id} never got {status}"
+        await asyncio.sleep(0.02)
+
+
+async def cli_in_thread(*args: str, app: Any = sagas_app) -> Result:
+    """The command line, off the event loop the system runs on (it runs its own)."""
+    return await asyncio.to_thread(cli, *args, app=app)
+
+
+async def park_an_order(data_dir: Path, broker: InProcessBroker) -> str:
+    """Place an order with payment away; return it once its saga is PARKED."""
+    async with EmbeddedSystem(data_dir, FAST, broker=broker) as system, api_of(system) as api:
+        await system.endpoints["payment"].stop()
+        order_id = str((await api.place(1, 1, 1))["orderID"])
+        await wait_for_status(system, order_id, "PARKED")
+        listed = await cli_in_thread("list", "--state", "PARKED", "--data-dir", str(data_dir))
+    assert listed.exit_code == 0, listed.output
+    assert order_id in listed.output
+    assert "cancel-payment not acknowledged after 3 attempts" in listed.output
+    return order_id
+
+
+async def finished(system: EmbeddedSystem, api: Any, order_id: str) -> None:
+    """The saga CANCELLED, the order ORDER_CANCELLED, and ``ordersaga verify`` passes."""
+    await wait_for_status(system, order_id, "CANCELLED")
+    order = await api.wait(order_id, timeout=5)
+    assert order["status"] == "ORDER_CANCELLED"
+    assert order["reason"] == "payment did not answer within 0.2s"
+    assert await system.wait_until_quiet(timeout=5)
+    checked = await cli_in_thread("verify", "--data-dir", str(system.data_dir), app=ordersaga_app)
+    assert checked.exit_code == 0, checked.output
+
+
+async def test_a_parked_saga_retried_by_an_operator_once_payment_is_back(tmp_path: Path) -> None:
+    broker = LossyBroker()
+    broker.losing.add(topics.CANCEL_PAYMENT)  # lost for good, as if dead-lettered
+    order_id = await park_an_order(tmp_path, broker)
+    broker.losing.clear()
+
+    async with EmbeddedSystem(tmp_path, FAST, broker=broker) as system, api_of(system) as api:
+        # Payment is back and charges the order; the saga, parked, ignores the approval.
+        await wait_for_history(system, order_id, topics.PAYMENT_PROCESSED)
+        assert await saga_status(system, order_id) == "PARKED"
+        retried = await cli_in_thread("retry", order_id, "--data-dir", str(tmp_path))
+        assert retried.exit_code == 0, retried.output
+        await finished(system, api, order_id)
+    await broker.close()
+
+
+async def test_a_parked_saga_resumes_by_itself_when_the_late_acknowledgement_comes(
+    tmp_path: Path,
+) -> None:
+    broker = InProcessBroker()
+    order_id = await park_an_order(tmp_path, broker)
+
+    # Payment is back: it works through its backlog, acknowledging cancel-payment.
+    async with EmbeddedSystem(tmp_path, FAST, broker=broker) as system, api_of(system) as api:
+        await finished(system, api, order_id)
+    await broker.close()
+
+
+async def wait_for_history(
+    system: EmbeddedSystem, saga_id: str, event: str, timeout: float = 5.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    query = select(saga_history.c.seq).where(
+        saga_history.c.saga_id == saga_id, saga_history.c.event == event
+    )
+    while True:
+        async with system.engines["orchestrator"].connect() as conn:
+            if (await conn.execute(query)).first() is not None:
+                return
+        assert loop.time() < deadline, f"saga {saga_id} never saw {event}"
+        await asyncio.sleep(0.02)
