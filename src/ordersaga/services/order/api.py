@@ -8,13 +8,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.config import Settings
 from ordersaga.services.order.deps import OrderServiceContext
 from ordersaga.services.order.errors import install_error_handlers
+from ordersaga.services.order.limits import MAX_BODY_BYTES, BodySizeLimit
 from ordersaga.services.order.routers import health, orders, products
 from ordersaga.services.order.schemas import PlaceOrderBody
 
 
-def create_app(engine: AsyncEngine, settings: Settings, wake_relay: Callable[[], None]) -> FastAPI:
+def create_app(
+    engine: AsyncEngine,
+    settings: Settings,
+    wake_relay: Callable[[], None],
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
     """The API on ``engine``; ``wake_relay`` is called after an order's transaction commits,
-    so its ``order-created`` message leaves the outbox without waiting for a poll."""
+    so its ``order-created`` message leaves the outbox without waiting for a poll.
+
+    A request body over ``max_body_bytes`` is answered 413 without being read whole.
+    """
     app = FastAPI(
         title="ordersaga order service",
         description="Place orders and follow them through the place-order saga.",
@@ -22,6 +32,7 @@ def create_app(engine: AsyncEngine, settings: Settings, wake_relay: Callable[[],
     )
     app.state.order_service = OrderServiceContext(engine, settings, wake_relay)
     install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     for router in (orders.router, products.router, health.router):
         app.include_router(router)
     return app

@@ -4,8 +4,10 @@ FastAPI's own validation errors are lists of pydantic error dicts; a client dese
 "quantity: must be less than or equal to 100" instead.
 """
 
+import functools
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +35,7 @@ _BOUNDS = {
 }
 _UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's words for it
 _SAMPLE_UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 
 class NotFound(Exception):
@@ -111,9 +114,56 @@ def error_response(status: int, detail: str, errors: Sequence[FieldError] = ()) 
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
+def allowed_methods(request: Request, router_allows: str = "") -> list[str]:
+    """Every method the request's path is documented for, plus ``router_allows``.
+
+    The router answers 405 from the first route whose path matched, so its own
+    ``Allow`` names that route's methods only: ``POST`` where ``GET`` works as well.
+    The OpenAPI document knows them all, whatever the router's internals.
+    """
+    methods = {m.strip().upper() for m in router_allows.split(",") if m.strip()}
+    paths: Mapping[str, Mapping[str, Any]] = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        if _path_pattern(template).fullmatch(_route_path(request)):
+            methods |= {m.upper() for m in operations if m.upper() in _METHODS}
+    return sorted(methods)
+
+
+def _route_path(request: Request) -> str:
+    """The path the routes see: without the ``root_path`` a proxy mounts the API under."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+@functools.cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    """``/orders/{orderID}`` → a pattern matching ``/orders/`` and one path segment."""
+    return re.compile("[^/]+".join(re.escape(part) for part in re.split(r"{[^/{}]+}", template)))
+
+
+def method_not_allowed(request: Request, router_allows: str) -> JSONResponse:
+    """405 with an ``Allow`` header listing every method the path supports."""
+    allowed = allowed_methods(request, router_allows)
+    detail = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
+    response = error_response(405, detail)
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def unparsable_body(cause: BaseException | None) -> JSONResponse:
+    """422 for a body the JSON parser gave up on: not UTF-8, a number too long, or
+    arrays nested deeper than it recurses."""
+    if isinstance(cause, RecursionError):
+        message = "malformed JSON: nested too deeply"
+    else:
+        message = "malformed JSON: cannot be parsed as UTF-8 JSON"
+    return error_response(422, f"body: {message}", [FieldError(field="body", message=message)])
+
+
 def install_error_handlers(app: FastAPI, accepted_body_fields: Sequence[str] = ()) -> None:
-    """Make every 4xx a readable :class:`ErrorBody`; ``accepted_body_fields`` help
-    a client who sent an unknown field."""
+    """Make every error answer a readable :class:`ErrorBody`; ``accepted_body_fields``
+    help a client who sent an unknown field."""
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -129,17 +179,21 @@ def install_error_handlers(app: FastAPI, accepted_body_fields: Sequence[str] = (
         assert isinstance(exc, NotFound)
         return error_response(404, exc.detail, [FieldError(field=exc.field, message="not found")])
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
-            # Not UTF-8, or a number too long for the JSON parser: malformed JSON too.
-            message = "malformed JSON: cannot be parsed as UTF-8 JSON"
-            return error_response(
-                422, f"body: {message}", [FieldError(field="body", message=message)]
-            )
+            return unparsable_body(exc.__cause__)
+        if exc.status_code == 405:
+            return method_not_allowed(request, (exc.headers or {}).get("Allow", ""))
         response = error_response(exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
+
+    async def on_internal(request: Request, exc: Exception) -> JSONResponse:
+        # Still an ErrorBody, so a client parses every error the same way; the server
+        # logs the traceback itself.
+        log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return error_response(500, "internal error; the request may be retried later")
 
     async def on_database_down(_: Request, exc: Exception) -> JSONResponse:
         # The database being away is the client's cue to retry, not a server bug.
@@ -153,3 +207,4 @@ def install_error_handlers(app: FastAPI, accepted_body_fields: Sequence[str] = (
     app.add_exception_handler(OrderRejected, on_rejected)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_internal)

@@ -82,14 +82,16 @@ class Catalog(BaseModel):
 
 
 class FieldError(BaseModel):
-    field: str
-    message: str
+    field: str = Field(
+        description="A body field, query or path parameter, header, or 'body' for all of it."
+    )
+    message: str = Field(description="What is wrong with it.")
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx answer: one sentence, and what is wrong with each field."""
+    """Every error answer: one sentence, and what is wrong with each field."""
 
-    detail: str
+    detail: str = Field(description="What is wrong and, where the client can, how to fix it.")
     errors: list[FieldError] = []
 
 

@@ -12,9 +12,9 @@ from ordersaga.services.order.deps import EngineDep, SettingsDep, WakeRelayDep
 from ordersaga.services.order.errors import NotFound
 from ordersaga.services.order.model import OrderRequest
 from ordersaga.services.order.placing import place_order
+from ordersaga.services.order.routers.responses import error_responses
 from ordersaga.services.order.schemas import (
     INT_MAX,
-    ErrorBody,
     OrderOut,
     OrderPage,
     PlaceOrderBody,
@@ -54,6 +54,18 @@ IdempotencyKey = Annotated[
 ]
 
 
+_LOCATION = {
+    "Location": {"description": "Where the order can be read", "schema": {"type": "string"}}
+}
+
+
+_PLACE_ORDER_422 = (
+    "The body is not a JSON object sent as application/json, a field is missing, unknown "
+    "or out of range, the product is not in the catalog, or the Idempotency-Key is too "
+    "long or was used for a different order; the message names which"
+)
+
+
 def location(order_id: UUID) -> str:
     return f"{PREFIX}/{order_id}"
 
@@ -62,9 +74,19 @@ def location(order_id: UUID) -> str:
     "",
     status_code=201,
     summary="Place an order",
+    description=(
+        "The body must be a JSON object sent with `Content-Type: application/json`; any "
+        "other content type is answered 422 naming the body, as is malformed JSON. "
+        "Without an `Idempotency-Key` every request places a new order."
+    ),
     responses={
-        200: {"model": OrderOut, "description": "A retry with an Idempotency-Key already used"},
-        422: {"model": ErrorBody, "description": "Invalid body or unknown product"},
+        201: {"description": "The order was placed", "headers": _LOCATION},
+        200: {
+            "model": OrderOut,
+            "description": "A retry with an Idempotency-Key already used: that order, as it is now",
+            "headers": _LOCATION,
+        },
+        **error_responses(413, 422, 503, descriptions={422: _PLACE_ORDER_422}),
     },
 )
 async def create_order(
@@ -83,7 +105,7 @@ async def create_order(
     return OrderOut.of(placement.order)
 
 
-@router.get("", summary="List orders, newest first", responses={422: {"model": ErrorBody}})
+@router.get("", summary="List orders, newest first", responses=error_responses(422, 503))
 async def list_orders(
     engine: EngineDep,
     user_id: Annotated[int | None, Query(alias="userID", gt=0, le=INT_MAX)] = None,
@@ -100,7 +122,7 @@ async def list_orders(
 @router.get(
     "/{orderID}",
     summary="Read one order",
-    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses=error_responses(404, 422, 503),
 )
 async def get_order(
     engine: EngineDep, order_id: Annotated[UUID, Path(alias="orderID")]

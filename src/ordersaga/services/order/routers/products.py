@@ -4,12 +4,13 @@ from fastapi import APIRouter
 
 from ordersaga.services.order import repository
 from ordersaga.services.order.deps import EngineDep
+from ordersaga.services.order.routers.responses import error_responses
 from ordersaga.services.order.schemas import Catalog, ProductOut
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 
 
-@router.get("", summary="The product catalog")
+@router.get("", summary="The product catalog", responses=error_responses(503))
 async def list_products(engine: EngineDep) -> Catalog:
     async with engine.connect() as conn:
         found = await repository.list_products(conn)

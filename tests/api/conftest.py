@@ -1,0 +1,26 @@
+"""An order database on a SQLite file, with its schema and the sample catalog."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ordersaga.db.engine import create_schema, make_engine, sqlite_url
+from ordersaga.services.order.tables import metadata
+from ordersaga.services.order.wiring import seed
+
+
+async def _prepare(url: str) -> None:
+    engine = make_engine(url)
+    await create_schema(engine, metadata)
+    async with engine.begin() as conn:
+        await seed(conn)
+    await engine.dispose()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """The URL of a fresh order database; its engines are each test's own to make."""
+    url = sqlite_url(tmp_path / "order.sqlite3")
+    asyncio.run(_prepare(url))
+    return url
