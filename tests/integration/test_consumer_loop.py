@@ -1,6 +1,5 @@
 """The consumer loop, outbox relay and inbox, around a tiny counting service."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +21,7 @@ from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.messaging.port import OutgoingMessage, Record
+from tests.support import until
 
 metadata = MetaData()
 seen = Table(
@@ -108,13 +108,6 @@ async def run_endpoint(
     )  # type: ignore[arg-type]
     endpoint.start()
     return endpoint
-
-
-async def until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def times_seen(engine: AsyncEngine) -> list[int]:

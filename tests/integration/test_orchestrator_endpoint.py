@@ -1,7 +1,6 @@
 """The orchestrator behind its consumer loop and outbox relay, on the in-process broker."""
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from uuid import uuid4
@@ -21,6 +20,7 @@ from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.port import Record
 from ordersaga.services.orchestrator.wiring import spec
+from tests.support import until
 
 
 @pytest.fixture
@@ -28,13 +28,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(sqlite_url(tmp_path / "orchestrator.sqlite3"))
     yield engine
     await engine.dispose()
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 def trace_of(record: Record) -> Trace:
@@ -71,7 +64,7 @@ async def test_an_order_out_of_stock_is_cancelled_through_the_broker(engine: Asy
     try:
         order_record = envelope(topics.ORDER_CREATED, created)
         await producer.send_batch([order_record, order_record])  # delivered twice
-        await wait_for(lambda: bool(broker.records(topics.RESERVE_PRODUCT)))
+        await until(lambda: bool(broker.records(topics.RESERVE_PRODUCT)))
         [reserve] = broker.records(topics.RESERVE_PRODUCT)
         refusal = ProductReserved(
             orderID=created.orderID,
@@ -83,7 +76,7 @@ async def test_an_order_out_of_stock_is_cancelled_through_the_broker(engine: Asy
         )
         reply = envelope(topics.PRODUCT_RESERVED, refusal, trace_of(reserve))
         await producer.send_batch([reply])
-        await wait_for(lambda: bool(broker.records(topics.ORDER_UPDATED)))
+        await until(lambda: bool(broker.records(topics.ORDER_UPDATED)))
     finally:
         await endpoint.stop()
         await broker.close()

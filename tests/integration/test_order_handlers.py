@@ -1,7 +1,7 @@
 """The order service's ``order-updated`` handler on a real SQLite database."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -25,6 +25,7 @@ from ordersaga.services.order.model import Order, OrderRequest
 from ordersaga.services.order.placing import place_order
 from ordersaga.services.order.tables import metadata, orders, outbox, products
 from ordersaga.services.order.wiring import seed, spec
+from tests.support import until
 
 
 @pytest.fixture
@@ -166,13 +167,6 @@ async def test_racing_updates_leave_one_final_status(engine: AsyncEngine) -> Non
     assert (after.reason is None) == (after.status is OrderStatus.ORDER_COMPLETED)
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
 async def test_through_consumer_once_however_often_delivered(engine: AsyncEngine) -> None:
     service = spec(Settings())
     order = await new_order(engine)
@@ -192,7 +186,7 @@ async def test_through_consumer_once_however_often_delivered(engine: AsyncEngine
     try:
         await producer.send_batch([record, record])
         stats = endpoint.consumer.stats
-        await wait_for(lambda: stats.handled + stats.duplicates == 2)
+        await until(lambda: stats.handled + stats.duplicates == 2)
     finally:
         await endpoint.stop()
         await producer.close()

@@ -1,7 +1,7 @@
 """The payment service's handlers against a real SQLite database, and through its consumer."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -19,18 +19,17 @@ from ordersaga.contracts.messages import (
     PaymentCancelled,
     PaymentProcessed,
     ProcessPayment,
-    WireMessage,
 )
 from ordersaga.contracts.statuses import OrderStatus, PaymentCancelStatus, PaymentStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
-from ordersaga.messaging.consumer import Handler, HandlerContext
 from ordersaga.messaging.endpoint import Endpoint
-from ordersaga.messaging.envelope import Trace, envelope, new_traceparent
+from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.services.payment.handlers import handle_cancel_payment, handle_process_payment
 from ordersaga.services.payment.rules import ChargeStatus
 from ordersaga.services.payment.tables import balances, metadata, payments
 from ordersaga.services.payment.wiring import seed, spec
+from tests.support import run_handler, until
 
 
 @pytest.fixture
@@ -67,25 +66,14 @@ def cancel_command(order_id: UUID, user_id: int = 1, amount: str = "20.00") -> C
     )
 
 
-async def run(engine: AsyncEngine, handler: Handler, message: WireMessage) -> WireMessage:
-    """Run ``handler`` in its own transaction, as the consumer does; its one reply."""
-    trace = Trace("m1", str(message.orderID), new_traceparent(message.orderID))
-    async with engine.begin() as conn:
-        ctx = HandlerContext(conn, trace)
-        await handler(ctx, message)
-    [reply] = ctx.outgoing
-    assert reply.key == str(message.orderID)
-    return decode(reply.topic, reply.value)
-
-
 async def pay(engine: AsyncEngine, message: ProcessPayment) -> PaymentProcessed:
-    reply = await run(engine, handle_process_payment, message)
+    reply = await run_handler(engine, handle_process_payment, message)
     assert isinstance(reply, PaymentProcessed)
     return reply
 
 
 async def cancel(engine: AsyncEngine, message: CancelPayment) -> PaymentCancelled:
-    reply = await run(engine, handle_cancel_payment, message)
+    reply = await run_handler(engine, handle_cancel_payment, message)
     assert isinstance(reply, PaymentCancelled)
     return reply
 
@@ -322,7 +310,7 @@ async def test_a_payment_delivered_twice_through_the_consumer_takes_effect_once(
     try:
         await producer.send_batch([record])
         await producer.send_batch([record])
-        await wait_for(
+        await until(
             lambda: endpoint.consumer.stats.duplicates == 1 and endpoint.relay.published == 1
         )
     finally:
@@ -336,10 +324,3 @@ async def test_a_payment_delivered_twice_through_the_consumer_takes_effect_once(
     assert reply.key == str(command.orderID)
     assert await balance_of(engine, 3) == Decimal("150.00")
     assert endpoint.consumer.stats.handled == 1
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)

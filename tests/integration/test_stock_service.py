@@ -1,7 +1,7 @@
 """The stock service's handlers against a real SQLite database, and through its consumer."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -19,13 +19,11 @@ from ordersaga.contracts.messages import (
     ProductReservationCancelled,
     ProductReserved,
     ReserveProduct,
-    WireMessage,
 )
 from ordersaga.contracts.statuses import OrderStatus, ReservationCancelStatus, StockStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
-from ordersaga.messaging.consumer import Handler, HandlerContext
 from ordersaga.messaging.endpoint import Endpoint
-from ordersaga.messaging.envelope import Trace, envelope, new_traceparent
+from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.services.stock.handlers import (
     handle_cancel_product_reservation,
@@ -34,6 +32,7 @@ from ordersaga.services.stock.handlers import (
 from ordersaga.services.stock.rules import ReservationStatus
 from ordersaga.services.stock.tables import metadata, reservations, stock
 from ordersaga.services.stock.wiring import seed, spec
+from tests.support import run_handler, until
 
 
 @pytest.fixture
@@ -72,19 +71,8 @@ def cancel_command(
     )
 
 
-async def run(engine: AsyncEngine, handler: Handler, message: WireMessage) -> WireMessage:
-    """Run ``handler`` in its own transaction, as the consumer does; its one reply."""
-    trace = Trace("m1", str(message.orderID), new_traceparent(message.orderID))
-    async with engine.begin() as conn:
-        ctx = HandlerContext(conn, trace)
-        await handler(ctx, message)
-    [reply] = ctx.outgoing
-    assert reply.key == str(message.orderID)
-    return decode(reply.topic, reply.value)
-
-
 async def reserve(engine: AsyncEngine, message: ReserveProduct) -> ProductReserved:
-    reply = await run(engine, handle_reserve_product, message)
+    reply = await run_handler(engine, handle_reserve_product, message)
     assert isinstance(reply, ProductReserved)
     return reply
 
@@ -92,7 +80,7 @@ async def reserve(engine: AsyncEngine, message: ReserveProduct) -> ProductReserv
 async def cancel(
     engine: AsyncEngine, message: CancelProductReservation
 ) -> ProductReservationCancelled:
-    reply = await run(engine, handle_cancel_product_reservation, message)
+    reply = await run_handler(engine, handle_cancel_product_reservation, message)
     assert isinstance(reply, ProductReservationCancelled)
     return reply
 
@@ -327,7 +315,7 @@ async def test_a_reserve_delivered_twice_through_the_consumer_takes_effect_once(
     try:
         await producer.send_batch([record])
         await producer.send_batch([record])
-        await wait_for(
+        await until(
             lambda: endpoint.consumer.stats.duplicates == 1 and endpoint.relay.published == 1
         )
     finally:
@@ -341,10 +329,3 @@ async def test_a_reserve_delivered_twice_through_the_consumer_takes_effect_once(
     assert reply.key == str(command.orderID)
     assert await on_hand(engine, 3) == 1
     assert endpoint.consumer.stats.handled == 1
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
