@@ -29,6 +29,11 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=1, max_overflow=0, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    if url.startswith(("mysql", "mariadb")):
+        # InnoDB's default REPEATABLE READ takes gap locks: the outbox relay's
+        # SELECT ... FOR UPDATE would then block every INSERT of a new order behind it.
+        # READ COMMITTED locks only the rows read, as PostgreSQL does by default.
+        options.setdefault("isolation_level", "READ COMMITTED")
     engine = create_async_engine(url, pool_pre_ping=True, **options)
     if engine.dialect.name in ("mysql", "mariadb"):
         event.listen(engine.sync_engine, "handle_error", _check_violation_is_integrity_error)
