@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean up
+.PHONY: demo test lint typecheck install clean up fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	bash infra/with-infra.sh $(BIN)/pytest -q
+
+# The seeded fault-injection suite with more seeds and bigger batches than make test runs:
+# make fuzz SEEDS=1000 (seeds 0-999; SEEDS=1000-1999 for a range), ORDERS=10-20 per seed.
+SEEDS  ?= 500
+ORDERS ?= 10-20
+
+fuzz: $(STAMP)
+	ORDERSAGA_FUZZ_SEEDS=$(SEEDS) ORDERSAGA_FUZZ_ORDERS=$(ORDERS) $(BIN)/pytest -q tests/faults/test_seeds.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

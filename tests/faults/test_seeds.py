@@ -1,0 +1,162 @@
+"""Hundreds of seeded runs of the whole in-process system under injected faults.
+
+Each seed builds a fresh system on a :class:`FaultyBroker`, places a batch of orders that
+oversubscribes stock and money, waits until the system is quiet and checks every
+invariant of the design. ``ORDERSAGA_FUZZ_SEEDS`` chooses the seeds: a count (``500``:
+seeds 0 to 499), a range (``1000-1999``) or a list (``17,42``); ``ORDERSAGA_FUZZ_ORDERS``
+how many orders each places (``10-20``). A failure prints the command that runs it again.
+
+The whole system costs about a tenth of a second of CPU per order, so the default run
+(``make test``) keeps the batches small; ``make fuzz`` runs bigger ones.
+"""
+
+import asyncio
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ordersaga.client import ApiError
+from ordersaga.config import Settings
+from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.services.orchestrator import tables as orchestrator_tables
+from ordersaga.services.order import tables as order_tables
+from ordersaga.services.payment import tables as payment_tables
+from ordersaga.services.stock import tables as stock_tables
+from ordersaga.verify import verify
+from tests.faults.injector import CrashAfterCommit, FaultLog, FaultPlan, FaultyBroker, inject_poison
+from tests.system.conftest import api_of, failed
+
+DEFAULT_SEEDS = 50
+DEFAULT_ORDERS = "3-8"
+STEP_TIMEOUT = 0.3
+QUIET_TIMEOUT = 30.0
+
+OUTBOXES: Mapping[str, Table] = {
+    "order": order_tables.outbox,
+    "orchestrator": orchestrator_tables.outbox,
+    "stock": stock_tables.outbox,
+    "payment": payment_tables.outbox,
+}
+
+
+def seeds_from(spec: str) -> list[int]:
+    """The seeds ``ORDERSAGA_FUZZ_SEEDS`` asks for: a count, ``first-last`` or ``a,b,c``."""
+    if "," in spec:
+        return [int(s) for s in spec.split(",") if s.strip()]
+    if "-" in spec:
+        first, last = spec.split("-", 1)
+        return list(range(int(first), int(last) + 1))
+    return list(range(int(spec)))
+
+
+def fault_settings() -> Settings:
+    """Short timeouts, so that late replies and lost compensations play out in a second."""
+    return Settings(
+        partitions=2,
+        reserve_timeout=STEP_TIMEOUT,
+        payment_timeout=STEP_TIMEOUT,
+        compensation_timeout=0.1,
+        timer_interval=0.02,
+        max_compensation_attempts=1000,
+    )
+
+
+@dataclass(frozen=True)
+class OrderAsk:
+    user: int
+    product: int
+    quantity: int
+
+
+def orders_for(rng: random.Random, spec: str) -> list[OrderAsk]:
+    """Orders of the sample users and products, ``spec`` (``low-high``) of them: often
+    more than the stock and the money allow."""
+    low, _, high = spec.partition("-")
+    return [
+        OrderAsk(rng.randint(1, 3), rng.randint(1, 3), rng.randint(1, 3))
+        for _ in range(rng.randint(int(low), int(high or low)))
+    ]
+
+
+async def _outbox_rows(engines: Mapping[str, AsyncEngine]) -> int:
+    total = 0
+    for name, table in OUTBOXES.items():
+        async with engines[name].connect() as conn:
+            total += int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+    return total
+
+
+async def quiet(system: EmbeddedSystem, broker: FaultyBroker) -> bool:
+    """Nothing held back, every outbox empty, every record consumed and committed."""
+    if broker.held() or not broker.caught_up():
+        return False
+    return not await _outbox_rows(system.engines)
+
+
+async def wait_until_settled(system: EmbeddedSystem, broker: FaultyBroker) -> bool:
+    """Quiet and every order terminal, twice in a row (a relay or timer may be mid-step)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + QUIET_TIMEOUT
+    settled = 0
+    while settled < 2:
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.03)
+        if await quiet(system, broker) and not await system.pending_orders():
+            settled += 1
+        else:
+            settled = 0
+    return True
+
+
+async def run_seed(
+    seed: int, data_dir: Path, orders: str = DEFAULT_ORDERS
+) -> tuple[list[str], FaultLog, FaultPlan]:
+    """Run ``seed``; the invariants that failed (empty when all hold), what was injected."""
+    rng = random.Random(seed)
+    plan = FaultPlan.draw(rng, STEP_TIMEOUT)
+    log = FaultLog()
+    settings = fault_settings()
+    broker = FaultyBroker(rng, plan, log, settings.partitions)
+    crashes = CrashAfterCommit(rng, plan.crash_after_commit, log)
+    asks = orders_for(rng, orders)
+    system = EmbeddedSystem(data_dir, settings, crash_points=crashes, broker=broker)
+    try:
+        async with system, api_of(system) as api:
+            inject_poison(broker, plan.poison)
+            for ask in asks:
+                try:
+                    await api.place(ask.user, ask.product, ask.quantity)
+                except ApiError as error:
+                    log.add("refused", str(error))
+            if not await wait_until_settled(system, broker):
+                checks = await verify(system.engines)
+                stuck = f"not quiet after {QUIET_TIMEOUT}s (held {broker.held()})"
+                return [stuck, *failed(checks)], log, plan
+            return failed(await verify(system.engines)), log, plan
+    finally:
+        await broker.close()
+
+
+SEEDS = seeds_from(os.environ.get("ORDERSAGA_FUZZ_SEEDS") or str(DEFAULT_SEEDS))
+ORDERS = os.environ.get("ORDERSAGA_FUZZ_ORDERS") or DEFAULT_ORDERS
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
+async def test_every_invariant_holds_under_injected_faults(seed: int, tmp_path: Path) -> None:
+    problems, log, plan = await run_seed(seed, tmp_path, ORDERS)
+    if problems:
+        again = (
+            f"ORDERSAGA_FUZZ_SEEDS={seed}-{seed} ORDERSAGA_FUZZ_ORDERS={ORDERS} "
+            "pytest tests/faults/test_seeds.py"
+        )
+        pytest.fail(
+            f"seed {seed}: " + "; ".join(problems) + f"\nagain: {again}\n{plan}\n{log.summary()}",
+            pytrace=False,
+        )
