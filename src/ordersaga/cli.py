@@ -14,6 +14,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from ordersaga.chaos_commands import chaos_command
 from ordersaga.client import ApiError, OrderClient
 from ordersaga.config import Settings
 from ordersaga.db.commands import db_app, seed_command
@@ -212,6 +213,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")
 app.command("seed")(seed_command)
+app.command("chaos")(chaos_command)
 
 
 def main() -> None:

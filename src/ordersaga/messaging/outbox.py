@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import (
@@ -87,6 +88,20 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
         self.published = 0
+        self._failure: str | None = None
+        self._sending_since: float | None = None
+
+    def publish_problem(self, slow_after: float = 5.0) -> str | None:
+        """Why the broker is not taking this relay's messages, or ``None``.
+
+        Set when a publish failed and none has succeeded since, or when one has waited
+        for the broker's acknowledgement longer than ``slow_after`` seconds (a producer
+        retries a lost broker for a long time before it gives up).
+        """
+        since = self._sending_since
+        if since is not None and time.monotonic() - since > slow_after:
+            return f"the broker has not acknowledged a publish for {slow_after:g}s"
+        return self._failure
 
     def wake(self) -> None:
         """Tell the relay that a transaction with outbox rows has committed."""
@@ -135,7 +150,7 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await self._producer.send_batch(
+            await self._send(
                 [
                     OutgoingMessage(r.topic, r.message_key, r.value, json.loads(r.headers))
                     for r in rows
@@ -144,3 +159,15 @@ class OutboxRelay:
             await conn.execute(delete(table).where(table.c.id.in_([r.id for r in rows])))
         self.published += len(rows)
         return len(rows)
+
+    async def _send(self, messages: list[OutgoingMessage]) -> None:
+        """Publish, keeping :meth:`publish_problem` up to date."""
+        self._sending_since = time.monotonic()
+        try:
+            await self._producer.send_batch(messages)
+        except Exception as error:
+            self._failure = f"cannot publish to the broker: {type(error).__name__}: {error}"
+            raise
+        finally:
+            self._sending_since = None
+        self._failure = None

@@ -16,6 +16,7 @@ from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.port import Broker
 from ordersaga.runtime.service import ServiceReplica, service_spec
 from ordersaga.services.order.api import create_app
+from ordersaga.services.order.routers.health import add_readiness_check
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def _shared_port(host: str, port: int) -> socket.socket:
 
 async def _serve_api(running: ServiceReplica, settings: Settings) -> None:
     app = create_app(running.engine, settings, running.wake_relay)
+    add_readiness_check(app, running.endpoint.relay.publish_problem)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is

@@ -1,0 +1,394 @@
+"""A chaos run on the real stack: orders placed continuously while replicas are killed
+and the broker and the databases are restarted; then, once quiet, the invariants.
+
+Orders are placed for the run's duration, and longer if the faults are not all in by
+then (an infrastructure restart under load can take half a minute).
+
+Faults follow a schedule drawn from a seed, so a failing run can be replayed. The run
+uses the configured infrastructure (``Settings``) and refuses databases that already
+hold orders unless told to reuse them: ``verify`` counts every order it finds.
+"""
+
+import asyncio
+import contextlib
+import os
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ordersaga.config import SAMPLE_BALANCES, SAMPLE_PRICES, Settings
+from ordersaga.db.engine import make_engine
+from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.order.tables import orders
+from ordersaga.verify import Check, snapshot, verify
+
+INFRA_PARTS = ("kafka", "postgres", "mariadb")
+Say = Callable[[str], None]
+
+
+class ChaosError(Exception):
+    """The run cannot start (infrastructure scripts absent, databases not empty...)."""
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    duration: float
+    orders_per_second: float
+    replicas: int = 2
+    seed: int = 0
+    infra_dir: Path = Path("infra")
+    log_dir: Path = Path(".cache/chaos")
+    reuse: bool = False
+    quiet_timeout: float = 120.0
+    ready_timeout: float = 90.0
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    at: float
+    kind: str  # "kill" or "restart"
+    target: str  # a service name for a kill, an infrastructure part for a restart
+    replica: int = 1
+    pause: float = 1.0  # how long the target stays down
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float
+    kind: str
+    target: str
+    took: float
+    detail: str = ""
+
+
+@dataclass
+class ChaosReport:
+    faults: list[Fault] = field(default_factory=list)
+    placed: int = 0
+    accepted: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    time_to_quiet: float | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def crashes(self) -> list[Fault]:
+        return [f for f in self.faults if f.kind == "exited by itself"]
+
+    @property
+    def ok(self) -> bool:
+        """Every invariant holds, every order was taken and no replica died on its own."""
+        invariants = bool(self.checks) and all(c.ok for c in self.checks)
+        return invariants and self.accepted == self.placed and not self.crashes
+
+
+def plan_faults(
+    rng: random.Random, duration: float, replicas: int, extra_kills: int | None = None
+) -> list[PlannedFault]:
+    """One kill of every service, one restart of every infrastructure part, and a kill
+    more for every 15 s of run, at random times in the middle of the run."""
+    extra = int(duration // 15) if extra_kills is None else extra_kills
+    kinds = [("kill", s) for s in SERVICE_NAMES] + [("restart", p) for p in INFRA_PARTS]
+    kinds += [("kill", rng.choice(SERVICE_NAMES)) for _ in range(extra)]
+    rng.shuffle(kinds)
+    times = sorted(rng.uniform(0.1 * duration, 0.7 * duration) for _ in kinds)
+    return [
+        PlannedFault(at, kind, target, rng.randint(1, replicas), rng.uniform(1.0, 3.0))
+        for at, (kind, target) in zip(times, kinds, strict=True)
+    ]
+
+
+class Replica:
+    """One ``ordersaga serve`` process; restarted when it dies on its own (and said so)."""
+
+    def __init__(self, service: str, number: int, log_dir: Path) -> None:
+        self.service = service
+        self.number = number
+        self.name = f"{service}-{number}"
+        self._log_path = log_dir / f"{self.name}.log"
+        self._log: IO[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        if self._log is None:
+            self._log = self._log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ordersaga.cli",
+            "serve",
+            self.service,
+            "--replica",
+            str(self.number),
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean-up, no offset commit, transactions cut off."""
+        if self.process is not None and self.running:
+            self.process.kill()
+            await self.process.wait()
+
+    async def stop(self, grace: float = 20.0) -> None:
+        if self.process is not None and self.running:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), grace)
+            except TimeoutError:
+                await self.kill()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Infra:
+    """``infra/infra.sh`` driven from here; its output goes to a log file."""
+
+    def __init__(self, infra_dir: Path, log_dir: Path) -> None:
+        self.script = infra_dir / "infra.sh"
+        if not self.script.is_file():
+            raise ChaosError(
+                f"no {self.script} (pass --infra-dir): it restarts Kafka and the databases"
+            )
+        self._log = log_dir / "infra.log"
+
+    async def run(self, action: str, *parts: str) -> None:
+        with self._log.open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                "bash", str(self.script), action, *parts, stdout=log, stderr=log
+            )
+            code = await process.wait()
+        if code != 0:
+            raise ChaosError(f"infra.sh {action} {' '.join(parts)} exited {code}; see {self._log}")
+
+
+class OrderLoad:
+    """Places orders at a steady rate, each retried with its Idempotency-Key through
+    connection failures and 5xx answers for up to ``give_up`` seconds."""
+
+    def __init__(self, api: str, rate: float, rng: random.Random, key_prefix: str) -> None:
+        self._api = api
+        self._rate = rate
+        self._rng = rng
+        self._prefix = key_prefix
+        self.placed = 0
+        self.accepted: set[str] = set()
+
+    async def run(self, stop: asyncio.Event, give_up: float) -> None:
+        """Place orders until ``stop`` is set; wait for those placed to be taken."""
+        start = time.monotonic()
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(base_url=self._api, timeout=5, limits=limits) as http:
+            tasks: list[asyncio.Task[None]] = []
+            while not stop.is_set():
+                body = {
+                    "userID": self._rng.choice(list(SAMPLE_BALANCES)),
+                    "productID": self._rng.choice(list(SAMPLE_PRICES)),
+                    "quantity": self._rng.randint(1, 2),
+                }
+                key = f"{self._prefix}-{self.placed}"
+                self.placed += 1
+                deadline = time.monotonic() + give_up
+                tasks.append(asyncio.create_task(self._place(http, body, key, deadline)))
+                pause = self.placed / self._rate - (time.monotonic() - start)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(0.0, pause))
+            await asyncio.gather(*tasks)
+
+    async def _place(
+        self, http: httpx.AsyncClient, body: dict[str, int], key: str, deadline: float
+    ) -> None:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                response = await http.post(
+                    "/api/v1/orders", json=body, headers={"Idempotency-Key": key}
+                )
+                if response.status_code in (200, 201):
+                    self.accepted.add(str(response.json()["orderID"]))
+                    return
+                if response.status_code < 500:  # refused for good: not retried
+                    return
+            await asyncio.sleep(0.3)
+
+
+class ChaosRun:
+    """Everything one run starts, and the faults it injected."""
+
+    def __init__(self, config: ChaosConfig, settings: Settings, say: Say) -> None:
+        config.log_dir.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.settings = settings
+        self.say = say
+        self.infra = Infra(config.infra_dir, config.log_dir)
+        self.replicas = [
+            Replica(s, n, config.log_dir)
+            for s in SERVICE_NAMES
+            for n in range(1, config.replicas + 1)
+        ]
+        self.report = ChaosReport()
+        self._start = time.monotonic()
+        self._killed: set[str] = set()
+        self._stopping = False
+        self.infra_touched = False
+        self._watchers: list[asyncio.Task[None]] = []
+
+    def restart_clock(self) -> None:
+        """Fault times count from here: when the orders start."""
+        self._start = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    def _record(self, kind: str, target: str, started: float, detail: str = "") -> None:
+        fault = Fault(round(started, 1), kind, target, round(self.elapsed() - started, 1), detail)
+        self.report.faults.append(fault)
+        self.say(f"{fault.at:6.1f}s {kind} {target} {detail}".rstrip())
+
+    async def watch(self, replica: Replica) -> None:
+        """Restart ``replica`` whenever it exits without being killed by the run."""
+        while not self._stopping:
+            assert replica.process is not None
+            code = await replica.process.wait()
+            if self._stopping or replica.name in self._killed:
+                return
+            self._record("exited by itself", replica.name, self.elapsed(), f"code {code}")
+            await asyncio.sleep(1.0)  # no tight loop if it dies again at once
+            if self._stopping:
+                return
+            await replica.start()
+
+    async def kill(self, fault: PlannedFault) -> None:
+        replica = next(
+            r for r in self.replicas if (r.service, r.number) == (fault.target, fault.replica)
+        )
+        started = self.elapsed()
+        if replica.name in self._killed:
+            self._record("kill -9", replica.name, started, "already down: skipped")
+            return
+        self._killed.add(replica.name)
+        await replica.kill()
+        self._record("kill -9", replica.name, started, f"restarted after {fault.pause:.1f}s")
+        await asyncio.sleep(fault.pause)
+        await replica.start()
+        self._killed.discard(replica.name)
+        self._watchers.append(asyncio.create_task(self.watch(replica)))
+
+    async def restart(self, fault: PlannedFault) -> None:
+        started = self.elapsed()
+        self.infra_touched = True
+        await self.infra.run("down", fault.target)
+        await asyncio.sleep(fault.pause)
+        await self.infra.run("up", fault.target)
+        self._record("restart", fault.target, started, f"down for {fault.pause:.1f}s + start")
+
+    async def inject(self, plan: list[PlannedFault]) -> None:
+        """Each fault at its time (or late, after a slow restart); kills run alongside."""
+        kills: list[asyncio.Task[None]] = []
+        for fault in plan:
+            await asyncio.sleep(max(0.0, fault.at - self.elapsed()))
+            if fault.kind == "kill":
+                kills.append(asyncio.create_task(self.kill(fault)))
+            else:
+                await self.restart(fault)
+        await asyncio.gather(*kills)
+
+    async def start_services(self) -> None:
+        for replica in self.replicas:
+            await replica.start()
+            self._watchers.append(asyncio.create_task(self.watch(replica)))
+        await self._until_ready()
+
+    async def _until_ready(self) -> None:
+        deadline = time.monotonic() + self.config.ready_timeout
+        async with httpx.AsyncClient(base_url=api_url(self.settings), timeout=2) as http:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/readyz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.3)
+        raise ChaosError(f"the order service was not ready in {self.config.ready_timeout:g}s")
+
+    async def stop_services(self) -> None:
+        self._stopping = True
+        for task in self._watchers:
+            task.cancel()
+        await asyncio.gather(*(r.stop() for r in self.replicas))
+
+
+def api_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "") else settings.api_host
+    return f"http://{host}:{settings.api_port}"
+
+
+async def _order_count(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(orders))).scalar_one())
+
+
+async def _until_quiet(engines: dict[str, AsyncEngine], timeout: float) -> float | None:
+    """Seconds until every order is terminal and no saga is open; None on timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        with contextlib.suppress(Exception):  # a database may still be coming back
+            if (await verify(engines))[0].ok:
+                return time.monotonic() - start
+        await asyncio.sleep(1.0)
+    return None
+
+
+async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -> ChaosReport:
+    """Run the services under faults for ``config.duration`` seconds, then verify."""
+    run = ChaosRun(config, settings, say)
+    engines = {name: make_engine(settings.database_url(name)) for name in SERVICE_NAMES}
+    try:
+        if not config.reuse and (existing := await _order_count(engines["order"])):
+            raise ChaosError(
+                f"the order database already holds {existing} orders; verify would count "
+                "them too (pass --reuse to run anyway)"
+            )
+        plan = plan_faults(random.Random(config.seed), config.duration, config.replicas)
+        say(f"starting {len(run.replicas)} replicas; logs in {config.log_dir}")
+        await run.start_services()
+        load = OrderLoad(
+            api_url(settings),
+            config.orders_per_second,
+            random.Random(config.seed + 1),
+            f"chaos-{config.seed}-{os.getpid()}-{int(time.time())}",
+        )
+        run.restart_clock()
+        say(f"placing {config.orders_per_second:g} orders/s for {config.duration:g}s")
+        # Placing goes on until every fault is in, so each one hits a loaded system
+        # even when restarts take longer than planned.
+        stop = asyncio.Event()
+        placing = asyncio.create_task(load.run(stop, give_up=90))
+        await asyncio.gather(run.inject(plan), asyncio.sleep(config.duration))
+        stop.set()
+        await placing
+        run.report.placed, run.report.accepted = load.placed, len(load.accepted)
+        # Whatever a fault left down comes back before the system is judged.
+        await run.infra.run("up", *INFRA_PARTS)
+        say("waiting until every order is terminal")
+        run.report.time_to_quiet = await _until_quiet(engines, config.quiet_timeout)
+        run.report.checks = await verify(engines)
+        run.report.outcomes = Counter(o.status for o in (await snapshot(engines)).orders)
+        return run.report
+    finally:
+        await run.stop_services()
+        if run.infra_touched:  # a failed or interrupted run must not leave a server down
+            with contextlib.suppress(Exception):
+                await run.infra.run("up", *INFRA_PARTS)
+        for engine in engines.values():
+            await engine.dispose()

@@ -1,0 +1,88 @@
+"""``ordersaga chaos``: the services under faults, then the invariants."""
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ordersaga.chaos import ChaosConfig, ChaosError, ChaosReport, run_chaos
+from ordersaga.config import Settings
+from ordersaga.report import checks_table
+
+console = Console()
+
+
+def chaos_command(
+    duration: Annotated[
+        float, typer.Option(help="Seconds of placing orders (more until every fault is in).", min=1)
+    ] = 60,
+    orders_per_second: Annotated[
+        float, typer.Option(help="Orders placed per second.", min=0.1)
+    ] = 5,
+    replicas: Annotated[int, typer.Option(help="Processes of each service.", min=1)] = 2,
+    seed: Annotated[int, typer.Option(help="Seeds the fault schedule and the orders.")] = 0,
+    infra_dir: Annotated[
+        Path, typer.Option(help="Where infra.sh is, to restart Kafka and the databases.")
+    ] = Path("infra"),
+    log_dir: Annotated[Path, typer.Option(help="The replicas' logs.")] = Path(".cache/chaos"),
+    reuse: Annotated[
+        bool, typer.Option(help="Run on databases that already hold orders (verify counts them).")
+    ] = False,
+    quiet_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for every order to end.")
+    ] = 120,
+) -> None:
+    """Place orders while killing replicas (kill -9) and restarting Kafka, PostgreSQL and
+    MariaDB on a seeded schedule; then wait until quiet and check the invariants.
+
+    Runs on the configured infrastructure (ORDERSAGA_*), schema and seed in place.
+    Exit 0 only if every invariant holds, every order was taken and no replica died on
+    its own."""
+    logging.basicConfig(level=logging.WARNING)
+    config = ChaosConfig(
+        duration=duration,
+        orders_per_second=orders_per_second,
+        replicas=replicas,
+        seed=seed,
+        infra_dir=infra_dir,
+        log_dir=log_dir,
+        reuse=reuse,
+        quiet_timeout=quiet_timeout,
+    )
+    try:
+        report = asyncio.run(run_chaos(config, Settings(), say=console.print))
+    except ChaosError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def print_report(report: ChaosReport) -> None:
+    """The faults, the orders, their outcomes, the time to quiet and the invariants."""
+    faults = Table(title="Faults injected", title_justify="left")
+    for column in ("at (s)", "kind", "target", "took (s)", "detail"):
+        faults.add_column(column)
+    for f in report.faults:
+        faults.add_row(f"{f.at:.1f}", f.kind, f.target, f"{f.took:.1f}", f.detail)
+    console.print(faults)
+    console.print(f"Orders placed {report.placed}, accepted {report.accepted}")
+    outcomes = ", ".join(f"{status} {n}" for status, n in sorted(report.outcomes.items()))
+    console.print(f"Outcomes: {outcomes or 'none'}")
+    quiet = report.time_to_quiet
+    console.print(
+        "Time to quiet: "
+        + (f"{quiet:.1f}s" if quiet is not None else "[bold red]not quiet in time[/]")
+    )
+    if report.crashes:
+        console.print(f"[bold red]{len(report.crashes)} replica(s) exited by themselves[/]")
+    console.print(checks_table(report.checks))
+    console.print("[green]chaos run passed[/]" if report.ok else "[bold red]chaos run FAILED[/]")
+
+
+if __name__ == "__main__":
+    typer.run(chaos_command)
