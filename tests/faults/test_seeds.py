@@ -6,14 +6,19 @@ invariant of the design. ``ORDERSAGA_FUZZ_SEEDS`` chooses the seeds: a count (``
 seeds 0 to 499), a range (``1000-1999``) or a list (``17,42``); ``ORDERSAGA_FUZZ_ORDERS``
 how many orders each places (``10-20``). A failure prints the command that runs it again.
 
-The whole system costs about a tenth of a second of CPU per order, so the default run
-(``make test``) keeps the batches small; ``make fuzz`` runs bigger ones.
+The seeds are shared out among worker processes, one per core
+(``ORDERSAGA_FUZZ_WORKERS``); each runs its seeds one after another in a fresh event loop,
+with their databases in memory-backed storage when the machine has it.
 """
 
 import asyncio
+import multiprocessing
 import os
 import random
+import shutil
+import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +37,7 @@ from ordersaga.verify import verify
 from tests.faults.injector import CrashAfterCommit, FaultLog, FaultPlan, FaultyBroker, inject_poison
 from tests.system.conftest import api_of, failed
 
-DEFAULT_SEEDS = 50
+DEFAULT_SEEDS = 200
 DEFAULT_ORDERS = "3-8"
 STEP_TIMEOUT = 0.3
 QUIET_TIMEOUT = 30.0
@@ -62,7 +67,7 @@ def fault_settings() -> Settings:
         reserve_timeout=STEP_TIMEOUT,
         payment_timeout=STEP_TIMEOUT,
         compensation_timeout=0.1,
-        timer_interval=0.02,
+        timer_interval=0.05,
         max_compensation_attempts=1000,
     )
 
@@ -146,11 +151,46 @@ async def run_seed(
 
 SEEDS = seeds_from(os.environ.get("ORDERSAGA_FUZZ_SEEDS") or str(DEFAULT_SEEDS))
 ORDERS = os.environ.get("ORDERSAGA_FUZZ_ORDERS") or DEFAULT_ORDERS
+WORKERS = int(os.environ.get("ORDERSAGA_FUZZ_WORKERS") or os.cpu_count() or 1)
+
+Outcome = tuple[list[str], FaultLog, FaultPlan]
+
+
+def _scratch_root() -> str | None:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def run_seeds(seeds: list[int], orders: str) -> dict[int, Outcome]:
+    """Run ``seeds`` one after another (in a worker process); each seed's outcome."""
+    results: dict[int, Outcome] = {}
+    for seed in seeds:
+        data_dir = Path(tempfile.mkdtemp(prefix=f"ordersaga-seed{seed}-", dir=_scratch_root()))
+        try:
+            results[seed] = asyncio.run(run_seed(seed, data_dir, orders))
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return results
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[int, Outcome]:
+    """Every seed run once, before the first of their tests, shared out among workers."""
+    workers = max(1, min(WORKERS, len(SEEDS)))
+    shares = [SEEDS[i::workers] for i in range(workers)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        results: dict[int, Outcome] = {}
+        for share in pool.map(run_seeds, shares, [ORDERS] * workers):
+            results.update(share)
+    return results
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
-async def test_every_invariant_holds_under_injected_faults(seed: int, tmp_path: Path) -> None:
-    problems, log, plan = await run_seed(seed, tmp_path, ORDERS)
+def test_every_invariant_holds_under_injected_faults(
+    seed: int, outcomes: dict[int, Outcome]
+) -> None:
+    problems, log, plan = outcomes[seed]
     if problems:
         again = (
             f"ORDERSAGA_FUZZ_SEEDS={seed}-{seed} ORDERSAGA_FUZZ_ORDERS={ORDERS} "
@@ -160,3 +200,24 @@ async def test_every_invariant_holds_under_injected_faults(seed: int, tmp_path: 
             f"seed {seed}: " + "; ".join(problems) + f"\nagain: {again}\n{plan}\n{log.summary()}",
             pytrace=False,
         )
+
+
+def test_the_seeds_between_them_inject_every_kind_of_fault(
+    outcomes: dict[int, Outcome],
+) -> None:
+    injected = set()
+    for _, log, _ in outcomes.values():
+        injected |= set(log.counts)
+    if len(outcomes) >= 50:
+        expected = {
+            "duplicate",
+            "delay",
+            "late-reply",
+            "relay-crash",
+            "relay-half-batch",
+            "delivered-twice",
+            "redelivery",
+            "crash-after-commit",
+            "poison",
+        }
+        assert expected <= injected, f"never injected: {sorted(expected - injected)}"
