@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean up fuzz
+.PHONY: demo test lint typecheck install clean up fuzz bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ ORDERS ?= 10-20
 
 fuzz: $(STAMP)
 	ORDERSAGA_FUZZ_SEEDS=$(SEEDS) ORDERSAGA_FUZZ_ORDERS=$(ORDERS) $(BIN)/pytest -q tests/faults/test_seeds.py
+
+# The benchmark on the real stack: a --max run, a --rate run at half the throughput it
+# measured, and the null-chain ceiling; prints the summary and where bench.json and
+# bench.png are (.cache/bench/<time>/). More options: make bench BENCH_ARGS="--duration 40".
+BENCH_ARGS ?=
+
+bench: $(STAMP)
+	bash infra/with-infra.sh $(BIN)/ordersaga bench --max --then-half-rate --with-baseline $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -13,20 +13,26 @@ import asyncio
 import contextlib
 import os
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.config import SAMPLE_BALANCES, SAMPLE_PRICES, Settings
+from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
+from ordersaga.runtime.processes import (
+    ChildProcess,
+    NotReady,
+    OrderLoad,
+    api_url,
+    replica_process,
+    stop_all,
+    wait_ready,
+)
 from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.order.tables import orders
 from ordersaga.verify import Check, snapshot, verify
@@ -106,54 +112,6 @@ def plan_faults(
     ]
 
 
-class Replica:
-    """One ``ordersaga serve`` process; restarted when it dies on its own (and said so)."""
-
-    def __init__(self, service: str, number: int, log_dir: Path) -> None:
-        self.service = service
-        self.number = number
-        self.name = f"{service}-{number}"
-        self._log_path = log_dir / f"{self.name}.log"
-        self._log: IO[bytes] | None = None
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def start(self) -> None:
-        if self._log is None:
-            self._log = self._log_path.open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ordersaga.cli",
-            "serve",
-            self.service,
-            "--replica",
-            str(self.number),
-            stdout=self._log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-
-    async def kill(self) -> None:
-        """SIGKILL: no clean-up, no offset commit, transactions cut off."""
-        if self.process is not None and self.running:
-            self.process.kill()
-            await self.process.wait()
-
-    async def stop(self, grace: float = 20.0) -> None:
-        if self.process is not None and self.running:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), grace)
-            except TimeoutError:
-                await self.kill()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
 class Infra:
     """``infra/infra.sh`` driven from here; its output goes to a log file."""
 
@@ -175,55 +133,6 @@ class Infra:
             raise ChaosError(f"infra.sh {action} {' '.join(parts)} exited {code}; see {self._log}")
 
 
-class OrderLoad:
-    """Places orders at a steady rate, each retried with its Idempotency-Key through
-    connection failures and 5xx answers for up to ``give_up`` seconds."""
-
-    def __init__(self, api: str, rate: float, rng: random.Random, key_prefix: str) -> None:
-        self._api = api
-        self._rate = rate
-        self._rng = rng
-        self._prefix = key_prefix
-        self.placed = 0
-        self.accepted: set[str] = set()
-
-    async def run(self, stop: asyncio.Event, give_up: float) -> None:
-        """Place orders until ``stop`` is set; wait for those placed to be taken."""
-        start = time.monotonic()
-        limits = httpx.Limits(max_connections=64)
-        async with httpx.AsyncClient(base_url=self._api, timeout=5, limits=limits) as http:
-            tasks: list[asyncio.Task[None]] = []
-            while not stop.is_set():
-                body = {
-                    "userID": self._rng.choice(list(SAMPLE_BALANCES)),
-                    "productID": self._rng.choice(list(SAMPLE_PRICES)),
-                    "quantity": self._rng.randint(1, 2),
-                }
-                key = f"{self._prefix}-{self.placed}"
-                self.placed += 1
-                deadline = time.monotonic() + give_up
-                tasks.append(asyncio.create_task(self._place(http, body, key, deadline)))
-                pause = self.placed / self._rate - (time.monotonic() - start)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), max(0.0, pause))
-            await asyncio.gather(*tasks)
-
-    async def _place(
-        self, http: httpx.AsyncClient, body: dict[str, int], key: str, deadline: float
-    ) -> None:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                response = await http.post(
-                    "/api/v1/orders", json=body, headers={"Idempotency-Key": key}
-                )
-                if response.status_code in (200, 201):
-                    self.accepted.add(str(response.json()["orderID"]))
-                    return
-                if response.status_code < 500:  # refused for good: not retried
-                    return
-            await asyncio.sleep(0.3)
-
-
 class ChaosRun:
     """Everything one run starts, and the faults it injected."""
 
@@ -234,7 +143,7 @@ class ChaosRun:
         self.say = say
         self.infra = Infra(config.infra_dir, config.log_dir)
         self.replicas = [
-            Replica(s, n, config.log_dir)
+            replica_process(s, n, config.log_dir)
             for s in SERVICE_NAMES
             for n in range(1, config.replicas + 1)
         ]
@@ -257,7 +166,7 @@ class ChaosRun:
         self.report.faults.append(fault)
         self.say(f"{fault.at:6.1f}s {kind} {target} {detail}".rstrip())
 
-    async def watch(self, replica: Replica) -> None:
+    async def watch(self, replica: ChildProcess) -> None:
         """Restart ``replica`` whenever it exits without being killed by the run."""
         while not self._stopping:
             assert replica.process is not None
@@ -271,9 +180,8 @@ class ChaosRun:
             await replica.start()
 
     async def kill(self, fault: PlannedFault) -> None:
-        replica = next(
-            r for r in self.replicas if (r.service, r.number) == (fault.target, fault.replica)
-        )
+        name = f"{fault.target}-{fault.replica}"
+        replica = next(r for r in self.replicas if r.name == name)
         started = self.elapsed()
         if replica.name in self._killed:
             self._record("kill -9", replica.name, started, "already down: skipped")
@@ -312,25 +220,16 @@ class ChaosRun:
         await self._until_ready()
 
     async def _until_ready(self) -> None:
-        deadline = time.monotonic() + self.config.ready_timeout
-        async with httpx.AsyncClient(base_url=api_url(self.settings), timeout=2) as http:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/readyz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.3)
-        raise ChaosError(f"the order service was not ready in {self.config.ready_timeout:g}s")
+        try:
+            await wait_ready(api_url(self.settings), self.config.ready_timeout)
+        except NotReady as error:
+            raise ChaosError(str(error)) from None
 
     async def stop_services(self) -> None:
         self._stopping = True
         for task in self._watchers:
             task.cancel()
-        await asyncio.gather(*(r.stop() for r in self.replicas))
-
-
-def api_url(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "") else settings.api_host
-    return f"http://{host}:{settings.api_port}"
+        await stop_all(self.replicas)
 
 
 async def _order_count(engine: AsyncEngine) -> int:

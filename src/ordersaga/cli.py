@@ -14,6 +14,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from ordersaga.bench.command import bench_command
 from ordersaga.chaos_commands import chaos_command
 from ordersaga.client import ApiError, OrderClient
 from ordersaga.config import Settings
@@ -214,6 +215,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")
 app.command("seed")(seed_command)
 app.command("chaos")(chaos_command)
+app.command("bench")(bench_command)
 
 
 def main() -> None:

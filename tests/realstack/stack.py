@@ -7,82 +7,27 @@ other's data; the infrastructure itself is what `make infra-up` started.
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from ordersaga.config import Settings
-from ordersaga.contracts import topics
+from ordersaga.runtime.processes import CLI as PROCESS_CLI
+from ordersaga.runtime.processes import free_port
+from ordersaga.runtime.scratch import (
+    delete_topics,
+    drop_databases,
+    recreate_databases,
+    scratch_urls,
+)
 
-CLI = [sys.executable, "-m", "ordersaga.cli"]
-PG = "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432"
-MARIADB = "mysql+aiomysql://ordersaga:ordersaga@127.0.0.1:3306"
+CLI = list(PROCESS_CLI)
 KAFKA = Settings().kafka_bootstrap_servers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _recreate_databases(suffix: str) -> dict[str, str]:
-    urls = {}
-    pg = create_async_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    async with pg.connect() as conn:
-        for service in ("stock", "payment", "orchestrator"):
-            name = f"{service}_test_{suffix}"
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-            urls[service] = f"{PG}/{name}"
-    await pg.dispose()
-    maria = create_async_engine(f"{MARIADB}/orders", isolation_level="AUTOCOMMIT")
-    async with maria.connect() as conn:
-        name = f"orders_test_{suffix}"
-        await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        await conn.execute(text(f"CREATE DATABASE `{name}`"))
-        urls["order"] = f"{MARIADB}/{name}"
-    await maria.dispose()
-    return urls
-
-
-async def _drop_databases(suffix: str) -> None:
-    pg = create_async_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    async with pg.connect() as conn:
-        for service in ("stock", "payment", "orchestrator"):
-            await conn.execute(
-                text(f'DROP DATABASE IF EXISTS "{service}_test_{suffix}" WITH (FORCE)')
-            )
-    await pg.dispose()
-    maria = create_async_engine(f"{MARIADB}/orders", isolation_level="AUTOCOMMIT")
-    async with maria.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS `orders_test_{suffix}`"))
-    await maria.dispose()
-
-
-async def delete_topics() -> None:
-    """Delete the contract's topics, so a stack starts on empty ones."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        present = set(await admin.list_topics()) & set(topics.with_dead_letters())
-        if present:
-            await admin.delete_topics(sorted(present))
-        deadline = time.monotonic() + 60
-        while set(await admin.list_topics()) & present:
-            assert time.monotonic() < deadline, "Kafka did not delete the topics in 60 s"
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
+SCRATCH_NAME = "{database}_test_"
 
 
 @dataclass
@@ -99,8 +44,9 @@ class Stack:
 
     def prepare(self) -> None:
         """Scratch databases with the schema and the sample data; empty topics."""
-        urls = asyncio.run(_recreate_databases(self.suffix))
-        asyncio.run(delete_topics())
+        urls = scratch_urls(Settings(), SCRATCH_NAME + self.suffix)
+        asyncio.run(recreate_databases(urls))
+        asyncio.run(delete_topics(Settings()))
         self.env = {
             **os.environ,
             "ORDERSAGA_API_PORT": str(self.port),
@@ -164,7 +110,7 @@ class Stack:
         self.processes.clear()
 
     def drop(self) -> None:
-        asyncio.run(_drop_databases(self.suffix))
+        asyncio.run(drop_databases(scratch_urls(Settings(), SCRATCH_NAME + self.suffix)))
 
     def log_tails(self, lines: int = 30) -> str:
         parts = []

@@ -1,0 +1,250 @@
+"""``ordersaga bench``: sagas per second, latency and CPU per saga, on the real stack or
+the embedded system, optionally against the null-chain ceiling."""
+
+import logging
+import sys
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvloop
+from rich.console import Console
+
+from ordersaga.bench.load import LoadSpec
+from ordersaga.bench.plot import plot_runs
+from ordersaga.bench.results import RunResult, write_json
+from ordersaga.bench.run import run_null_chain, run_system
+from ordersaga.bench.stack import BenchError, EmbeddedStack, NullChain, RealStack
+from ordersaga.bench.view import RunProgress, cpu_table, details, summary_table
+from ordersaga.config import Settings
+from ordersaga.runtime.processes import NotReady
+
+# The tables need more than the 80 columns rich assumes when output is not a terminal.
+console = Console(width=None if sys.stdout.isatty() else 132)
+
+
+class Baseline(StrEnum):
+    null_chain = "null-chain"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    spec: LoadSpec
+    embedded: bool
+    replicas: int
+    system: bool  # measure the system (not only the baseline)
+    baseline: bool
+    then_half_rate: bool
+    out: Path
+    keep: bool
+    drain_timeout: float
+    ready_timeout: float
+
+
+def _progress(label: str, spec: LoadSpec) -> RunProgress:
+    return RunProgress(console, label, spec.warmup + spec.duration)
+
+
+async def _measure_baseline(config: BenchConfig, settings: Settings) -> RunResult:
+    # A ceiling is measured flat out: max_in_flight sagas kept going, whatever the
+    # system's own load is.
+    spec = replace(config.spec, rate=None)
+    chain = NullChain(settings, config.out / "logs", spec.max_in_flight)
+    console.print("null chain: 4 forwarding processes on Kafka")
+    with _progress("null-chain", spec) as progress:
+        return await run_null_chain(chain, spec, progress.tick, config.ready_timeout)
+
+
+async def _measure_system(config: BenchConfig, settings: Settings) -> list[RunResult]:
+    logs = config.out / "logs"
+    stack: RealStack | EmbeddedStack
+    if config.embedded:
+        stack = EmbeddedStack(settings, logs, config.keep)
+    else:
+        stack = RealStack(settings, config.replicas, logs, config.keep)
+    results: list[RunResult] = []
+    try:
+        console.print(f"{stack.system}: preparing databases and bench data")
+        await stack.prepare()
+        await stack.start(config.ready_timeout)
+        console.print(f"{stack.system}: ready at {stack.api}")
+        spec = config.spec
+        with _progress(spec.mode, spec) as progress:
+            results.append(
+                await run_system(stack, spec, spec.mode, progress.tick, config.drain_timeout)
+            )
+        if config.then_half_rate:
+            half = replace(spec, rate=max(1.0, results[0].throughput / 2))
+            with _progress("half-rate", half) as progress:
+                results.append(
+                    await run_system(stack, half, "half-rate", progress.tick, config.drain_timeout)
+                )
+    finally:
+        await stack.close()
+    return results
+
+
+async def run_bench(config: BenchConfig, settings: Settings) -> list[RunResult]:
+    """The baseline first (when asked), then the system's runs; every process stopped."""
+    (config.out / "logs").mkdir(parents=True, exist_ok=True)
+    results: list[RunResult] = []
+    if config.baseline:
+        results.append(await _measure_baseline(config, settings))
+    if config.system:
+        results += await _measure_system(config, settings)
+    return results
+
+
+def _document(config: BenchConfig, results: list[RunResult], started: str) -> dict[str, Any]:
+    ceiling = next((r.throughput for r in results if r.system == "null-chain"), None)
+    return {
+        "started_at": started,
+        "options": {
+            "embedded": config.embedded,
+            "replicas": config.replicas,
+            "load": config.spec.describe(),
+            "drain_timeout_s": config.drain_timeout,
+        },
+        "ceiling_sagas_per_s": ceiling,
+        "share_of_ceiling": {
+            r.name: round(r.throughput / ceiling, 4)
+            for r in results
+            if ceiling and r.system != "null-chain"
+        },
+        "runs": results,
+    }
+
+
+def report(config: BenchConfig, results: list[RunResult], started: str) -> bool:
+    """Print the tables, write the JSON and the PNG; True if every run is sound."""
+    ceiling = next((r.throughput for r in results if r.system == "null-chain"), None)
+    console.print(summary_table(results, ceiling))
+    console.print(cpu_table(results))
+    console.print(details(results))
+    json_path, png_path = config.out / "bench.json", config.out / "bench.png"
+    write_json(json_path, _document(config, results, started))
+    plot_runs(results, png_path)
+    console.print(f"results: {json_path}\nplot:    {png_path}\nlogs:    {config.out / 'logs'}")
+    return all(r.drained and r.invariants_ok is not False for r in results)
+
+
+def _config(
+    *,
+    rate: float | None,
+    max_rate: bool,
+    baseline: Baseline | None,
+    with_baseline: bool,
+    then_half_rate: bool,
+    embedded: bool,
+    **rest: Any,
+) -> BenchConfig:
+    if rate is not None and max_rate:
+        raise typer.BadParameter("give --rate or --max, not both")
+    if then_half_rate and rate is not None:
+        raise typer.BadParameter("--then-half-rate follows a --max run")
+    wants_baseline = baseline is not None or with_baseline
+    if wants_baseline and embedded:
+        raise typer.BadParameter("the null chain runs on Kafka: not with --embedded")
+    spec = LoadSpec(
+        rate=rate,
+        concurrency=rest.pop("concurrency"),
+        max_in_flight=rest.pop("max_in_flight"),
+        warmup=rest.pop("warmup"),
+        duration=rest.pop("duration"),
+        seed=rest.pop("seed"),
+    )
+    out = rest.pop("out") or Path(".cache/bench") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    return BenchConfig(
+        spec=spec,
+        embedded=embedded,
+        system=baseline is None or with_baseline,
+        baseline=wants_baseline,
+        then_half_rate=then_half_rate,
+        out=out,
+        **rest,
+    )
+
+
+def bench_command(
+    embedded: Annotated[
+        bool, typer.Option(help="Run `ordersaga up --embedded` (SQLite, in-process broker).")
+    ] = False,
+    rate: Annotated[
+        float | None, typer.Option(help="Open loop: orders per second, on a fixed schedule.")
+    ] = None,
+    max_rate: Annotated[
+        bool, typer.Option("--max", help="Closed loop, as fast as taken (the default).")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="--max: HTTP workers.", min=1)] = 32,
+    max_in_flight: Annotated[
+        int, typer.Option(help="--max and the null chain: sagas started, not finished.", min=1)
+    ] = 2000,
+    warmup: Annotated[float, typer.Option(help="Seconds of load before measuring.", min=0)] = 5,
+    duration: Annotated[float, typer.Option(help="Seconds measured.", min=1)] = 20,
+    replicas: Annotated[int, typer.Option(help="Processes of each service (real).", min=1)] = 1,
+    baseline: Annotated[
+        Baseline | None, typer.Option(help="Measure only this baseline, not the system.")
+    ] = None,
+    with_baseline: Annotated[
+        bool, typer.Option(help="The null chain too; the system as a share of it.")
+    ] = False,
+    then_half_rate: Annotated[
+        bool, typer.Option(help="After the --max run, a --rate run at half its throughput.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Where bench.json, bench.png and the logs go.")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the scratch databases / data dir.")] = False,
+    drain_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for every saga after the load.")
+    ] = 60,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for start-up.")] = 90,
+    seed: Annotated[int, typer.Option(help="Seeds the users and products ordered.")] = 0,
+) -> None:
+    """Measure sagas per second, latency (created → terminal) and CPU per saga.
+
+    Real stack (the default): scratch databases (orders_test_bench, stock_test_bench...)
+    on the configured PostgreSQL and MariaDB, migrated, seeded and given bench products
+    and users; the services started as child processes. IT DELETES AND RECREATES THE
+    SAGA TOPICS on the configured Kafka: do not point it at a Kafka in use.
+
+    --embedded: `ordersaga up --embedded` as a child process on a temporary directory.
+
+    Exit 1 if a run did not finish every saga or an invariant failed."""
+    logging.basicConfig(level=logging.WARNING)
+    config = _config(
+        rate=rate,
+        max_rate=max_rate,
+        baseline=baseline,
+        with_baseline=with_baseline,
+        then_half_rate=then_half_rate,
+        embedded=embedded,
+        concurrency=concurrency,
+        max_in_flight=max_in_flight,
+        warmup=warmup,
+        duration=duration,
+        seed=seed,
+        out=out,
+        replicas=replicas,
+        keep=keep,
+        drain_timeout=drain_timeout,
+        ready_timeout=ready_timeout,
+    )
+    started = datetime.now().astimezone().isoformat(timespec="seconds")
+    try:
+        # uvloop halves the load generator's CPU per request
+        results = uvloop.run(run_bench(config, Settings()))
+    except (BenchError, NotReady) as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; every process it started is stopped[/]")
+        raise typer.Exit(130) from None
+    raise typer.Exit(0 if report(config, results, started) else 1)
+
+
+if __name__ == "__main__":
+    typer.run(bench_command)

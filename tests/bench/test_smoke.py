@@ -1,0 +1,76 @@
+"""``ordersaga bench`` end to end, tiny and slow-paced: it exits 0 and writes sound
+figures, a JSON file and a PNG. Nothing here is about speed."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SERVICES = ("order-1", "orchestrator-1", "stock-1", "payment-1")
+NULL_STAGES = ("null-source", "null-orchestrator", "null-stock", "null-payment")
+
+
+def bench(out: Path, *options: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "ordersaga.cli", "bench", "--out", str(out), *options],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = done.stdout + done.stderr
+    print(output)  # the summary, for `pytest -s`
+    assert done.returncode == 0, output
+    assert (out / "bench.png").read_bytes().startswith(PNG_MAGIC)
+    document: dict[str, Any] = json.loads((out / "bench.json").read_text())
+    return document
+
+
+def assert_sound(run: dict[str, Any], processes: set[str]) -> None:
+    assert run["placed"] > 0
+    assert run["finished"] == run["placed"]
+    assert run["drained"] is True
+    assert run["throughput"] > 0
+    latency = run["latency_ms"]
+    assert 0 <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    assert set(run["cpu"]) == processes
+    for figures in run["cpu"].values():
+        assert figures["cpu_s"] >= 0 and figures["ms_per_saga"] is not None
+        assert figures["pids"]
+    assert 0 < run["machine"]["busy_share"] <= 1
+    assert sum(second["finished"] for second in run["series"]) == run["finished"]
+
+
+def assert_invariants_hold(run: dict[str, Any]) -> None:
+    assert len(run["invariants"]) == 6
+    assert all(check["ok"] for check in run["invariants"]), run["invariants"]
+    assert run["outcomes"]["completed"] + run["outcomes"]["cancelled"] == run["finished"]
+
+
+def test_an_embedded_run_at_a_low_rate(tmp_path: Path) -> None:
+    document = bench(tmp_path, "--embedded", "--rate", "20", "--warmup", "1", "--duration", "2")
+    (run,) = document["runs"]
+    assert run["system"] == "embedded" and run["load"]["rate"] == 20
+    assert_sound(run, {"embedded", "bench"})
+    assert_invariants_hold(run)
+    assert run["generator"]["errors"] == 0 and run["generator"]["cpu_us_per_request"] > 0
+
+
+@pytest.mark.slow
+def test_a_real_stack_run_with_the_null_chain_ceiling(tmp_path: Path) -> None:
+    document = bench(
+        tmp_path,
+        *("--rate", "20", "--warmup", "1", "--duration", "2"),
+        *("--with-baseline", "--max-in-flight", "100"),
+    )
+    ceiling, run = document["runs"]
+    assert ceiling["system"] == "null-chain" and ceiling["load"]["mode"] == "max"
+    assert_sound(ceiling, {*NULL_STAGES, "kafka", "bench"})
+    assert run["system"] == "real"
+    assert_sound(run, {*SERVICES, "kafka", "postgres", "mariadb", "bench"})
+    assert_invariants_hold(run)
+    assert document["ceiling_sagas_per_s"] == ceiling["throughput"]
+    assert document["share_of_ceiling"]["rate"] > 0
