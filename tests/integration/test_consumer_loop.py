@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
@@ -36,12 +36,14 @@ outbox = outbox_table(metadata)
 
 class Flaky:
     """Fails the first ``transient`` calls like an unreachable database, then ``broken``
-    calls like a bug."""
+    calls like a bug; with ``only``, just the calls for that order fail."""
 
-    def __init__(self, transient: int = 0, broken: int = 0) -> None:
-        self.transient, self.broken = transient, broken
+    def __init__(self, transient: int = 0, broken: int = 0, only: UUID | None = None) -> None:
+        self.transient, self.broken, self.only = transient, broken, only
 
-    def __call__(self) -> None:
+    def __call__(self, order_id: UUID) -> None:
+        if self.only is not None and order_id != self.only:
+            return
         if self.transient:
             self.transient -= 1
             raise OperationalError("SELECT 1", {}, Exception("database is away"))
@@ -51,7 +53,7 @@ class Flaky:
 
 
 async def count_and_answer(ctx: HandlerContext, message: OrderUpdated, fault: Flaky) -> None:
-    fault()
+    fault(message.orderID)
     key = str(message.orderID)
     changed = await ctx.conn.execute(
         update(seen).where(seen.c.order_id == key).values(times=seen.c.times + 1)
@@ -162,12 +164,31 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_not_blocking(
     engine: AsyncEngine,
 ) -> None:
     broker = InProcessBroker()
-    await broker.producer().send_batch([an_update(), an_update()])
-    endpoint = await run_endpoint(broker, engine, Flaky(broken=5))
-    await until(lambda: endpoint.consumer.stats.handled == 1, timeout=15)
+    bad, good = an_update(), an_update()
+    await broker.producer().send_batch([good, bad, an_update()])
+    broken = Flaky(broken=1_000, only=UUID(bad.key))
+    endpoint = await run_endpoint(broker, engine, broken)
+    await until(lambda: endpoint.consumer.stats.handled == 2, timeout=15)
+    await until(lambda: endpoint.consumer.stats.dead_lettered == 1, timeout=15)
     await endpoint.stop()
     dead = broker.records(topics.dead_letter(topics.ORDER_UPDATED))
     assert len(dead) == 1 and "a bug" in dead[0].headers["dlq-error"]
+    assert dead[0].key == bad.key
+    assert await times_seen(engine) == [1, 1]
+    assert len(broker.records(topics.PRODUCT_RESERVATION_CANCELLED)) == 2
+
+
+async def test_a_transient_fault_retries_the_whole_batch_and_applies_each_message_once(
+    engine: AsyncEngine,
+) -> None:
+    broker = InProcessBroker()
+    await broker.producer().send_batch([an_update() for _ in range(5)])
+    endpoint = await run_endpoint(broker, engine, Flaky(transient=2))
+    await until(lambda: endpoint.consumer.stats.handled == 5)
+    await endpoint.stop()
+    assert await times_seen(engine) == [1] * 5
+    assert len(broker.records(topics.PRODUCT_RESERVATION_CANCELLED)) == 5
+    assert broker.records(topics.dead_letter(topics.ORDER_UPDATED)) == []
 
 
 class CrashOnce:

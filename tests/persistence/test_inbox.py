@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts.messages import ProductReserved, WireMessage
 from ordersaga.contracts.statuses import StockStatus
-from ordersaga.messaging.inbox import record_once
+from ordersaga.messaging.inbox import record_new, record_once
 from ordersaga.services.stock.handlers import handle_reserve_product
 from ordersaga.services.stock.tables import inbox, outbox, stock
 from tests.persistence.conftest import Databases
@@ -65,3 +65,21 @@ async def test_concurrent_deliveries_of_one_message_take_effect_once(db: Databas
     assert on_hand == 3
     assert await count(engines[0], inbox) == 1
     assert await count(engines[0], outbox) == 1
+
+
+async def test_a_batch_records_only_the_message_ids_not_seen_before_and_each_once(
+    db: Databases,
+) -> None:
+    engine = await db.fresh("stock")
+    async with engine.begin() as conn:
+        await record_once(conn, inbox, "m-1", "reserve-product")
+
+    async with engine.begin() as conn:
+        new = await record_new(
+            conn,
+            inbox,
+            [("m-1", "reserve-product"), ("m-2", "reserve-product"), ("m-2", "reserve-product")],
+        )
+
+    assert new == {"m-2"}
+    assert await count(engine, inbox) == 2

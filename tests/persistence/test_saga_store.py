@@ -91,6 +91,29 @@ async def test_history_entries_follow_each_other(db: Databases) -> None:
     assert await count(engine, saga_history) == 3
 
 
+async def test_a_locked_read_brings_the_last_history_seq_to_append_after(
+    db: Databases,
+) -> None:
+    engine = await db.fresh("orchestrator")
+    state = saga()
+    await inserted(engine, state)
+    entry = HistoryEntry("order-created", "started", None, SagaStatus.RUNNING, 0, "started")
+
+    async with engine.begin() as conn:
+        fresh = await STORE.load_locked(conn, state.saga_id)
+        await STORE.append_history(conn, state.saga_id, entry, NOW, after=0)
+        await STORE.append_history(conn, state.saga_id, entry, NOW)
+    async with engine.begin() as conn:
+        locked = await STORE.load_locked(conn, state.saga_id)
+        assert locked is not None
+        await STORE.append_history(conn, state.saga_id, entry, NOW, after=locked.last_seq)
+        history = await STORE.history_of(conn, state.saga_id)
+
+    assert fresh is not None and fresh.state == state and fresh.last_seq == 0
+    assert locked.last_seq == 2
+    assert [h.seq for h in history] == [1, 2, 3]
+
+
 async def test_due_returns_waiting_sagas_past_their_deadline_earliest_first(
     db: Databases,
 ) -> None:

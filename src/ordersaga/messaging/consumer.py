@@ -1,55 +1,51 @@
-"""The consumer loop: handler, inbox and outbox in one transaction; offsets after it.
+"""The consumer loop: handlers, inbox and outbox in one transaction; offsets after it.
 
-For each record: decode it (poison goes to ``<topic>.DLQ`` and the partition moves on),
-then in one database transaction record its ``message-id`` in the inbox, run the
-handler and write the messages it sends to the outbox. Offsets are committed only
-after those transactions commit, so a crash in between means redelivery, which the
-inbox turns into a counted no-op.
+Each polled batch is decoded first (poison goes to ``<topic>.DLQ`` and the partition
+moves on). The rest is handled in one database transaction (:mod:`.batch`): inbox,
+handlers and outbox together. Offsets are committed only after that transaction
+commits, so a crash in between means redelivery, which the inbox turns into a counted
+no-op. When the batch fails for a reason of its own (not a database that is away), it is
+rolled back and its records are handled again one by one, each in its own transaction,
+so that one bad record is retried and dead-lettered alone while the others go through.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Table
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts import headers as h
 from ordersaga.contracts.codec import PoisonMessage, decode
-from ordersaga.contracts.messages import WireMessage
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.messaging.backoff import Backoff
-from ordersaga.messaging.envelope import Trace, envelope
-from ordersaga.messaging.inbox import record_once
-from ordersaga.messaging.outbox import write_outbox
-from ordersaga.messaging.port import Broker, Consumer, OutgoingMessage, Producer, Record
+from ordersaga.messaging.batch import BatchOutcome, handle_batch
+from ordersaga.messaging.handler import Decoded, Handler, HandlerContext, Subscription
+from ordersaga.messaging.port import (
+    Broker,
+    Consumer,
+    OutgoingMessage,
+    Producer,
+    Record,
+    TopicPartition,
+)
+from ordersaga.messaging.transient import is_transient
+
+__all__ = [
+    "ConsumerLoop",
+    "ConsumerStats",
+    "CrashPoints",
+    "Handler",
+    "HandlerContext",
+    "SimulatedCrash",
+    "Subscription",
+    "is_transient",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class HandlerContext:
-    """What a handler may touch: its transaction, and a way to send messages from it."""
-
-    conn: AsyncConnection
-    cause: Trace
-    outgoing: list[OutgoingMessage] = field(default_factory=list)
-
-    def send(self, topic: str, message: WireMessage) -> None:
-        """Send ``message`` on ``topic`` if, and only if, this transaction commits."""
-        self.outgoing.append(envelope(topic, message, self.cause))
-
-
-Handler = Callable[[HandlerContext, Any], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Subscription:
-    topic: str
-    handle: Handler
 
 
 class CrashPoints(Protocol):
@@ -69,46 +65,15 @@ class ConsumerStats:
     duplicates: int = 0
     dead_lettered: int = 0
     crashes: int = 0
+    batches: int = 0
+    """Batches committed in one transaction."""
+    fallbacks: int = 0
+    """Batches rolled back and handled again record by record."""
 
 
-# SQLSTATEs of a database going away or coming back, and of a transaction that lost a
-# race and may simply run again. asyncpg reports some of them (57P03, "the database
-# system is shutting down", while PostgreSQL restarts) as a plain DBAPIError, which
-# would otherwise count as the message's fault and dead-letter it.
-_TRANSIENT_SQLSTATE_CLASSES = ("08",)  # connection exception
-_TRANSIENT_SQLSTATES = {"57P01", "57P02", "57P03", "40001", "40P01"}
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    """``error``, the driver's exception under it and what caused those."""
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [error]
-    while todo:
-        current = todo.pop()
-        if current is None or any(current is s for s in seen) or len(seen) > 10:
-            continue
-        seen.append(current)
-        todo += [getattr(current, "orig", None), current.__cause__, current.__context__]
-    return seen
-
-
-def _transient_sqlstate(error: BaseException) -> bool:
-    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-    if not isinstance(state, str):
-        return False
-    return state in _TRANSIENT_SQLSTATES or state.startswith(_TRANSIENT_SQLSTATE_CLASSES)
-
-
-def is_transient(error: BaseException) -> bool:
-    """A fault of the surroundings (database or broker away), not of the message."""
-    if isinstance(error, OperationalError):
-        return True
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return any(
-        isinstance(cause, ConnectionError | TimeoutError | OSError) or _transient_sqlstate(cause)
-        for cause in _causes(error)
-    )
+def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the last of ``records``."""
+    return {record.topic_partition: record.offset + 1 for record in records}
 
 
 class ConsumerLoop:
@@ -124,7 +89,7 @@ class ConsumerLoop:
         subscriptions: Sequence[Subscription],
         on_commit: Callable[[], None],
         dlq_producer: Producer,
-        max_records: int = 200,
+        max_records: int = 500,
         max_failures: int = 5,
         crash_points: CrashPoints | None = None,
     ) -> None:
@@ -162,16 +127,24 @@ class ConsumerLoop:
         while True:
             records = await consumer.poll(self._max_records, timeout=1.0)
             backoff.reset()
-            offsets = {}
-            for record in records:
-                await self._process(record)
-                offsets[record.topic_partition] = record.offset + 1
-                if self._crash_points and self._crash_points.after_db_commit(record):
-                    raise SimulatedCrash(record)
-            if offsets:
-                await consumer.commit(offsets)
+            if not records:
+                continue
+            decoded = [item for record in records if (item := await self._decoded(record))]
+            if decoded and not await self._batch(decoded):
+                await self._one_by_one(decoded)
+            else:
+                self._crash_points_after(records)
+            await consumer.commit(next_offsets(records))
 
-    async def _process(self, record: Record) -> None:
+    def _crash_points_after(self, records: Sequence[Record]) -> None:
+        if self._crash_points is None:
+            return
+        for record in records:
+            if self._crash_points.after_db_commit(record):
+                raise SimulatedCrash(record)
+
+    async def _decoded(self, record: Record) -> Decoded | None:
+        """``record`` decoded; None, once it is dead-lettered, if it is poison."""
         try:
             message = decode(record.topic, record.value)
             message_id = record.headers.get(h.MESSAGE_ID)
@@ -179,13 +152,63 @@ class ConsumerLoop:
                 raise PoisonMessage(f"no {h.MESSAGE_ID} header")
         except PoisonMessage as poison:
             await self._dead_letter(record, str(poison))
-            return
-        handler = self._handlers[record.topic]
+            return None
+        return Decoded(record, message, message_id)
+
+    async def _batch(self, items: Sequence[Decoded]) -> bool:
+        """Handle ``items`` in one transaction, retrying while the database is away.
+
+        False when the batch failed for another reason; nothing of it was committed.
+        """
+        backoff = Backoff()
+        while True:
+            try:
+                outcome = await handle_batch(
+                    self._engine, self._inbox, self._outbox, items, self._handlers
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not is_transient(error):
+                    log.warning(
+                        "%s: a batch of %d failed (%r); handling its records one by one",
+                        self.group,
+                        len(items),
+                        error,
+                    )
+                    self.stats.fallbacks += 1
+                    return False
+                log.warning("%s: a batch failed (%r); retrying", self.group, error)
+                await backoff.sleep()
+                continue
+            self._committed(outcome)
+            self.stats.batches += 1
+            return True
+
+    def _committed(self, outcome: BatchOutcome) -> None:
+        self.stats.handled += outcome.handled
+        self.stats.duplicates += outcome.duplicates
+        if outcome.sent:
+            self._on_commit()
+
+    async def _one_by_one(self, items: Sequence[Decoded]) -> None:
+        for item in items:
+            await self._process(item)
+            if self._crash_points and self._crash_points.after_db_commit(item.record):
+                raise SimulatedCrash(item.record)
+
+    async def _process(self, item: Decoded) -> None:
+        """Handle one record in a transaction of its own; dead-letter it if it keeps failing."""
+        record = item.record
         backoff = Backoff()
         failures = 0
         while True:
             try:
-                await self._handle_once(record, message, message_id, handler)
+                self._committed(
+                    await handle_batch(
+                        self._engine, self._inbox, self._outbox, [item], self._handlers
+                    )
+                )
                 return
             except asyncio.CancelledError:
                 raise
@@ -203,22 +226,6 @@ class ConsumerLoop:
                     error,
                 )
                 await backoff.sleep()
-
-    async def _handle_once(
-        self, record: Record, message: WireMessage, message_id: str, handler: Handler
-    ) -> None:
-        async with self._engine.begin() as conn:
-            if not await record_once(conn, self._inbox, message_id, record.topic):
-                self.stats.duplicates += 1
-                return
-            context = HandlerContext(
-                conn, Trace.from_headers(dict(record.headers), message.orderID)
-            )
-            await handler(context, message)
-            await write_outbox(conn, self._outbox, context.outgoing)
-        self.stats.handled += 1
-        if context.outgoing:
-            self._on_commit()
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         log.error(

@@ -41,7 +41,9 @@ class _Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL, as the services' databases: a record the relay saw acknowledged (and so
+        # deleted from its outbox) and an offset committed must survive a power loss.
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER);

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from functools import cache
 
 from sqlalchemy import (
     Column,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Insert
 
 from ordersaga.db.timestamps import UtcDateTime, utc_now
 from ordersaga.db.types import BigId
@@ -47,15 +49,21 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+@cache
+def _insert_into(table: Table) -> Insert:
+    # Built once per table: building a statement costs more than running it.
+    return insert(table)
+
+
 async def write_outbox(
     conn: AsyncConnection, table: Table, messages: Sequence[OutgoingMessage]
 ) -> None:
-    """Add ``messages`` to the outbox within the transaction of ``conn``."""
+    """Add ``messages`` to the outbox within the transaction of ``conn``, in their order."""
     if not messages:
         return
     now = utc_now()
     await conn.execute(
-        insert(table),
+        _insert_into(table),
         [
             {
                 "topic": m.topic,

@@ -46,15 +46,18 @@ class SagaRunner:
     ) -> list[Send]:
         """Start saga ``saga_id``; nothing to send if it was started before."""
         now = self.clock()
-        existing = await self.store.load_for_update(conn, saga_id)
+        existing = await self.store.load_locked(conn, saga_id)
         if existing is not None:
-            again = transitions.start_again(existing)
-            return await self._record(conn, existing, again, now, message_id)
+            again = transitions.start_again(existing.state)
+            return await self._record(
+                conn, existing.state, again, now, message_id, existing.last_seq
+            )
         started = transitions.start(
             self.definition, saga_id, data, now, self.timeouts, traceparent=traceparent
         )
         await self.store.insert(conn, started.state, now)
-        await self.store.append_history(conn, saga_id, started.entry, now, message_id)
+        # The insert succeeded, so the saga is new and so is its history.
+        await self.store.append_history(conn, saga_id, started.entry, now, message_id, after=0)
         log.info("saga %s: %s", saga_id, started.entry.note)
         return started.messages
 
@@ -67,15 +70,15 @@ class SagaRunner:
         message_id: str | None = None,
     ) -> list[Send]:
         """Apply a reply on ``topic`` to saga ``saga_id``; an unknown saga is logged only."""
-        state = await self.store.load_for_update(conn, saga_id)
-        if state is None:
+        locked = await self.store.load_locked(conn, saga_id)
+        if locked is None:
             log.warning("saga %s: %s for an unknown saga ignored", saga_id, topic)
             return []
         now = self.clock()
         transition = transitions.on_reply(
-            self.definition, state, topic, message, now, self.timeouts
+            self.definition, locked.state, topic, message, now, self.timeouts
         )
-        return await self._record(conn, state, transition, now, message_id)
+        return await self._record(conn, locked.state, transition, now, message_id, locked.last_seq)
 
     async def deadline(self, conn: AsyncConnection, state: SagaState, now: datetime) -> list[Send]:
         """Act on the passed deadline of ``state``, a saga read (and locked) in ``conn``."""
@@ -104,11 +107,14 @@ class SagaRunner:
         transition: Transition,
         now: datetime,
         message_id: str | None,
+        last_seq: int | None = None,
     ) -> list[Send]:
         entry = transition.entry
         if transition.state != before:
             await self.store.save(conn, transition.state, now)
-        await self.store.append_history(conn, before.saga_id, entry, now, message_id)
+        await self.store.append_history(
+            conn, before.saga_id, entry, now, message_id, after=last_seq
+        )
         # A parked saga needs a person: say so louder than the usual progress.
         log.log(
             logging.WARNING if entry.outcome == "parked" else logging.INFO,

@@ -8,6 +8,7 @@ check on every save is what makes a lost update impossible on all of them.
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -19,9 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    insert,
     select,
-    update,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.saga.state import ACTIVE_STATUSES, HistoryEntry, SagaState, SagaStatus
+from ordersaga.saga.statements import SagaStatements
 
 
 class StaleSaga(Exception):
@@ -96,30 +96,52 @@ class HistoryRecord:
 
 
 @dataclass(frozen=True)
+class LockedSaga:
+    """A saga read with its row locked, and the sequence number of its last history entry."""
+
+    state: SagaState
+    last_seq: int
+
+
+@dataclass(frozen=True)
 class SagaStore:
-    """Reads and writes sagas of one type through the caller's connection and transaction."""
+    """Reads and writes sagas of one type through the caller's connection and transaction.
+
+    The statements of the hot path are built once (:class:`SagaStatements`) and reused
+    with bound parameters.
+    """
 
     instances: Table
     history: Table
     saga_type: str
 
+    @cached_property
+    def _sql(self) -> SagaStatements:
+        return SagaStatements(self.instances, self.history)
+
     async def insert(self, conn: AsyncConnection, state: SagaState, now: datetime) -> None:
         """Store a new saga. A second insert of the same id fails on the primary key."""
         await conn.execute(
-            insert(self.instances).values(
-                saga_id=state.saga_id,
-                saga_type=self.saga_type,
-                created_at=now,
+            self._sql.insert_instance,
+            {
+                "saga_id": state.saga_id,
+                "saga_type": self.saga_type,
+                "created_at": now,
                 **_columns(state, now),
-                version=state.version,
-            )
+                "version": state.version,
+            },
         )
 
     async def load_for_update(self, conn: AsyncConnection, saga_id: str) -> SagaState | None:
         """The saga ``saga_id``, its row locked until the transaction ends; None if unknown."""
-        query = select(self.instances).where(self.instances.c.saga_id == saga_id).with_for_update()
-        row = (await conn.execute(query)).mappings().one_or_none()
-        return None if row is None else _state(row)
+        locked = await self.load_locked(conn, saga_id)
+        return None if locked is None else locked.state
+
+    async def load_locked(self, conn: AsyncConnection, saga_id: str) -> LockedSaga | None:
+        """As :meth:`load_for_update`, with the seq of the saga's last history entry."""
+        result = await conn.execute(self._sql.load_locked, {"wanted_saga_id": saga_id})
+        row = result.mappings().one_or_none()
+        return None if row is None else LockedSaga(_state(row), row["last_seq"] or 0)
 
     async def save(self, conn: AsyncConnection, state: SagaState, now: datetime) -> SagaState:
         """Store ``state`` if the saga is still at ``state.version``; the state saved.
@@ -127,12 +149,13 @@ class SagaStore:
         Raises :class:`StaleSaga` when another transaction saved the saga first.
         """
         result = await conn.execute(
-            update(self.instances)
-            .where(
-                self.instances.c.saga_id == state.saga_id,
-                self.instances.c.version == state.version,
-            )
-            .values(**_columns(state, now), version=state.version + 1)
+            self._sql.save,
+            {
+                **_columns(state, now),
+                "version": state.version + 1,
+                "wanted_saga_id": state.saga_id,
+                "expected_version": state.version,
+            },
         )
         if result.rowcount != 1:
             raise StaleSaga(f"saga {state.saga_id} is no longer at version {state.version}; retry")
@@ -145,29 +168,32 @@ class SagaStore:
         entry: HistoryEntry,
         at: datetime,
         message_id: str | None = None,
+        *,
+        after: int | None = None,
     ) -> None:
-        """Add ``entry`` after the saga's last one.
+        """Add ``entry`` after the saga's last one, whose seq is ``after`` if the caller
+        read it with the saga's row locked (:meth:`load_locked`), else read here.
 
         Two transactions appending at once collide on the primary key and one retries;
         normally the saga's row lock keeps them apart.
         """
-        # A separate read, not a subquery of the insert: MariaDB refuses those.
-        last = await conn.scalar(
-            select(func.max(self.history.c.seq)).where(self.history.c.saga_id == saga_id)
-        )
+        if after is None:
+            # A separate read, not a subquery of the insert: MariaDB refuses those.
+            after = await conn.scalar(self._sql.last_seq, {"wanted_saga_id": saga_id}) or 0
         await conn.execute(
-            insert(self.history).values(
-                saga_id=saga_id,
-                seq=(last or 0) + 1,
-                at=at,
-                event=entry.event,
-                outcome=entry.outcome,
-                message_id=message_id or None,
-                from_status=entry.from_status.value if entry.from_status else None,
-                to_status=entry.to_status.value,
-                step=entry.step,
-                note=entry.note,
-            )
+            self._sql.insert_history,
+            {
+                "saga_id": saga_id,
+                "seq": after + 1,
+                "at": at,
+                "event": entry.event,
+                "outcome": entry.outcome,
+                "message_id": message_id or None,
+                "from_status": entry.from_status.value if entry.from_status else None,
+                "to_status": entry.to_status.value,
+                "step": entry.step,
+                "note": entry.note,
+            },
         )
 
     async def due(self, conn: AsyncConnection, now: datetime, limit: int) -> list[SagaState]:

@@ -1,7 +1,9 @@
 """What route functions may ask for: the engine, the settings and the relay's wake-up.
 
 They live on ``app.state`` (set once by :func:`ordersaga.services.order.api.create_app`),
-never in module globals, so two apps in one process never share an engine.
+never in module globals, so two apps in one process never share an engine. The
+providers are coroutines although they never wait: FastAPI runs a plain function
+dependency on a worker thread, a hop per dependency per request.
 """
 
 from collections.abc import Callable
@@ -21,7 +23,7 @@ class OrderServiceContext:
     wake_relay: Callable[[], None]
 
 
-def get_context(request: Request) -> OrderServiceContext:
+async def get_context(request: Request) -> OrderServiceContext:
     context = request.app.state.order_service
     if not isinstance(context, OrderServiceContext):
         raise RuntimeError("the app was not built by create_app")
@@ -31,15 +33,15 @@ def get_context(request: Request) -> OrderServiceContext:
 ContextDep = Annotated[OrderServiceContext, Depends(get_context)]
 
 
-def get_engine(context: ContextDep) -> AsyncEngine:
+async def get_engine(context: ContextDep) -> AsyncEngine:
     return context.engine
 
 
-def get_settings(context: ContextDep) -> Settings:
+async def get_settings(context: ContextDep) -> Settings:
     return context.settings
 
 
-def get_wake_relay(context: ContextDep) -> Callable[[], None]:
+async def get_wake_relay(context: ContextDep) -> Callable[[], None]:
     return context.wake_relay
 
 

@@ -6,12 +6,28 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.services.order.model import Order, Product
 from ordersaga.services.order.tables import orders, products
+
+# Built once and run with bound parameters: building a statement costs more than running it.
+_PRICE = select(products.c.price).where(products.c.id == bindparam("wanted_product"))
+_INSERT_ORDER = insert(orders)
+_FINISH = (
+    update(orders)
+    .where(
+        orders.c.id == bindparam("wanted_order"),
+        orders.c.status == OrderStatus.ORDER_CREATED.value,
+    )
+    .values(
+        status=bindparam("new_status"),
+        reason=bindparam("new_reason"),
+        updated_at=bindparam("now", type_=orders.c.updated_at.type),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +54,7 @@ def _order(row: Row[Any]) -> Order:
 
 async def product_price(conn: AsyncConnection, product_id: int) -> Decimal | None:
     """The catalog price of ``product_id``, or ``None`` if there is no such product."""
-    price: Decimal | None = await conn.scalar(
-        select(products.c.price).where(products.c.id == product_id)
-    )
+    price: Decimal | None = await conn.scalar(_PRICE, {"wanted_product": product_id})
     return price
 
 
@@ -58,18 +72,19 @@ async def list_products(conn: AsyncConnection) -> list[Product]:
 async def insert_order(conn: AsyncConnection, order: Order, idempotency_key: str | None) -> None:
     """Insert ``order``; a reused ``idempotency_key`` fails on the unique constraint."""
     await conn.execute(
-        insert(orders).values(
-            id=str(order.id),
-            user_id=order.user_id,
-            product_id=order.product_id,
-            quantity=order.quantity,
-            amount=order.amount,
-            status=order.status.value,
-            reason=order.reason,
-            idempotency_key=idempotency_key,
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-        )
+        _INSERT_ORDER,
+        {
+            "id": str(order.id),
+            "user_id": order.user_id,
+            "product_id": order.product_id,
+            "quantity": order.quantity,
+            "amount": order.amount,
+            "status": order.status.value,
+            "reason": order.reason,
+            "idempotency_key": idempotency_key,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+        },
     )
 
 
@@ -122,9 +137,13 @@ async def finish_order(
     interleave: whichever update commits first wins and the other changes nothing.
     """
     result = await conn.execute(
-        update(orders)
-        .where(orders.c.id == str(order_id), orders.c.status == OrderStatus.ORDER_CREATED.value)
-        .values(status=status.value, reason=reason, updated_at=now)
+        _FINISH,
+        {
+            "wanted_order": str(order_id),
+            "new_status": status.value,
+            "new_reason": reason,
+            "now": now,
+        },
     )
     return result.rowcount == 1
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts import topics
@@ -37,6 +37,26 @@ from ordersaga.services.payment.tables import balances, payments
 log = logging.getLogger(__name__)
 
 ZERO = Decimal("0.00")
+
+# Built once and run with bound parameters: building a statement costs more than running it.
+_LOCK_USER = (
+    select(balances.c.user_id)
+    .where(balances.c.user_id == bindparam("wanted_user"))
+    .with_for_update()
+)
+_FIND = select(payments.c.user_id, payments.c.amount, payments.c.status, payments.c.reason).where(
+    payments.c.order_id == bindparam("wanted_order")
+)
+_CHARGE = (
+    update(balances)
+    .where(
+        balances.c.user_id == bindparam("wanted_user"),
+        balances.c.balance >= bindparam("wanted_amount", type_=balances.c.balance.type),
+    )
+    .values(balance=balances.c.balance - bindparam("wanted_amount", type_=balances.c.balance.type))
+)
+_BALANCE = select(balances.c.balance).where(balances.c.user_id == bindparam("wanted_user"))
+_RECORD = insert(payments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,16 +128,11 @@ async def handle_cancel_payment(ctx: HandlerContext, message: CancelPayment) -> 
 
 async def _lock_user(conn: AsyncConnection, user_id: int) -> None:
     # Serialises the commands touching one balance; an unknown user has nothing to lock.
-    await conn.execute(
-        select(balances.c.user_id).where(balances.c.user_id == user_id).with_for_update()
-    )
+    await conn.execute(_LOCK_USER, {"wanted_user": user_id})
 
 
 async def _find(conn: AsyncConnection, order_id: str) -> Payment | None:
-    query = select(
-        payments.c.user_id, payments.c.amount, payments.c.status, payments.c.reason
-    ).where(payments.c.order_id == order_id)
-    row = (await conn.execute(query)).one_or_none()
+    row = (await conn.execute(_FIND, {"wanted_order": order_id})).one_or_none()
     if row is None:
         return None
     return Payment(row.user_id, row.amount, ChargeStatus(row.status), row.reason)
@@ -125,19 +140,13 @@ async def _find(conn: AsyncConnection, order_id: str) -> Payment | None:
 
 async def _charge(conn: AsyncConnection, user_id: int, amount: Decimal) -> bool:
     """Deduct ``amount`` if the balance covers it, in one statement; True if it did."""
-    result = await conn.execute(
-        update(balances)
-        .where(balances.c.user_id == user_id, balances.c.balance >= amount)
-        .values(balance=balances.c.balance - amount)
-    )
+    result = await conn.execute(_CHARGE, {"wanted_user": user_id, "wanted_amount": amount})
     return result.rowcount == 1
 
 
 async def _balance(conn: AsyncConnection, user_id: int) -> Decimal | None:
     """The balance, for the reason of a refusal; None for an unknown user."""
-    balance: Decimal | None = await conn.scalar(
-        select(balances.c.balance).where(balances.c.user_id == user_id)
-    )
+    balance: Decimal | None = await conn.scalar(_BALANCE, {"wanted_user": user_id})
     return balance
 
 
@@ -177,13 +186,14 @@ async def _record(
 ) -> None:
     now = datetime.now(UTC)
     await conn.execute(
-        insert(payments).values(
-            order_id=str(message.orderID),
-            user_id=message.userID,
-            amount=message.amount if amount is None else amount,
-            status=status.value,
-            reason=reason,
-            created_at=now,
-            updated_at=now,
-        )
+        _RECORD,
+        {
+            "order_id": str(message.orderID),
+            "user_id": message.userID,
+            "amount": message.amount if amount is None else amount,
+            "status": status.value,
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+        },
     )

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts import topics
@@ -34,6 +34,29 @@ from ordersaga.services.stock.rules import (
 from ordersaga.services.stock.tables import reservations, stock
 
 log = logging.getLogger(__name__)
+
+# Built once and run with bound parameters: building a statement costs more than running it.
+_LOCK_PRODUCT = (
+    select(stock.c.product_id)
+    .where(stock.c.product_id == bindparam("wanted_product"))
+    .with_for_update()
+)
+_FIND = select(
+    reservations.c.product_id,
+    reservations.c.quantity,
+    reservations.c.status,
+    reservations.c.reason,
+).where(reservations.c.order_id == bindparam("wanted_order"))
+_TAKE = (
+    update(stock)
+    .where(
+        stock.c.product_id == bindparam("wanted_product"),
+        stock.c.quantity >= bindparam("wanted_quantity"),
+    )
+    .values(quantity=stock.c.quantity - bindparam("wanted_quantity"))
+)
+_ON_HAND = select(stock.c.quantity).where(stock.c.product_id == bindparam("wanted_product"))
+_RECORD = insert(reservations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,19 +133,11 @@ async def handle_cancel_product_reservation(
 
 async def _lock_product(conn: AsyncConnection, product_id: int) -> None:
     # Serialises the commands touching one product; an unknown product has nothing to lock.
-    await conn.execute(
-        select(stock.c.product_id).where(stock.c.product_id == product_id).with_for_update()
-    )
+    await conn.execute(_LOCK_PRODUCT, {"wanted_product": product_id})
 
 
 async def _find(conn: AsyncConnection, order_id: str) -> Reservation | None:
-    query = select(
-        reservations.c.product_id,
-        reservations.c.quantity,
-        reservations.c.status,
-        reservations.c.reason,
-    ).where(reservations.c.order_id == order_id)
-    row = (await conn.execute(query)).one_or_none()
+    row = (await conn.execute(_FIND, {"wanted_order": order_id})).one_or_none()
     if row is None:
         return None
     return Reservation(row.product_id, row.quantity, ReservationStatus(row.status), row.reason)
@@ -130,19 +145,13 @@ async def _find(conn: AsyncConnection, order_id: str) -> Reservation | None:
 
 async def _take(conn: AsyncConnection, product_id: int, quantity: int) -> bool:
     """Deduct ``quantity`` if that much is on hand, in one statement; True if it was."""
-    result = await conn.execute(
-        update(stock)
-        .where(stock.c.product_id == product_id, stock.c.quantity >= quantity)
-        .values(quantity=stock.c.quantity - quantity)
-    )
+    result = await conn.execute(_TAKE, {"wanted_product": product_id, "wanted_quantity": quantity})
     return result.rowcount == 1
 
 
 async def _on_hand(conn: AsyncConnection, product_id: int) -> int | None:
     """The quantity on hand, for the reason of a refusal; None for an unknown product."""
-    on_hand: int | None = await conn.scalar(
-        select(stock.c.quantity).where(stock.c.product_id == product_id)
-    )
+    on_hand: int | None = await conn.scalar(_ON_HAND, {"wanted_product": product_id})
     return on_hand
 
 
@@ -180,13 +189,14 @@ async def _record(
 ) -> None:
     now = datetime.now(UTC)
     await conn.execute(
-        insert(reservations).values(
-            order_id=str(message.orderID),
-            product_id=message.productID,
-            quantity=message.quantity if quantity is None else quantity,
-            status=status.value,
-            reason=reason,
-            created_at=now,
-            updated_at=now,
-        )
+        _RECORD,
+        {
+            "order_id": str(message.orderID),
+            "product_id": message.productID,
+            "quantity": message.quantity if quantity is None else quantity,
+            "status": status.value,
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+        },
     )

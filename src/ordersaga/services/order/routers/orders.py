@@ -25,8 +25,11 @@ PREFIX = "/api/v1/orders"
 router = APIRouter(prefix=PREFIX, tags=["orders"])
 
 
-def order_request(body: PlaceOrderBody, settings: SettingsDep) -> OrderRequest:
-    """The validated body; the quantity's upper bound is a setting, so it is checked here."""
+async def order_request(body: PlaceOrderBody, settings: SettingsDep) -> OrderRequest:
+    """The validated body; the quantity's upper bound is a setting, so it is checked here.
+
+    A coroutine, though it never waits, so FastAPI runs it in the loop, not on a thread.
+    """
     if body.quantity > settings.max_quantity:
         raise RequestValidationError(
             [
