@@ -25,7 +25,8 @@ from ordersaga.contracts.messages import OrderUpdated, ProductReservationCancell
 from ordersaga.contracts.statuses import OrderStatus, ReservationCancelStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import ConsumerStats, HandlerContext, Subscription
-from ordersaga.messaging.dlq_commands import BROKER_FILE, dlq_app, pretty_json
+from ordersaga.messaging.dlq_commands import BROKER_FILE, dlq_app
+from ordersaga.messaging.dlq_report import pretty_json
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.inbox import inbox_table

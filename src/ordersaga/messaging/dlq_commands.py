@@ -6,19 +6,15 @@ The commands read the Kafka cluster of the settings (``ORDERSAGA_KAFKA_*``) or, 
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from uuid import uuid4
 
 import typer
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ordersaga.config import Settings
@@ -27,12 +23,12 @@ from ordersaga.contracts.topics import dead_letter
 from ordersaga.messaging.dead_letters import (
     DeadLetter,
     DeadLetterError,
-    Inspection,
     ReadLimits,
     find_dead_letter,
     inspect,
     replay,
 )
+from ordersaga.messaging.dlq_report import describe, letters_table
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
 from ordersaga.messaging.port import Broker
@@ -45,7 +41,6 @@ T = TypeVar("T")
 # says nothing; the in-process broker answers at once, so an empty poll is the end.
 KAFKA_LIMITS = ReadLimits(patience=10.0, quiet=1.0)
 EMBEDDED_LIMITS = ReadLimits(patience=0.1, quiet=0.05)
-PREVIEW = 60
 
 DLQ_TOPICS = [dead_letter(topic) for topic in topics.ALL]
 
@@ -282,64 +277,3 @@ def _quiet(logger_name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-def letters_table(found: Inspection) -> Table:
-    """The dead letters as a table, one row each; a ``replays`` column if they were counted."""
-    table = Table(title="Dead letters", title_justify="left")
-    columns = ["DLQ topic", "at", "source", "consumer", "error", "key", "value"]
-    counted = found.replays is not None
-    for column in [*columns, "replays"] if counted else columns:
-        table.add_column(column, overflow="fold")
-    for letter in found.letters:
-        record = letter.record
-        row = [
-            record.topic,
-            f"{record.partition}/{record.offset}",
-            letter.source_address,
-            letter.consumer,
-            letter.error,
-            record.key,
-            preview(record.value),
-        ]
-        if counted:
-            row.append(str(found.replays_of(letter)))
-        table.add_row(*(Text(printable(cell)) for cell in row))
-    return table
-
-
-def printable(text: str) -> str:
-    """``text`` safe to print: bytes that were not UTF-8 (kept as surrogates) escaped."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def preview(value: bytes, length: int = PREVIEW) -> str:
-    """The first ``length`` characters of a value, on one line."""
-    text = value.decode("utf-8", "backslashreplace")
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:length])
-    return shown + ("…" if len(text) > length else "")
-
-
-def describe(letter: DeadLetter) -> str:
-    """A dead letter whole, for a person: key, every header, the value."""
-    record = letter.record
-    lines = [f"{letter.address} (from {letter.source_address})", f"key: {printable(record.key)}"]
-    lines.append("headers:")
-    lines += [f"  {printable(name)}: {printable(value)}" for name, value in record.headers.items()]
-    try:
-        lines += ["value (JSON):", pretty_json(record.value)]
-    except ValueError:  # not UTF-8, or not JSON
-        lines += ["value (raw bytes):", repr(record.value)]
-    return "\n".join(lines)
-
-
-def pretty_json(value: bytes) -> str:
-    """``value`` indented, its numbers exactly as written (``20.00`` stays ``20.00``).
-
-    Floats are carried through as strings wrapped in a random mark, which are unwrapped
-    after formatting: a float would print amounts as ``20.0`` and round long ones.
-    """
-    mark = uuid4().hex
-    parsed = json.loads(value.decode("utf-8"), parse_float=lambda text: f"{mark}{text}{mark}")
-    formatted = json.dumps(parsed, indent=2, ensure_ascii=False)
-    return re.sub(f'"{mark}([^"]*){mark}"', r"\1", formatted)
