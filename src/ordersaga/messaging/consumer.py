@@ -23,7 +23,14 @@ from ordersaga.contracts.codec import PoisonMessage, decode
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.batch import BatchOutcome, handle_batch
-from ordersaga.messaging.handler import Decoded, Handler, HandlerContext, Subscription
+from ordersaga.messaging.handler import (
+    BatchHandler,
+    BatchItem,
+    Decoded,
+    Handler,
+    HandlerContext,
+    Subscription,
+)
 from ordersaga.messaging.port import (
     Broker,
     Consumer,
@@ -35,6 +42,8 @@ from ordersaga.messaging.port import (
 from ordersaga.messaging.transient import is_transient
 
 __all__ = [
+    "BatchHandler",
+    "BatchItem",
     "ConsumerLoop",
     "ConsumerStats",
     "CrashPoints",
@@ -100,6 +109,10 @@ class ConsumerLoop:
         self._inbox = inbox
         self._outbox = outbox
         self._handlers = {s.topic: s.handle for s in subscriptions}
+        # Only for a whole batch: a record handled on its own uses its plain handler.
+        self._batch_handlers = {
+            s.topic: s.handle_batch for s in subscriptions if s.handle_batch is not None
+        }
         self._on_commit = on_commit
         self._dlq = dlq_producer
         self._max_records = max_records
@@ -164,7 +177,12 @@ class ConsumerLoop:
         while True:
             try:
                 outcome = await handle_batch(
-                    self._engine, self._inbox, self._outbox, items, self._handlers
+                    self._engine,
+                    self._inbox,
+                    self._outbox,
+                    items,
+                    self._handlers,
+                    self._batch_handlers,
                 )
             except asyncio.CancelledError:
                 raise

@@ -1,6 +1,6 @@
 """What a handler is given, and running one for a decoded record inside a transaction."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +27,33 @@ class HandlerContext:
 Handler = Callable[[HandlerContext, Any], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One new record of a batch as a batch handler sees it: topic, message and context."""
+
+    topic: str
+    message: Any
+    context: HandlerContext
+
+
+BatchHandler = Callable[[AsyncConnection, Sequence[BatchItem]], Awaitable[None]]
+"""Handles several records in the transaction of its connection, with the effect of
+handling them one by one, in the order given; sends through each item's context."""
+
+
 @dataclass(frozen=True)
 class Subscription:
+    """A topic and its handler; optionally a handler for several of its records at once.
+
+    Consecutive new records of a polled batch whose subscriptions share one
+    ``handle_batch`` (the same object) go to it in one call. ``handle`` stays the
+    handler of a record on its own: when a batch is handled again record by record,
+    and wherever no batch handler is given.
+    """
+
     topic: str
     handle: Handler
+    handle_batch: BatchHandler | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +65,23 @@ class Decoded:
     message_id: str
 
 
+def context_for(conn: AsyncConnection, item: Decoded) -> HandlerContext:
+    """A fresh context for handling ``item`` in the transaction of ``conn``."""
+    return HandlerContext(conn, Trace.from_headers(dict(item.record.headers), item.message.orderID))
+
+
 async def run_handler(conn: AsyncConnection, item: Decoded, handler: Handler) -> HandlerContext:
     """Run ``handler`` for ``item`` in the transaction of ``conn``; its context, with what it
     sent (for the caller to write to the outbox in the same transaction)."""
-    context = HandlerContext(
-        conn, Trace.from_headers(dict(item.record.headers), item.message.orderID)
-    )
+    context = context_for(conn, item)
     await handler(context, item.message)
     return context
+
+
+async def run_batch_handler(
+    conn: AsyncConnection, items: Sequence[Decoded], handler: BatchHandler
+) -> list[HandlerContext]:
+    """Run ``handler`` for ``items`` in the transaction of ``conn``; their contexts, in order."""
+    batch = [BatchItem(i.record.topic, i.message, context_for(conn, i)) for i in items]
+    await handler(conn, batch)
+    return [item.context for item in batch]

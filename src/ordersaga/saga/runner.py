@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga import transitions
 from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
-from ordersaga.saga.state import SagaState, Transition
+from ordersaga.saga.state import HistoryEntry, SagaState, Transition
 from ordersaga.saga.store import SagaStore
 
 log = logging.getLogger(__name__)
@@ -115,15 +115,20 @@ class SagaRunner:
         await self.store.append_history(
             conn, before.saga_id, entry, now, message_id, after=last_seq
         )
-        # A parked saga needs a person: say so louder than the usual progress.
-        log.log(
-            logging.WARNING if entry.outcome == "parked" else logging.INFO,
-            "saga %s: %s %s (%s → %s): %s",
-            before.saga_id,
-            entry.event,
-            entry.outcome,
-            entry.from_status,
-            entry.to_status,
-            entry.note,
-        )
+        log_entry(before.saga_id, entry)
         return transition.messages
+
+
+def log_entry(saga_id: str, entry: HistoryEntry) -> None:
+    """Log what an event did to saga ``saga_id``, as its history records it."""
+    # A parked saga needs a person: say so louder than the usual progress.
+    log.log(
+        logging.WARNING if entry.outcome == "parked" else logging.INFO,
+        "saga %s: %s %s (%s → %s): %s",
+        saga_id,
+        entry.event,
+        entry.outcome,
+        entry.from_status,
+        entry.to_status,
+        entry.note,
+    )

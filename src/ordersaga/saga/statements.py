@@ -29,6 +29,18 @@ class SagaStatements:
 
     @cached_property
     def load_locked(self) -> Select[Any]:
+        return self._locked().where(self.instances.c.saga_id == bindparam("wanted_saga_id"))
+
+    @cached_property
+    def load_many_locked(self) -> Select[Any]:
+        saga_id = self.instances.c.saga_id
+        return (
+            self._locked()
+            .where(saga_id.in_(bindparam("wanted_saga_ids", expanding=True)))
+            .order_by(saga_id)
+        )
+
+    def _locked(self) -> Select[Any]:
         # The last seq comes with the saga, in the same statement: a select list's scalar
         # subquery, which every database takes (MariaDB refuses only INSERT ... SELECT
         # from the table inserted into).
@@ -38,11 +50,7 @@ class SagaStatements:
             .where(history.c.saga_id == instances.c.saga_id)
             .scalar_subquery()
         )
-        return (
-            select(instances, last_seq.label("last_seq"))
-            .where(instances.c.saga_id == bindparam("wanted_saga_id"))
-            .with_for_update(of=instances)
-        )
+        return select(instances, last_seq.label("last_seq")).with_for_update(of=instances)
 
     @cached_property
     def last_seq(self) -> Select[Any]:

@@ -5,7 +5,7 @@ Portable: the same statements run on SQLite, PostgreSQL and MariaDB. Row locks
 check on every save is what makes a lost update impossible on all of them.
 """
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
@@ -22,13 +22,22 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from ordersaga.db.timestamps import UtcDateTime
+from ordersaga.saga.rows import (
+    HistoryRecord,
+    history_record,
+    history_row,
+    instance_row,
+    saga_state,
+    save_row,
+)
 from ordersaga.saga.state import ACTIVE_STATUSES, HistoryEntry, SagaState, SagaStatus
 from ordersaga.saga.statements import SagaStatements
+
+__all__ = ["HistoryRecord", "LockedSaga", "SagaStore", "StaleSaga", "StoredSaga", "saga_tables"]
 
 
 class StaleSaga(Exception):
@@ -86,16 +95,6 @@ class StoredSaga:
 
 
 @dataclass(frozen=True)
-class HistoryRecord:
-    """One stored entry of a saga's history."""
-
-    seq: int
-    at: datetime
-    entry: HistoryEntry
-    message_id: str | None
-
-
-@dataclass(frozen=True)
 class LockedSaga:
     """A saga read with its row locked, and the sequence number of its last history entry."""
 
@@ -121,16 +120,15 @@ class SagaStore:
 
     async def insert(self, conn: AsyncConnection, state: SagaState, now: datetime) -> None:
         """Store a new saga. A second insert of the same id fails on the primary key."""
-        await conn.execute(
-            self._sql.insert_instance,
-            {
-                "saga_id": state.saga_id,
-                "saga_type": self.saga_type,
-                "created_at": now,
-                **_columns(state, now),
-                "version": state.version,
-            },
-        )
+        await self.insert_many(conn, [state], now)
+
+    async def insert_many(
+        self, conn: AsyncConnection, states: Sequence[SagaState], now: datetime
+    ) -> None:
+        """Store new sagas in one statement; any id stored before fails it on the primary key."""
+        if states:
+            rows = [instance_row(state, self.saga_type, now) for state in states]
+            await conn.execute(self._sql.insert_instance, rows)
 
     async def load_for_update(self, conn: AsyncConnection, saga_id: str) -> SagaState | None:
         """The saga ``saga_id``, its row locked until the transaction ends; None if unknown."""
@@ -141,25 +139,53 @@ class SagaStore:
         """As :meth:`load_for_update`, with the seq of the saga's last history entry."""
         result = await conn.execute(self._sql.load_locked, {"wanted_saga_id": saga_id})
         row = result.mappings().one_or_none()
-        return None if row is None else LockedSaga(_state(row), row["last_seq"] or 0)
+        return None if row is None else LockedSaga(saga_state(row), row["last_seq"] or 0)
+
+    async def load_many_locked(
+        self, conn: AsyncConnection, saga_ids: Sequence[str]
+    ) -> dict[str, LockedSaga]:
+        """As :meth:`load_locked` for every saga of ``saga_ids`` that exists, in one statement.
+
+        The rows are locked in the order of their ids, so two transactions locking
+        overlapping sets wait for each other instead of deadlocking.
+        """
+        if not saga_ids:
+            return {}
+        result = await conn.execute(self._sql.load_many_locked, {"wanted_saga_ids": saga_ids})
+        return {
+            row["saga_id"]: LockedSaga(saga_state(row), row["last_seq"] or 0)
+            for row in result.mappings()
+        }
 
     async def save(self, conn: AsyncConnection, state: SagaState, now: datetime) -> SagaState:
         """Store ``state`` if the saga is still at ``state.version``; the state saved.
 
         Raises :class:`StaleSaga` when another transaction saved the saga first.
         """
-        result = await conn.execute(
-            self._sql.save,
-            {
-                **_columns(state, now),
-                "version": state.version + 1,
-                "wanted_saga_id": state.saga_id,
-                "expected_version": state.version,
-            },
-        )
-        if result.rowcount != 1:
-            raise StaleSaga(f"saga {state.saga_id} is no longer at version {state.version}; retry")
-        return replace(state, version=state.version + 1)
+        saved = replace(state, version=state.version + 1)
+        await self.save_many(conn, [(saved, state.version)], now)
+        return saved
+
+    async def save_many(
+        self, conn: AsyncConnection, saves: Sequence[tuple[SagaState, int]], now: datetime
+    ) -> None:
+        """Store each ``(state, expected_version)`` if its saga is still at that version.
+
+        One statement for all. Raises :class:`StaleSaga` when any saga was saved by
+        another transaction first (and the caller's transaction must then roll back).
+        Where the driver cannot count the rows of a statement run for several
+        parameter sets (asyncpg), the check rests on the row locks the caller took
+        when it read the sagas (:meth:`load_many_locked`): no other transaction can
+        have saved them since.
+        """
+        if not saves:
+            return
+        rows = [save_row(state, expected, now) for state, expected in saves]
+        result = await conn.execute(self._sql.save, rows)
+        counted = len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount
+        if counted and result.rowcount != len(rows):
+            stale = ", ".join(f"{s.saga_id}@{v}" for s, v in saves)
+            raise StaleSaga(f"not every saga of {stale} is still at that version; retry")
 
     async def append_history(
         self,
@@ -180,21 +206,13 @@ class SagaStore:
         if after is None:
             # A separate read, not a subquery of the insert: MariaDB refuses those.
             after = await conn.scalar(self._sql.last_seq, {"wanted_saga_id": saga_id}) or 0
-        await conn.execute(
-            self._sql.insert_history,
-            {
-                "saga_id": saga_id,
-                "seq": after + 1,
-                "at": at,
-                "event": entry.event,
-                "outcome": entry.outcome,
-                "message_id": message_id or None,
-                "from_status": entry.from_status.value if entry.from_status else None,
-                "to_status": entry.to_status.value,
-                "step": entry.step,
-                "note": entry.note,
-            },
-        )
+        await self.insert_history(conn, [history_row(saga_id, after + 1, entry, at, message_id)])
+
+    async def insert_history(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert history rows made by :func:`~ordersaga.saga.rows.history_row`, in one
+        statement; a seq taken twice fails it on the primary key."""
+        if rows:
+            await conn.execute(self._sql.insert_history, list(rows))
 
     async def due(self, conn: AsyncConnection, now: datetime, limit: int) -> list[SagaState]:
         """Up to ``limit`` waiting sagas whose deadline has passed, locked, earliest first.
@@ -213,7 +231,7 @@ class SagaStore:
             .with_for_update(skip_locked=True)
         )
         rows = (await conn.execute(query)).mappings().all()
-        return [_state(row) for row in rows]
+        return [saga_state(row) for row in rows]
 
     async def find(
         self,
@@ -237,14 +255,16 @@ class SagaStore:
             .limit(limit)
         )
         rows = (await conn.execute(query)).mappings().all()
-        return [StoredSaga(_state(row), row["created_at"], row["updated_at"]) for row in rows]
+        return [StoredSaga(saga_state(row), row["created_at"], row["updated_at"]) for row in rows]
 
     async def get(self, conn: AsyncConnection, saga_id: str) -> StoredSaga | None:
         """The saga ``saga_id`` without locking it; None if unknown."""
         query = select(self.instances).where(self.instances.c.saga_id == saga_id)
         row = (await conn.execute(query)).mappings().one_or_none()
         return (
-            None if row is None else StoredSaga(_state(row), row["created_at"], row["updated_at"])
+            None
+            if row is None
+            else StoredSaga(saga_state(row), row["created_at"], row["updated_at"])
         )
 
     async def count_by_status(self, conn: AsyncConnection) -> dict[SagaStatus, int]:
@@ -268,44 +288,4 @@ class SagaStore:
             .order_by(self.history.c.seq)
         )
         rows = (await conn.execute(query)).mappings().all()
-        return [_history_record(row) for row in rows]
-
-
-def _history_record(row: RowMapping) -> HistoryRecord:
-    from_status = row["from_status"]
-    entry = HistoryEntry(
-        event=row["event"],
-        outcome=row["outcome"],
-        from_status=SagaStatus(from_status) if from_status else None,
-        to_status=SagaStatus(row["to_status"]),
-        step=row["step"],
-        note=row["note"],
-    )
-    return HistoryRecord(row["seq"], row["at"], entry, row["message_id"])
-
-
-def _columns(state: SagaState, now: datetime) -> dict[str, Any]:
-    return {
-        "status": state.status.value,
-        "step": state.step,
-        "data": json.dumps(state.data, sort_keys=True),
-        "deadline": state.deadline,
-        "attempts": state.attempts,
-        "reason": state.reason,
-        "traceparent": state.traceparent,
-        "updated_at": now,
-    }
-
-
-def _state(row: RowMapping) -> SagaState:
-    return SagaState(
-        saga_id=row["saga_id"],
-        status=SagaStatus(row["status"]),
-        step=row["step"],
-        data=json.loads(row["data"]),
-        deadline=row["deadline"],
-        attempts=row["attempts"],
-        version=row["version"],
-        reason=row["reason"],
-        traceparent=row["traceparent"],
-    )
+        return [history_record(row) for row in rows]

@@ -8,9 +8,12 @@ only if the transaction commits.
 from collections.abc import Sequence
 from functools import partial
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderCreated, WireMessage
-from ordersaga.messaging.consumer import HandlerContext, Subscription
+from ordersaga.messaging.consumer import BatchItem, HandlerContext, Subscription
+from ordersaga.saga.batch import Reply, SagaEvent, Start, run_events
 from ordersaga.saga.definition import Send
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.services.orchestrator.place_order import order_data
@@ -40,13 +43,34 @@ async def handle_reply(
     _send(ctx, messages)
 
 
+async def handle_saga_batch(
+    runner: SagaRunner, conn: AsyncConnection, items: Sequence[BatchItem]
+) -> None:
+    """Handle order-created messages and replies together, as one by one in their order."""
+    sent = await run_events(runner, conn, [_event(item) for item in items])
+    for item, messages in zip(items, sent, strict=True):
+        _send(item.context, messages)
+
+
 def subscriptions(runner: SagaRunner) -> list[Subscription]:
-    """order-created, and every topic the saga waits on, bound to ``runner``."""
+    """order-created, and every topic the saga waits on, bound to ``runner``.
+
+    All of them share one batch handler, so a batch's messages of one saga, whatever
+    their topics, are applied together and in order.
+    """
     replies: Sequence[str] = runner.definition.topics
+    batch = partial(handle_saga_batch, runner)
     return [
-        Subscription(topics.ORDER_CREATED, partial(handle_order_created, runner)),
-        *(Subscription(topic, partial(handle_reply, runner, topic)) for topic in replies),
+        Subscription(topics.ORDER_CREATED, partial(handle_order_created, runner), batch),
+        *(Subscription(topic, partial(handle_reply, runner, topic), batch) for topic in replies),
     ]
+
+
+def _event(item: BatchItem) -> SagaEvent:
+    message, cause = item.message, item.context.cause
+    if item.topic == topics.ORDER_CREATED:
+        return Start(str(message.orderID), order_data(message), cause.traceparent, cause.message_id)
+    return Reply(str(message.orderID), item.topic, message, cause.message_id)
 
 
 def _send(ctx: HandlerContext, messages: Sequence[Send]) -> None:
