@@ -28,9 +28,11 @@ PRODUCER_OPTIONS: Mapping[str, Any] = {
     # and an acknowledged record survives the loss of the leader.
     "enable_idempotence": True,
     "acks": "all",
-    # A few milliseconds let an outbox batch travel in few requests without delaying a
-    # lone reply noticeably.
-    "linger_ms": 5,
+    # No linger: a relay hands over a whole outbox batch at once, and what is sent while
+    # a request is in flight waits for it and travels in the next one, so records batch
+    # by themselves under load. Lingering only delayed every message of an idle system
+    # (5 ms took a hop from about 2 ms to 7).
+    "linger_ms": 0,
 }
 
 CONSUMER_OPTIONS: Mapping[str, Any] = {

@@ -118,9 +118,11 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = Backoff()
         while True:
+            # Cleared before the read, so a commit that lands after the read has begun
+            # sets it again and is picked up on the next round, not at the next poll.
+            self._wakeup.clear()
             try:
-                while await self.publish_once():
-                    pass
+                published = await self.publish_once()
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
@@ -128,10 +130,13 @@ class OutboxRelay:
                 log.exception("outbox relay failed; retrying")
                 await backoff.sleep()
                 continue
+            if published >= self._batch_size:
+                continue  # more may be waiting; no need for a wake-up to look
+            # A short batch took every row committed before the read: reading again now
+            # would cost an empty transaction per round under load.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_interval):
                     await self._wakeup.wait()
-            self._wakeup.clear()
 
     async def publish_once(self) -> int:
         """Publish one batch of the oldest rows; return how many were published.

@@ -7,6 +7,10 @@ import socket
 from collections.abc import Callable
 
 import uvicorn
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
@@ -28,7 +32,7 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
     may run at once: their consumer group shares the partitions.
     """
     spec = service_spec(service, settings)
-    engine = make_engine(settings.database_url(service))
+    engine = service_engine(settings.database_url(service))
     broker = make_broker(settings)
     running = ServiceReplica(spec, engine, broker, replica=replica)
     try:
@@ -44,6 +48,32 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
         await broker.close()
         await engine.dispose()
         log.info("%s replica %s stopped", service, replica)
+
+
+def service_engine(url: str) -> AsyncEngine:
+    """The engine of a service replica: :func:`make_engine`'s, without a rollback on
+    every return to the pool of a connection whose transaction already ended.
+
+    By default the pool rolls back each connection it takes back, even right after a
+    commit: on MariaDB a round trip per transaction, a fifth of the order service's
+    database calls. A connection returned inside a transaction is still rolled back.
+    """
+    engine = make_engine(url, pool_reset_on_return=None)
+    event.listen(engine.sync_engine, "reset", _roll_back_if_in_transaction)
+    return engine
+
+
+def _roll_back_if_in_transaction(
+    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    if state.transaction_was_reset or not state.asyncio_safe:
+        return  # ended by its Connection already, or being discarded (not reusable)
+    # aiomysql knows from the server's last status whether a transaction is open
+    # (asyncpg's adapter skips a rollback without one on its own).
+    in_transaction = getattr(record.driver_connection, "get_transaction_status", None)
+    if in_transaction is not None and not in_transaction():
+        return
+    dbapi_connection.rollback()
 
 
 async def _create_topics(broker: Broker, settings: Settings) -> None:
@@ -83,7 +113,9 @@ def _shared_port(host: str, port: int) -> socket.socket:
 async def _serve_api(running: ServiceReplica, settings: Settings) -> None:
     app = create_app(running.engine, settings, running.wake_relay)
     add_readiness_check(app, running.endpoint.relay.publish_problem)
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    # httptools parses HTTP in C; uvicorn's pure-Python h11 cost a quarter of the
+    # service's CPU per request.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, http="httptools")
     server = uvicorn.Server(config)
     # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is
     # done; with handlers of our own in place that second raise does not end the process
