@@ -56,6 +56,11 @@ _CHARGE = (
     .values(balance=balances.c.balance - bindparam("wanted_amount", type_=balances.c.balance.type))
 )
 _BALANCE = select(balances.c.balance).where(balances.c.user_id == bindparam("wanted_user"))
+_GIVE_BACK = (
+    update(balances)
+    .where(balances.c.user_id == bindparam("wanted_user"))
+    .values(balance=balances.c.balance + bindparam("given_amount", type_=balances.c.balance.type))
+)
 _RECORD = insert(payments)
 
 
@@ -78,14 +83,21 @@ async def handle_process_payment(ctx: HandlerContext, message: ProcessPayment) -
     existing = await _find(ctx.conn, str(message.orderID))
     if existing is not None:
         status, reason = answer_existing(existing.status, existing.reason)
-    elif await _charge(ctx.conn, message.userID, message.amount):
+    elif await charge(ctx.conn, message.userID, message.amount):
         await _record(ctx.conn, message, ChargeStatus.APPROVED)
         status, reason = PaymentStatus.PAYMENT_APPROVED, None
     else:
-        balance = await _balance(ctx.conn, message.userID)
+        balance = await balance_of(ctx.conn, message.userID)
         reason = rejection_reason(message.userID, balance, message.amount)
         await _record(ctx.conn, message, ChargeStatus.REJECTED, reason=reason)
         status = PaymentStatus.PAYMENT_REJECTED
+    answer_payment(ctx, message, status, reason)
+
+
+def answer_payment(
+    ctx: HandlerContext, message: ProcessPayment, status: PaymentStatus, reason: str | None
+) -> None:
+    """Send the answer to ``message``: ``status``, with ``reason`` for a rejection."""
     if reason is not None:
         log.info("saga %s: payment rejected: %s", ctx.cause.saga_id, reason)
     ctx.send(
@@ -114,7 +126,12 @@ async def handle_cancel_payment(ctx: HandlerContext, message: CancelPayment) -> 
     if existing is None:
         await _record(ctx.conn, message, ChargeStatus.VOIDED, amount=ZERO)
     elif refunds(existing.status):
-        refunded = await _refund(ctx.conn, order_id, existing.user_id, existing.amount)
+        refunded = await refund(ctx.conn, order_id, existing.user_id, existing.amount)
+    answer_cancel(ctx, message, refunded)
+
+
+def answer_cancel(ctx: HandlerContext, message: CancelPayment, refunded: Decimal | None) -> None:
+    """Send the answer to ``message``, a cancel that refunded ``refunded`` (None: nothing)."""
     ctx.send(
         topics.PAYMENT_CANCELLED,
         PaymentCancelled(
@@ -138,19 +155,19 @@ async def _find(conn: AsyncConnection, order_id: str) -> Payment | None:
     return Payment(row.user_id, row.amount, ChargeStatus(row.status), row.reason)
 
 
-async def _charge(conn: AsyncConnection, user_id: int, amount: Decimal) -> bool:
+async def charge(conn: AsyncConnection, user_id: int, amount: Decimal) -> bool:
     """Deduct ``amount`` if the balance covers it, in one statement; True if it did."""
     result = await conn.execute(_CHARGE, {"wanted_user": user_id, "wanted_amount": amount})
     return result.rowcount == 1
 
 
-async def _balance(conn: AsyncConnection, user_id: int) -> Decimal | None:
+async def balance_of(conn: AsyncConnection, user_id: int) -> Decimal | None:
     """The balance, for the reason of a refusal; None for an unknown user."""
     balance: Decimal | None = await conn.scalar(_BALANCE, {"wanted_user": user_id})
     return balance
 
 
-async def _refund(
+async def refund(
     conn: AsyncConnection, order_id: str, user_id: int, amount: Decimal
 ) -> Decimal | None:
     """Mark the payment REFUNDED and give its amount back; the amount, or None if raced.
@@ -168,11 +185,12 @@ async def _refund(
     )
     if result.rowcount != 1:
         return None
-    await conn.execute(
-        update(balances)
-        .where(balances.c.user_id == user_id)
-        .values(balance=balances.c.balance + amount)
-    )
+    return await give_back(conn, user_id, amount)
+
+
+async def give_back(conn: AsyncConnection, user_id: int, amount: Decimal) -> Decimal:
+    """Add ``amount`` back to the balance of ``user_id``; the amount given back."""
+    await conn.execute(_GIVE_BACK, {"wanted_user": user_id, "given_amount": amount})
     return amount
 
 

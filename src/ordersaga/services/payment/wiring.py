@@ -7,6 +7,7 @@ from ordersaga.config import SAMPLE_BALANCES, Settings
 from ordersaga.contracts import topics
 from ordersaga.messaging.consumer import Subscription
 from ordersaga.services.base import ServiceSpec
+from ordersaga.services.payment.batch import handle_payment_batch
 from ordersaga.services.payment.handlers import handle_cancel_payment, handle_process_payment
 from ordersaga.services.payment.tables import balances, inbox, metadata, outbox
 
@@ -33,8 +34,9 @@ def spec(settings: Settings) -> ServiceSpec:
         inbox=inbox,
         outbox=outbox,
         subscriptions=[
-            Subscription(topics.PROCESS_PAYMENT, handle_process_payment),
-            Subscription(topics.CANCEL_PAYMENT, handle_cancel_payment),
+            # One batch handler for both, so a payment and its cancel are handled in order.
+            Subscription(topics.PROCESS_PAYMENT, handle_process_payment, handle_payment_batch),
+            Subscription(topics.CANCEL_PAYMENT, handle_cancel_payment, handle_payment_batch),
         ],
         seed=seed,
     )

@@ -56,6 +56,11 @@ _TAKE = (
     .values(quantity=stock.c.quantity - bindparam("wanted_quantity"))
 )
 _ON_HAND = select(stock.c.quantity).where(stock.c.product_id == bindparam("wanted_product"))
+_GIVE_BACK = (
+    update(stock)
+    .where(stock.c.product_id == bindparam("wanted_product"))
+    .values(quantity=stock.c.quantity + bindparam("given_quantity"))
+)
 _RECORD = insert(reservations)
 
 
@@ -78,14 +83,21 @@ async def handle_reserve_product(ctx: HandlerContext, message: ReserveProduct) -
     existing = await _find(ctx.conn, str(message.orderID))
     if existing is not None:
         status, reason = answer_existing(existing.status, existing.reason)
-    elif await _take(ctx.conn, message.productID, message.quantity):
+    elif await take(ctx.conn, message.productID, message.quantity):
         await _record(ctx.conn, message, ReservationStatus.RESERVED)
         status, reason = StockStatus.AVAILABLE, None
     else:
-        on_hand = await _on_hand(ctx.conn, message.productID)
+        on_hand = await on_hand_of(ctx.conn, message.productID)
         reason = rejection_reason(message.productID, on_hand, message.quantity)
         await _record(ctx.conn, message, ReservationStatus.REJECTED, reason=reason)
         status = StockStatus.UNAVAILABLE
+    answer_reserve(ctx, message, status, reason)
+
+
+def answer_reserve(
+    ctx: HandlerContext, message: ReserveProduct, status: StockStatus, reason: str | None
+) -> None:
+    """Send the answer to ``message``: ``status``, with ``reason`` for a refusal."""
     if reason is not None:
         log.info(
             "saga %s: product %d unavailable: %s", ctx.cause.saga_id, message.productID, reason
@@ -119,7 +131,12 @@ async def handle_cancel_product_reservation(
     if existing is None:
         await _record(ctx.conn, message, ReservationStatus.CANCELLED, quantity=0)
     elif releases_stock(existing.status):
-        released = await _release(ctx.conn, order_id, existing.product_id, existing.quantity)
+        released = await release(ctx.conn, order_id, existing.product_id, existing.quantity)
+    answer_cancel(ctx, message, released)
+
+
+def answer_cancel(ctx: HandlerContext, message: CancelProductReservation, released: int) -> None:
+    """Send the answer to ``message``, a cancel that put ``released`` units back."""
     ctx.send(
         topics.PRODUCT_RESERVATION_CANCELLED,
         ProductReservationCancelled(
@@ -143,19 +160,19 @@ async def _find(conn: AsyncConnection, order_id: str) -> Reservation | None:
     return Reservation(row.product_id, row.quantity, ReservationStatus(row.status), row.reason)
 
 
-async def _take(conn: AsyncConnection, product_id: int, quantity: int) -> bool:
+async def take(conn: AsyncConnection, product_id: int, quantity: int) -> bool:
     """Deduct ``quantity`` if that much is on hand, in one statement; True if it was."""
     result = await conn.execute(_TAKE, {"wanted_product": product_id, "wanted_quantity": quantity})
     return result.rowcount == 1
 
 
-async def _on_hand(conn: AsyncConnection, product_id: int) -> int | None:
+async def on_hand_of(conn: AsyncConnection, product_id: int) -> int | None:
     """The quantity on hand, for the reason of a refusal; None for an unknown product."""
     on_hand: int | None = await conn.scalar(_ON_HAND, {"wanted_product": product_id})
     return on_hand
 
 
-async def _release(conn: AsyncConnection, order_id: str, product_id: int, quantity: int) -> int:
+async def release(conn: AsyncConnection, order_id: str, product_id: int, quantity: int) -> int:
     """Mark the reservation RELEASED and put its quantity back; the units released.
 
     The status change is guarded in its WHERE clause, so of two cancels racing for the
@@ -171,11 +188,12 @@ async def _release(conn: AsyncConnection, order_id: str, product_id: int, quanti
     )
     if result.rowcount != 1:
         return 0
-    await conn.execute(
-        update(stock)
-        .where(stock.c.product_id == product_id)
-        .values(quantity=stock.c.quantity + quantity)
-    )
+    return await give_back(conn, product_id, quantity)
+
+
+async def give_back(conn: AsyncConnection, product_id: int, quantity: int) -> int:
+    """Put ``quantity`` units of ``product_id`` back on hand; the units given back."""
+    await conn.execute(_GIVE_BACK, {"wanted_product": product_id, "given_quantity": quantity})
     return quantity
 
 

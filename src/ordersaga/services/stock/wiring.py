@@ -7,6 +7,7 @@ from ordersaga.config import SAMPLE_STOCK, Settings
 from ordersaga.contracts import topics
 from ordersaga.messaging.consumer import Subscription
 from ordersaga.services.base import ServiceSpec
+from ordersaga.services.stock.batch import handle_stock_batch
 from ordersaga.services.stock.handlers import (
     handle_cancel_product_reservation,
     handle_reserve_product,
@@ -36,8 +37,13 @@ def spec(settings: Settings) -> ServiceSpec:
         inbox=inbox,
         outbox=outbox,
         subscriptions=[
-            Subscription(topics.RESERVE_PRODUCT, handle_reserve_product),
-            Subscription(topics.CANCEL_PRODUCT_RESERVATION, handle_cancel_product_reservation),
+            # One batch handler for both, so a reserve and its cancel are handled in order.
+            Subscription(topics.RESERVE_PRODUCT, handle_reserve_product, handle_stock_batch),
+            Subscription(
+                topics.CANCEL_PRODUCT_RESERVATION,
+                handle_cancel_product_reservation,
+                handle_stock_batch,
+            ),
         ],
         seed=seed,
     )
