@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts.codec import decode
 from ordersaga.contracts.messages import WireMessage
-from ordersaga.messaging.consumer import Handler, HandlerContext
 from ordersaga.messaging.envelope import Trace, new_traceparent
+from ordersaga.messaging.handler import Handler, HandlerContext
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -25,9 +25,9 @@ from ordersaga.contracts.messages import MODEL_BY_TOPIC, OrderUpdated, ProductRe
 from ordersaga.contracts.statuses import OrderStatus, ReservationCancelStatus
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
-from ordersaga.messaging.consumer import Handler, HandlerContext, Subscription
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
+from ordersaga.messaging.handler import Handler, HandlerContext, Subscription
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.kafka import KafkaBroker, KafkaConsumer
 from ordersaga.messaging.kafka_config import client_options

@@ -27,7 +27,6 @@ from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging import dlq_commands
-from ordersaga.messaging.consumer import HandlerContext, Subscription
 from ordersaga.messaging.dead_letters import (
     NoSuchRecord,
     ReadLimits,
@@ -38,6 +37,7 @@ from ordersaga.messaging.dead_letters import (
 )
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
+from ordersaga.messaging.handler import HandlerContext, Subscription
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.kafka import KafkaBroker
 from ordersaga.messaging.outbox import outbox_table

@@ -14,9 +14,9 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderUpdated, ProductReservationCancelled
 from ordersaga.contracts.statuses import OrderStatus, ReservationCancelStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
-from ordersaga.messaging.consumer import HandlerContext, Subscription
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
+from ordersaga.messaging.handler import HandlerContext, Subscription
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table

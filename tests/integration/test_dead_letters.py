@@ -24,11 +24,12 @@ from ordersaga.contracts.headers import DLQ_REPLAYED_FROM
 from ordersaga.contracts.messages import OrderUpdated, ProductReservationCancelled
 from ordersaga.contracts.statuses import OrderStatus, ReservationCancelStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
-from ordersaga.messaging.consumer import ConsumerStats, HandlerContext, Subscription
+from ordersaga.messaging.consumer import ConsumerStats
 from ordersaga.messaging.dlq_commands import BROKER_FILE, dlq_app
 from ordersaga.messaging.dlq_report import pretty_json
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
+from ordersaga.messaging.handler import HandlerContext, Subscription
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table

@@ -39,8 +39,8 @@ from ordersaga.contracts.statuses import (
     StockStatus,
 )
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
-from ordersaga.messaging.consumer import HandlerContext
 from ordersaga.messaging.envelope import Trace, new_traceparent
+from ordersaga.messaging.handler import HandlerContext
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.store import StaleSaga
 from ordersaga.saga.timer import fire_due_deadlines

@@ -40,8 +40,8 @@ from ordersaga.contracts.statuses import (
 )
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
-from ordersaga.messaging.consumer import HandlerContext
 from ordersaga.messaging.envelope import Trace, new_traceparent
+from ordersaga.messaging.handler import HandlerContext
 from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem

@@ -15,9 +15,9 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderUpdated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
-from ordersaga.messaging.consumer import HandlerContext
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import Trace, envelope, new_traceparent
+from ordersaga.messaging.handler import HandlerContext
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.services.order import repository
 from ordersaga.services.order.handlers import handle_order_updated

@@ -21,8 +21,8 @@ from ordersaga.contracts.messages import (
     WireMessage,
 )
 from ordersaga.contracts.statuses import OrderStatus
-from ordersaga.messaging.consumer import Handler, HandlerContext
 from ordersaga.messaging.envelope import Trace, new_traceparent
+from ordersaga.messaging.handler import Handler, HandlerContext
 from ordersaga.messaging.inbox import record_once
 from ordersaga.messaging.outbox import write_outbox
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts.statuses import PaymentStatus
-from ordersaga.messaging.consumer import is_transient
+from ordersaga.messaging.transient import is_transient
 from ordersaga.services.order.tables import products
 from ordersaga.services.payment.handlers import handle_process_payment
 from ordersaga.services.payment.tables import balances, inbox, outbox

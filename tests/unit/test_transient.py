@@ -2,7 +2,7 @@
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from ordersaga.messaging.consumer import is_transient
+from ordersaga.messaging.transient import is_transient
 
 
 class DriverError(Exception):

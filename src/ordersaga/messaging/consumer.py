@@ -23,14 +23,7 @@ from ordersaga.contracts.codec import PoisonMessage, decode
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.batch import BatchOutcome, handle_batch
-from ordersaga.messaging.handler import (
-    BatchHandler,
-    BatchItem,
-    Decoded,
-    Handler,
-    HandlerContext,
-    Subscription,
-)
+from ordersaga.messaging.handler import Decoded, Subscription
 from ordersaga.messaging.port import (
     Broker,
     Consumer,
@@ -40,19 +33,6 @@ from ordersaga.messaging.port import (
     TopicPartition,
 )
 from ordersaga.messaging.transient import is_transient
-
-__all__ = [
-    "BatchHandler",
-    "BatchItem",
-    "ConsumerLoop",
-    "ConsumerStats",
-    "CrashPoints",
-    "Handler",
-    "HandlerContext",
-    "SimulatedCrash",
-    "Subscription",
-    "is_transient",
-]
 
 log = logging.getLogger(__name__)
 

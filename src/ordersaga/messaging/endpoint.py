@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.messaging.consumer import ConsumerLoop, CrashPoints, Subscription
+from ordersaga.messaging.consumer import ConsumerLoop, CrashPoints
+from ordersaga.messaging.handler import Subscription
 from ordersaga.messaging.outbox import OutboxRelay
 from ordersaga.messaging.port import Broker
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ordersaga.messaging.consumer import Subscription
+from ordersaga.messaging.handler import Subscription
 
 SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
 """The four services, in the order they are started and reported."""

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderCreated, WireMessage
-from ordersaga.messaging.consumer import BatchItem, HandlerContext, Subscription
+from ordersaga.messaging.handler import BatchItem, HandlerContext, Subscription
 from ordersaga.saga.batch import Reply, SagaEvent, Start, run_events
 from ordersaga.saga.definition import Send
 from ordersaga.saga.runner import SagaRunner

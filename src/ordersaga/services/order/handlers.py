@@ -4,7 +4,7 @@ import logging
 
 from ordersaga.contracts.messages import OrderUpdated
 from ordersaga.db.timestamps import utc_now
-from ordersaga.messaging.consumer import HandlerContext
+from ordersaga.messaging.handler import HandlerContext
 from ordersaga.services.order import repository
 from ordersaga.services.order.model import final_reason
 

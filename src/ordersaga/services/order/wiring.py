@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_PRICES, Settings
 from ordersaga.contracts import topics
-from ordersaga.messaging.consumer import Subscription
+from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.order import tables
 from ordersaga.services.order.handlers import handle_order_updated

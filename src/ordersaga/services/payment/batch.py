@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts.messages import CancelPayment, ProcessPayment
 from ordersaga.contracts.statuses import PaymentStatus
-from ordersaga.messaging.consumer import BatchItem, HandlerContext
+from ordersaga.messaging.handler import BatchItem, HandlerContext
 from ordersaga.services.payment.handlers import (
     ZERO,
     Payment,

@@ -24,7 +24,7 @@ from ordersaga.contracts.messages import (
     ProcessPayment,
 )
 from ordersaga.contracts.statuses import PaymentStatus
-from ordersaga.messaging.consumer import HandlerContext
+from ordersaga.messaging.handler import HandlerContext
 from ordersaga.services.payment.rules import (
     ChargeStatus,
     answer_existing,

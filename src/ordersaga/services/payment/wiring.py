@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_BALANCES, Settings
 from ordersaga.contracts import topics
-from ordersaga.messaging.consumer import Subscription
+from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.payment.batch import handle_payment_batch
 from ordersaga.services.payment.handlers import handle_cancel_payment, handle_process_payment

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts.messages import CancelProductReservation, ReserveProduct
 from ordersaga.contracts.statuses import StockStatus
-from ordersaga.messaging.consumer import BatchItem, HandlerContext
+from ordersaga.messaging.handler import BatchItem, HandlerContext
 from ordersaga.services.stock.handlers import (
     Reservation,
     answer_cancel,

@@ -23,7 +23,7 @@ from ordersaga.contracts.messages import (
     ReserveProduct,
 )
 from ordersaga.contracts.statuses import StockStatus
-from ordersaga.messaging.consumer import HandlerContext
+from ordersaga.messaging.handler import HandlerContext
 from ordersaga.services.stock.rules import (
     ReservationStatus,
     answer_existing,

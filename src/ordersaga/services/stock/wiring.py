@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_STOCK, Settings
 from ordersaga.contracts import topics
-from ordersaga.messaging.consumer import Subscription
+from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.stock.batch import handle_stock_batch
 from ordersaga.services.stock.handlers import (
