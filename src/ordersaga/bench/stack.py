@@ -52,31 +52,55 @@ class BenchError(Exception):
     """The bench cannot run: a server refused, a process did not start..."""
 
 
-class RealStack:
+class _ChildProcesses:
+    """What every stack does with its child processes: name their PIDs, stop them."""
+
+    children: list[ChildProcess]
+
+    def process_groups(self) -> dict[str, list[int]]:
+        return {c.name: [c.pid] for c in self.children if c.pid is not None}
+
+    async def stop(self) -> None:
+        await stop_all(self.children)
+
+
+class _ServedSystem(_ChildProcesses):
+    """A system behind the order API on ``port``, whose databases the bench reads."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.engines: dict[str, AsyncEngine] = {}
+        self.children = []
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _stop_and_dispose(self) -> None:
+        await self.stop()
+        for engine in self.engines.values():
+            await engine.dispose()
+
+
+class RealStack(_ServedSystem):
     """The services on Kafka, PostgreSQL and MariaDB, on scratch databases."""
 
     system = "real"
 
     def __init__(self, settings: Settings, replicas: int, log_dir: Path, keep: bool) -> None:
+        super().__init__()
         self.settings = settings
         self.replicas = replicas
         self.log_dir = log_dir
         self.keep = keep
         self.urls = scratch_urls(settings, SCRATCH_NAME)
-        self.port = free_port()
         self.env = environment(
             {
                 "ORDERSAGA_API_PORT": str(self.port),
                 **{f"ORDERSAGA_{s.upper()}_DB_URL": url for s, url in self.urls.items()},
             }
         )
-        self.engines: dict[str, AsyncEngine] = {}
-        self.children: list[ChildProcess] = []
         self._created = False
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     async def prepare(self) -> None:
         """Empty databases with schema, seed and bench data; the saga topics emptied."""
@@ -110,38 +134,24 @@ class RealStack:
             await child.start()
         await wait_ready(self.api, ready_timeout, watch=self.children)
 
-    def process_groups(self) -> dict[str, list[int]]:
-        return {c.name: [c.pid] for c in self.children if c.pid is not None}
-
-    async def stop(self) -> None:
-        await stop_all(self.children)
-
     async def close(self) -> None:
         """Stop the services, let go of the databases and drop them (unless kept)."""
-        await self.stop()
-        for engine in self.engines.values():
-            await engine.dispose()
+        await self._stop_and_dispose()
         if self._created and not self.keep:
             await drop_databases(self.urls)
 
 
-class EmbeddedStack:
+class EmbeddedStack(_ServedSystem):
     """``ordersaga up --embedded`` in a child process, on a temporary data directory."""
 
     system = "embedded"
 
     def __init__(self, settings: Settings, log_dir: Path, keep: bool) -> None:
+        super().__init__()
         self.settings = settings
         self.log_dir = log_dir
         self.keep = keep
         self.data_dir = Path(tempfile.mkdtemp(prefix="ordersaga-bench-"))
-        self.port = free_port()
-        self.engines: dict[str, AsyncEngine] = {}
-        self.children: list[ChildProcess] = []
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     async def prepare(self) -> None:
         await prepare_embedded_data(self.data_dir, self.settings)
@@ -154,21 +164,13 @@ class EmbeddedStack:
         await self.children[0].start()
         await wait_ready(self.api, ready_timeout, watch=self.children)
 
-    def process_groups(self) -> dict[str, list[int]]:
-        return {c.name: [c.pid] for c in self.children if c.pid is not None}
-
-    async def stop(self) -> None:
-        await stop_all(self.children)
-
     async def close(self) -> None:
-        await self.stop()
-        for engine in self.engines.values():
-            await engine.dispose()
+        await self._stop_and_dispose()
         if not self.keep:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-class NullChain:
+class NullChain(_ChildProcesses):
     """The null chain's four stages as child processes on the configured Kafka."""
 
     system = "null-chain"
@@ -187,10 +189,7 @@ class NullChain:
             for stage in null_chain.STAGES
             if stage != null_chain.SOURCE
         ]
-
-    @property
-    def children(self) -> list[ChildProcess]:
-        return [self.source, *self.stages]
+        self.children = [self.source, *self.stages]
 
     async def start(self, ready_timeout: float) -> None:
         """Empty topics, the stages, then the source once a saga has gone through."""
@@ -208,15 +207,9 @@ class NullChain:
                 raise NotReady(f"the null chain did not carry a saga in {ready_timeout:g}s")
             await asyncio.sleep(0.1)
 
-    def process_groups(self) -> dict[str, list[int]]:
-        return {c.name: [c.pid] for c in self.children if c.pid is not None}
-
     async def finish(self, timeout: float) -> None:
         """Stop the source (it waits for its sagas, then writes them), then the stages;
         then delete the topics, so no service ever reads the chain's messages."""
         await self.source.stop(grace=timeout)
         await stop_all(self.stages)
         await delete_topics(self.settings)
-
-    async def stop(self) -> None:
-        await stop_all(self.children)
