@@ -7,10 +7,6 @@ import socket
 from collections.abc import Callable
 
 import uvicorn
-from sqlalchemy import event
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
@@ -32,7 +28,7 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
     may run at once: their consumer group shares the partitions.
     """
     spec = service_spec(service, settings)
-    engine = service_engine(settings.database_url(service))
+    engine = make_engine(settings.database_url(service))
     broker = make_broker(settings)
     running = ServiceReplica(spec, engine, broker, replica=replica)
     try:
@@ -48,32 +44,6 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
         await broker.close()
         await engine.dispose()
         log.info("%s replica %s stopped", service, replica)
-
-
-def service_engine(url: str) -> AsyncEngine:
-    """The engine of a service replica: :func:`make_engine`'s, without a rollback on
-    every return to the pool of a connection whose transaction already ended.
-
-    By default the pool rolls back each connection it takes back, even right after a
-    commit: on MariaDB a round trip per transaction, a fifth of the order service's
-    database calls. A connection returned inside a transaction is still rolled back.
-    """
-    engine = make_engine(url, pool_reset_on_return=None)
-    event.listen(engine.sync_engine, "reset", _roll_back_if_in_transaction)
-    return engine
-
-
-def _roll_back_if_in_transaction(
-    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, state: PoolResetState
-) -> None:
-    if state.transaction_was_reset or not state.asyncio_safe:
-        return  # ended by its Connection already, or being discarded (not reusable)
-    # aiomysql knows from the server's last status whether a transaction is open
-    # (asyncpg's adapter skips a rollback without one on its own).
-    in_transaction = getattr(record.driver_connection, "get_transaction_status", None)
-    if in_transaction is not None and not in_transaction():
-        return
-    dbapi_connection.rollback()
 
 
 async def _create_topics(broker: Broker, settings: Settings) -> None:

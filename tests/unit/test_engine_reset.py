@@ -1,4 +1,4 @@
-"""A replica's engine: no rollback after a finished transaction, still one inside one."""
+"""Engines: no rollback after a finished transaction, still one inside one."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -7,8 +7,7 @@ from typing import Any, cast
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 from sqlalchemy.pool import PoolResetState
 
-from ordersaga.db.engine import sqlite_url
-from ordersaga.runtime.distributed import _roll_back_if_in_transaction, service_engine
+from ordersaga.db.engine import _roll_back_if_in_transaction, make_engine, sqlite_url
 
 metadata = MetaData()
 rows = Table("rows", metadata, Column("id", Integer, primary_key=True, autoincrement=False))
@@ -67,7 +66,7 @@ def test_a_transaction_its_connection_ended_is_not_rolled_back_again() -> None:
 
 
 async def test_committed_work_stays_and_abandoned_work_is_undone(tmp_path: Path) -> None:
-    engine = service_engine(sqlite_url(tmp_path / "stock.sqlite3"))
+    engine = make_engine(sqlite_url(tmp_path / "stock.sqlite3"))
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
