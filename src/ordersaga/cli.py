@@ -25,6 +25,7 @@ from ordersaga.messaging.dlq_commands import dlq_app
 from ordersaga.report import checks_table, orders_table
 from ordersaga.runtime.embedded import EmbeddedSystem, embedded_engines
 from ordersaga.services.orchestrator.commands import sagas_app
+from ordersaga.services.order.api import server_config
 
 app = typer.Typer(
     help="The place-order saga, orchestrated over Kafka: order, stock, payment, orchestrator.",
@@ -112,14 +113,7 @@ def _run(main: Coroutine[Any, Any, T]) -> T | None:
 
 async def _serve_embedded(data_dir: Path, host: str, port: int) -> None:
     async with EmbeddedSystem(data_dir, Settings()) as system:
-        config = uvicorn.Config(
-            system.app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            http="httptools",
-        )
+        config = server_config(system.app, host=host, port=port)
         server = uvicorn.Server(config)
         console.print(
             f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at /docs, "

@@ -15,7 +15,7 @@ from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.port import Broker
 from ordersaga.runtime.service import ServiceReplica, service_spec
-from ordersaga.services.order.api import create_app
+from ordersaga.services.order.api import create_app, server_config
 from ordersaga.services.order.routers.health import add_readiness_check
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,7 @@ def _shared_port(host: str, port: int) -> socket.socket:
 async def _serve_api(running: ServiceReplica, settings: Settings) -> None:
     app = create_app(running.engine, settings, running.wake_relay)
     add_readiness_check(app, running.endpoint.relay.publish_problem)
-    # httptools parses HTTP in C; uvicorn's pure-Python h11 cost a quarter of the
-    # service's CPU per request.
-    config = uvicorn.Config(app, log_level="warning", access_log=False, http="httptools")
+    config = server_config(app)
     server = uvicorn.Server(config)
     # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is
     # done; with handlers of our own in place that second raise does not end the process

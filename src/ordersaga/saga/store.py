@@ -37,8 +37,6 @@ from ordersaga.saga.rows import (
 from ordersaga.saga.state import ACTIVE_STATUSES, HistoryEntry, SagaState, SagaStatus
 from ordersaga.saga.statements import SagaStatements
 
-__all__ = ["HistoryRecord", "LockedSaga", "SagaStore", "StaleSaga", "StoredSaga", "saga_tables"]
-
 
 class StaleSaga(Exception):
     """A saga changed since it was read: the work must be redone from a fresh read.

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.outbox import write_outbox
+from ordersaga.saga.rows import HistoryRecord
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.state import SagaState, SagaStatus
-from ordersaga.saga.store import HistoryRecord, StaleSaga, StoredSaga
+from ordersaga.saga.store import StaleSaga, StoredSaga
 from ordersaga.saga.timer import saga_trace
 from ordersaga.saga.transitions import parked_because
 
