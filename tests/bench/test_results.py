@@ -15,6 +15,7 @@ from ordersaga.bench.results import (
     outcomes_of,
     per_second,
     percentile,
+    series,
 )
 
 
@@ -98,3 +99,16 @@ def test_the_histogram_holds_every_value() -> None:
     assert sum(counts) == 4
     assert counts[-1] == 1  # the largest value lands in the last bin
     assert histogram([]) == ([], [])
+
+
+def test_the_series_holds_every_finished_saga_even_one_before_the_load_start() -> None:
+    load_start = 100.0
+    sagas = [
+        saga(99.6, 0.2),  # started and finished before the bench noted the load's start
+        saga(100.5, 0.1),
+        saga(101.0, 4.5),  # finished after the window's end
+        saga(101.0, None, "ORDER_CREATED"),
+    ]
+    seconds = series(sagas, load_start, end=103.0)
+    assert sum(s.finished for s in seconds) == 3
+    assert seconds[0].finished == 1 and seconds[-1].finished == 1  # from 99.6 to 105.5

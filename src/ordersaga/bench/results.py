@@ -113,6 +113,19 @@ def per_second(sagas: Iterable[SagaTimes], start: float, seconds: int) -> list[S
     return result
 
 
+def series(sagas: Sequence[SagaTimes], load_start: float, end: float) -> list[Second]:
+    """Every finished saga of a run, bucketed by the second in which it finished.
+
+    The first bucket starts at the load's start, or at the first saga's creation when
+    that came earlier (the null chain's source starts its sagas as soon as it is
+    ready, a moment before the bench notes the load's start); the last bucket holds the
+    last finish, or the window's end. So the buckets add up to every finished saga.
+    """
+    origin = min([load_start, *(s.created for s in sagas)])
+    last = max((s.finished for s in sagas if s.finished is not None), default=end)
+    return per_second(sagas, origin, math.floor(max(last, end) - origin) + 1)
+
+
 def histogram(values_ms: Sequence[float], bins: int = 40) -> tuple[list[float], list[int]]:
     """Edges and counts of ``bins`` equal bins from 0 to the largest value."""
     if not values_ms:

@@ -3,7 +3,6 @@ edges, then every saga waited for, the invariants checked and the figures comput
 
 import asyncio
 import contextlib
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,7 @@ from ordersaga.bench.results import (
     histogram,
     latency_of,
     outcomes_of,
-    per_second,
+    series,
 )
 from ordersaga.bench.stack import NullChain
 from ordersaga.services.order.tables import orders
@@ -249,8 +248,6 @@ def build_result(
     latency = latency_of(v for v in latencies if v is not None)
     cpu = cpu_between(window.cpu_start, window.cpu_end)
     busy_s, busy_share = machine_between(window.cpu_start, window.cpu_end)
-    last = max((s.finished for s in sagas if s.finished is not None), default=window.end)
-    seconds = math.floor(max(last, window.end) - window.load_start) + 1
     edges, counts = histogram([v * 1000 for v in latencies if v is not None])
     return RunResult(
         name=name,
@@ -282,6 +279,6 @@ def build_result(
             "busy_cores": round(busy_s / window.length, 3) if window.length > 0 else 0.0,
             "busy_share": round(busy_share, 4),
         },
-        series=per_second(sagas, window.load_start, seconds),
+        series=series(sagas, window.load_start, window.end),
         histogram={"edges_ms": edges, "counts": counts},
     )
