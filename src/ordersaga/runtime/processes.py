@@ -30,7 +30,8 @@ class NotReady(Exception):
     """The order API did not answer /readyz in time, or a child died while starting."""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Ask the kernel to send this process SIGTERM when its parent dies (Linux)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -87,7 +88,7 @@ class ChildProcess:
             stdout=self._log,
             stderr=asyncio.subprocess.STDOUT,
             env=self.env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     async def kill(self) -> None:

@@ -1,7 +1,9 @@
 """``ordersaga up``: every service as its own process, logs prefixed, stopped together.
 
 Nothing is restarted silently: when a replica exits on its own, the supervisor says
-which one and how, stops the others and exits non-zero.
+which one and how, stops the others and exits non-zero. Every replica asks the kernel
+for SIGTERM when the supervisor dies, so a supervisor killed with SIGKILL leaves no
+replica behind to serve the port or join the consumer groups of the next one.
 """
 
 import asyncio
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.markup import escape
 
+from ordersaga.runtime.processes import die_with_parent
 from ordersaga.services.base import SERVICE_NAMES
 
 COLOURS = {"order": "cyan", "orchestrator": "magenta", "stock": "green", "payment": "yellow"}
@@ -35,6 +38,7 @@ async def _spawn(service: str, replica: int) -> Child:
         str(replica),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     return Child(f"{service}-{replica}", service, process)
 
