@@ -7,6 +7,13 @@ then (an infrastructure restart under load can take half a minute).
 Faults follow a schedule drawn from a seed, so a failing run can be replayed. The run
 uses the configured infrastructure (``Settings``) and refuses databases that already
 hold orders unless told to reuse them: ``verify`` counts every order it finds.
+
+Orders are drawn from the chaos data set (:data:`ordersaga.bench.data.CHAOS`, added to
+the databases by the run) so that every path runs under the faults: most orders
+complete, and a steady share is refused at the stock step and at the payment step (whose
+refusal is compensated). A run that did not exercise them (under 30 % completed, or no
+refusal for money) fails, as the sample data would make it: its stock is gone within
+seconds.
 """
 
 import asyncio
@@ -22,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.bench.data import CHAOS, add_data, chaos_order
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.runtime.processes import (
@@ -30,6 +38,7 @@ from ordersaga.runtime.processes import (
     OrderLoad,
     api_url,
     replica_process,
+    sample_order,
     stop_all,
     wait_ready,
 )
@@ -56,6 +65,24 @@ class ChaosConfig:
     reuse: bool = False
     quiet_timeout: float = 120.0
     ready_timeout: float = 90.0
+    data: str = "chaos"  # "chaos" (the mix of outcomes) or "sample" (the demo's data)
+
+
+MIN_COMPLETED_SHARE = 0.3
+"""A run in which fewer orders completed did not exercise payments under the faults."""
+
+
+def outcome_class(status: str, reason: str | None) -> str:
+    """What became of an order, for the outcome mix: completed, refused by stock or by
+    payment, cancelled for another reason (a deadline), or still open."""
+    if status == "ORDER_COMPLETED":
+        return "completed"
+    if status != "ORDER_CANCELLED":
+        return "open"
+    for party in ("stock", "payment"):
+        if (reason or "").startswith(f"{party}:"):
+            return f"refused by {party}"
+    return "cancelled otherwise"
 
 
 @dataclass(frozen=True)
@@ -82,6 +109,8 @@ class ChaosReport:
     placed: int = 0
     accepted: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    mix: Counter[str] = field(default_factory=Counter)
+    """Orders by :func:`outcome_class`."""
     time_to_quiet: float | None = None
     checks: list[Check] = field(default_factory=list)
 
@@ -90,10 +119,20 @@ class ChaosReport:
         return [f for f in self.faults if f.kind == "exited by itself"]
 
     @property
+    def exercised(self) -> bool:
+        """Enough orders completed, and some were refused for money (so payments and
+        their compensations ran under the faults)."""
+        total = sum(self.mix.values())
+        completed = self.mix["completed"] / total if total else 0.0
+        return completed >= MIN_COMPLETED_SHARE and self.mix["refused by payment"] > 0
+
+    @property
     def ok(self) -> bool:
-        """Every invariant holds, every order was taken and no replica died on its own."""
+        """Every invariant holds, every order was taken, no replica died on its own, and
+        the run exercised every path."""
         invariants = bool(self.checks) and all(c.ok for c in self.checks)
-        return invariants and self.accepted == self.placed and not self.crashes
+        taken = self.accepted == self.placed and not self.crashes
+        return invariants and taken and self.exercised
 
 
 def plan_faults(
@@ -259,6 +298,10 @@ async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -
                 "them too (pass --reuse to run anyway)"
             )
         plan = plan_faults(random.Random(config.seed), config.duration, config.replicas)
+        pick = sample_order
+        if config.data == "chaos":
+            await add_data(engines, CHAOS)
+            pick = chaos_order
         say(f"starting {len(run.replicas)} replicas; logs in {config.log_dir}")
         await run.start_services()
         load = OrderLoad(
@@ -266,6 +309,7 @@ async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -
             config.orders_per_second,
             random.Random(config.seed + 1),
             f"chaos-{config.seed}-{os.getpid()}-{int(time.time())}",
+            pick,
         )
         run.restart_clock()
         say(f"placing {config.orders_per_second:g} orders/s for {config.duration:g}s")
@@ -282,7 +326,9 @@ async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -
         say("waiting until every order is terminal")
         run.report.time_to_quiet = await _until_quiet(engines, config.quiet_timeout)
         run.report.checks = await verify(engines)
-        run.report.outcomes = Counter(o.status for o in (await snapshot(engines)).orders)
+        orders_now = (await snapshot(engines)).orders
+        run.report.outcomes = Counter(o.status for o in orders_now)
+        run.report.mix = Counter(outcome_class(o.status, o.reason) for o in orders_now)
         return run.report
     finally:
         await run.stop_services()

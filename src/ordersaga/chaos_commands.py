@@ -9,7 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ordersaga.chaos import ChaosConfig, ChaosError, ChaosReport, run_chaos
+from ordersaga.chaos import (
+    MIN_COMPLETED_SHARE,
+    ChaosConfig,
+    ChaosError,
+    ChaosReport,
+    run_chaos,
+)
 from ordersaga.config import Settings
 from ordersaga.report import checks_table
 
@@ -35,6 +41,13 @@ def chaos_command(
     quiet_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for every order to end.")
     ] = 120,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="chaos: added products and users so most orders complete and some are "
+            "refused for stock or money; sample: the demo's data only."
+        ),
+    ] = "chaos",
 ) -> None:
     """Place orders while killing replicas (kill -9) and restarting Kafka, PostgreSQL and
     MariaDB on a seeded schedule; then wait until quiet and check the invariants.
@@ -52,7 +65,11 @@ def chaos_command(
         log_dir=log_dir,
         reuse=reuse,
         quiet_timeout=quiet_timeout,
+        data=data,
     )
+    if data not in ("chaos", "sample"):
+        console.print(f"[red]--data takes chaos or sample, not {data!r}[/]")
+        raise typer.Exit(2)
     try:
         report = asyncio.run(run_chaos(config, Settings(), say=console.print))
     except ChaosError as error:
@@ -73,6 +90,16 @@ def print_report(report: ChaosReport) -> None:
     console.print(f"Orders placed {report.placed}, accepted {report.accepted}")
     outcomes = ", ".join(f"{status} {n}" for status, n in sorted(report.outcomes.items()))
     console.print(f"Outcomes: {outcomes or 'none'}")
+    total = sum(report.mix.values())
+    mix = ", ".join(
+        f"{kind} {n} ({n / total:.0%})" for kind, n in sorted(report.mix.items()) if total
+    )
+    console.print(f"Outcome mix: {mix or 'none'}")
+    if not report.exercised:
+        console.print(
+            "[bold red]the run did not exercise every path: under "
+            f"{MIN_COMPLETED_SHARE:.0%} completed, or no order refused for money[/]"
+        )
     quiet = report.time_to_quiet
     console.print(
         "Time to quiet: "

@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -153,15 +153,32 @@ async def wait_ready(
     raise NotReady(f"the order service at {api} was not ready in {timeout:g}s")
 
 
+def sample_order(rng: random.Random) -> dict[str, int]:
+    """An order body for the sample data: any user, any product, one or two units."""
+    return {
+        "userID": rng.choice(list(SAMPLE_BALANCES)),
+        "productID": rng.choice(list(SAMPLE_PRICES)),
+        "quantity": rng.randint(1, 2),
+    }
+
+
 class OrderLoad:
     """Places orders at a steady rate, each retried with its Idempotency-Key through
     connection failures and 5xx answers for up to ``give_up`` seconds."""
 
-    def __init__(self, api: str, rate: float, rng: random.Random, key_prefix: str) -> None:
+    def __init__(
+        self,
+        api: str,
+        rate: float,
+        rng: random.Random,
+        key_prefix: str,
+        pick: Callable[[random.Random], dict[str, int]] = sample_order,
+    ) -> None:
         self._api = api
         self._rate = rate
         self._rng = rng
         self._prefix = key_prefix
+        self._pick = pick
         self.placed = 0
         self.accepted: set[str] = set()
 
@@ -172,11 +189,7 @@ class OrderLoad:
         async with httpx.AsyncClient(base_url=self._api, timeout=5, limits=limits) as http:
             tasks: list[asyncio.Task[None]] = []
             while not stop.is_set():
-                body = {
-                    "userID": self._rng.choice(list(SAMPLE_BALANCES)),
-                    "productID": self._rng.choice(list(SAMPLE_PRICES)),
-                    "quantity": self._rng.randint(1, 2),
-                }
+                body = self._pick(self._rng)
                 key = f"{self._prefix}-{self.placed}"
                 self.placed += 1
                 deadline = time.monotonic() + give_up
