@@ -23,6 +23,7 @@ from ordersaga.db.commands import db_app, seed_command
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.dlq_commands import dlq_app
 from ordersaga.report import checks_table, orders_table
+from ordersaga.retention_commands import prune_command
 from ordersaga.runtime.embedded import EmbeddedSystem, embedded_engines
 from ordersaga.services.orchestrator.commands import sagas_app
 from ordersaga.services.order.api import server_config
@@ -220,6 +221,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")
 app.command("seed")(seed_command)
 app.command("chaos")(chaos_command)
+app.command("prune")(prune_command)
 app.command("bench")(bench_command)
 
 

@@ -3,6 +3,7 @@
 Created once in the wiring and passed in; nothing reads the environment anywhere else.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 from pydantic import Field, SecretStr
@@ -30,6 +31,21 @@ class Settings(BaseSettings):
         "PARKED for an operator (`ordersaga sagas retry`).",
     )
     timer_interval: float = Field(0.5, gt=0, description="Seconds between deadline scans.")
+    inbox_retention: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="Seconds a handled message's id is kept to recognise a redelivery; "
+        "longer than the topics' retention, past which nothing is redelivered.",
+    )
+    saga_retention: float = Field(
+        30 * 86400.0,
+        gt=0,
+        description="Seconds a finished saga and its history are kept "
+        "(`ordersaga sagas export` first, to keep them elsewhere).",
+    )
+    retention_interval: float = Field(
+        60.0, gt=0, description="Seconds between two background pruning rounds."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8091
 
@@ -55,6 +71,14 @@ class Settings(BaseSettings):
     payment_db_url: str = (
         "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432/payment?ssl=disable"
     )
+
+    @property
+    def inbox_window(self) -> timedelta:
+        return timedelta(seconds=self.inbox_retention)
+
+    @property
+    def saga_window(self) -> timedelta:
+        return timedelta(seconds=self.saga_retention)
 
     def database_url(self, service: str) -> str:
         """The database URL of ``service`` (order, orchestrator, stock or payment)."""

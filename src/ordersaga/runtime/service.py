@@ -8,6 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
+from ordersaga.db.retention import run_retention
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.port import Broker
@@ -65,6 +66,9 @@ class ServiceReplica:
         for task in self.spec.background:
             loop = task(self.engine, self.endpoint.relay.wake)
             self._background.append(asyncio.create_task(loop, name=f"{self.spec.name}-loop"))
+        if self.spec.retention:
+            pruning = run_retention(self.engine, self.spec.retention, self.spec.retention_interval)
+            self._background.append(asyncio.create_task(pruning, name=f"{self.spec.name}-prune"))
 
     async def stop(self) -> None:
         for task in self._background:

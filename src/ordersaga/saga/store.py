@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -64,6 +65,8 @@ def saga_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("traceparent", String(64), nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
+        # Finished sagas are pruned by age (saga/retention.py).
+        Index("ix_saga_instances_status_updated_at", "status", "updated_at"),
     )
     history = Table(
         "saga_history",

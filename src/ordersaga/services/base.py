@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ordersaga.db.retention import Pruner
 from ordersaga.messaging.handler import Subscription
 
 SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
@@ -26,3 +27,7 @@ class ServiceSpec:
     subscriptions: Sequence[Subscription]
     seed: Callable[[AsyncConnection], Awaitable[None]]
     background: Sequence[BackgroundTask] = ()
+    retention: Sequence[Pruner] = ()
+    """What the service prunes (its inbox; the orchestrator its finished sagas), run in
+    the background every ``retention_interval`` seconds and by ``ordersaga prune``."""
+    retention_interval: float = 60.0

@@ -6,10 +6,12 @@ orchestrator's outbox; the running orchestrator publishes it.
 """
 
 import asyncio
+import contextlib
 import json
 import re
+import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -23,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
+from ordersaga.saga.retention import export_finished_sagas
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.orchestrator.operations import (
     NotParked,
@@ -31,13 +34,14 @@ from ordersaga.services.orchestrator.operations import (
     SagaView,
     UnknownSaga,
 )
-from ordersaga.services.orchestrator.tables import outbox
+from ordersaga.services.orchestrator.tables import outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner
 
 T = TypeVar("T")
 
 sagas_app = typer.Typer(
-    help="The orchestrator's sagas: list them, show one's history, retry a parked one.",
+    help="The orchestrator's sagas: list them, show one's history, retry a parked one, "
+    "export finished ones.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -169,6 +173,51 @@ def retry_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
         f"Saga {saga.saga_id} retried: {_status_text(saga.status)} at {saga.step_name}, "
         f"its compensation sent again; acknowledgement due {deadline}."
     )
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO date or date and time (UTC unless it says otherwise); a usage error else."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date: use 2026-11-01 or 2026-11-01T12:00:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@sagas_app.command("export")
+def export_command(
+    finished_before: Annotated[
+        datetime,
+        typer.Option(
+            parser=parse_moment,
+            metavar="DATE",
+            help="Sagas that finished (COMPLETED or CANCELLED) before this date or time.",
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option(help="The JSON Lines file to write; standard output if omitted.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write the sagas finished before DATE, each with its history, as JSON Lines, for
+    whoever must keep them past ORDERSAGA_SAGA_RETENTION (after which they are pruned)."""
+
+    async def run(operations: SagaOperations) -> int:
+        written = 0
+        lines = export_finished_sagas(
+            operations.engine, saga_instances, saga_history, finished_before
+        )
+        with output.open("w") if output else contextlib.nullcontext(sys.stdout) as out:
+            async for line in lines:
+                out.write(line + "\n")
+                written += 1
+        return written
+
+    written = _run(data_dir, run)
+    if output is not None:
+        Console().print(f"{written} sagas written to {output}")
 
 
 def duration_text(duration: timedelta) -> str:

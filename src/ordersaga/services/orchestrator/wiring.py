@@ -7,6 +7,8 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import Settings
+from ordersaga.db.retention import inbox_pruner
+from ordersaga.saga.retention import saga_pruner
 from ordersaga.saga.runner import SagaRunner, utc_now
 from ordersaga.saga.store import SagaStore
 from ordersaga.saga.timer import run_deadlines
@@ -48,5 +50,10 @@ def spec(settings: Settings) -> ServiceSpec:
         outbox=outbox,
         subscriptions=subscriptions(runner),
         seed=seed,
+        retention=[
+            inbox_pruner(inbox, settings.inbox_window),
+            saga_pruner(saga_instances, saga_history, settings.saga_window),
+        ],
+        retention_interval=settings.retention_interval,
         background=[deadlines],
     )

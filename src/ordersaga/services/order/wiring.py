@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_PRICES, Settings
 from ordersaga.contracts import topics
+from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.order import tables
@@ -24,7 +25,6 @@ async def seed(conn: AsyncConnection) -> None:
 
 def spec(settings: Settings) -> ServiceSpec:
     """The order service: consumes ``order-updated``; the HTTP API is built by ``api``."""
-    del settings  # nothing in the order service's messaging depends on settings
     return ServiceSpec(
         name="order",
         metadata=tables.metadata,
@@ -32,4 +32,6 @@ def spec(settings: Settings) -> ServiceSpec:
         outbox=tables.outbox,
         subscriptions=[Subscription(topics.ORDER_UPDATED, handle_order_updated)],
         seed=seed,
+        retention=[inbox_pruner(tables.inbox, settings.inbox_window)],
+        retention_interval=settings.retention_interval,
     )

@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_BALANCES, Settings
 from ordersaga.contracts import topics
+from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.payment.batch import handle_payment_batch
@@ -27,7 +28,6 @@ async def seed(conn: AsyncConnection) -> None:
 
 def spec(settings: Settings) -> ServiceSpec:
     """The payment service: answers process-payment and cancel-payment."""
-    del settings  # nothing in the payment service is configurable yet
     return ServiceSpec(
         name="payment",
         metadata=metadata,
@@ -39,4 +39,6 @@ def spec(settings: Settings) -> ServiceSpec:
             Subscription(topics.CANCEL_PAYMENT, handle_cancel_payment, handle_payment_batch),
         ],
         seed=seed,
+        retention=[inbox_pruner(inbox, settings.inbox_window)],
+        retention_interval=settings.retention_interval,
     )

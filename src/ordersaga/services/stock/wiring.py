@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_STOCK, Settings
 from ordersaga.contracts import topics
+from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.stock.batch import handle_stock_batch
@@ -30,7 +31,6 @@ async def seed(conn: AsyncConnection) -> None:
 
 def spec(settings: Settings) -> ServiceSpec:
     """The stock service: answers reserve-product and cancel-product-reservation."""
-    del settings  # nothing in the stock service is configurable yet
     return ServiceSpec(
         name="stock",
         metadata=metadata,
@@ -46,4 +46,6 @@ def spec(settings: Settings) -> ServiceSpec:
             ),
         ],
         seed=seed,
+        retention=[inbox_pruner(inbox, settings.inbox_window)],
+        retention_interval=settings.retention_interval,
     )

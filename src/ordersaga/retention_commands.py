@@ -1,0 +1,59 @@
+"""``ordersaga prune``: what the services prune in the background, now."""
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from ordersaga.config import Settings
+from ordersaga.db.engine import make_engine, sqlite_url
+from ordersaga.db.retention import prune_all
+from ordersaga.db.timestamps import utc_now
+from ordersaga.runtime.embedded import database_path
+from ordersaga.runtime.service import service_spec
+from ordersaga.services.base import SERVICE_NAMES
+
+console = Console()
+
+
+async def _prune(service: str, url: str, settings: Settings) -> int:
+    engine = make_engine(url)
+    try:
+        return await prune_all(engine, service_spec(service, settings).retention, utc_now())
+    finally:
+        await engine.dispose()
+
+
+def prune_command(
+    service: Annotated[
+        str | None,
+        typer.Argument(help="order, orchestrator, stock or payment; all four when omitted."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="An embedded system's data directory.")
+    ] = None,
+) -> None:
+    """Delete what is past its retention: handled message ids older than
+    ORDERSAGA_INBOX_RETENTION, sagas finished longer ago than ORDERSAGA_SAGA_RETENTION
+    with their history (export them first with `ordersaga sagas export`). Orders are
+    the business record and are kept. The services do the same in the background."""
+    if service is not None and service not in SERVICE_NAMES:
+        console.print(f"[red]unknown service {service!r}: one of {', '.join(SERVICE_NAMES)}[/]")
+        raise typer.Exit(2)
+    settings = Settings()
+    for name in [service] if service else SERVICE_NAMES:
+        url = settings.database_url(name)
+        if data_dir is not None:
+            url = sqlite_url(database_path(data_dir, name))
+        try:
+            pruned = asyncio.run(_prune(name, url, settings))
+        except (OSError, DBAPIError) as error:
+            reason = error.orig if isinstance(error, DBAPIError) else error
+            where = make_url(url).render_as_string(hide_password=True)
+            console.print(f"[red]{name}: the database at {where} failed: {reason}[/]")
+            raise typer.Exit(3) from None
+        console.print(f"{name}: {pruned} rows pruned")
