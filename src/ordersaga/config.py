@@ -30,6 +30,18 @@ class Settings(BaseSettings):
         "PARKED for an operator (`ordersaga sagas retry`).",
     )
     timer_interval: float = Field(0.5, gt=0, description="Seconds between deadline scans.")
+    relay_send_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds the outbox relay waits for the broker to acknowledge a batch "
+        "before it abandons the send and releases the rows for another try.",
+    )
+    relay_lock_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds the outbox relay waits for a database lock before it gives "
+        "up and tries again (whole seconds on MariaDB).",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8091
 
