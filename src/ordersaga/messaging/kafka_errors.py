@@ -62,5 +62,7 @@ def is_fatal_for_producer(error: BaseException) -> bool:
 
 def describe(error: BaseException) -> str:
     """The error as an operator reads it: its type and message."""
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    name, text = type(error).__name__, str(error)
+    if name in text:  # aiokafka's broker errors name themselves: "[Error 10] ...Error: ..."
+        return text
+    return f"{name}: {text}" if text else name
