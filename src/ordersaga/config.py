@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     retention_interval: float = Field(
         60.0, gt=0, description="Seconds between two background pruning rounds."
     )
+    relay_send_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds the outbox relay waits for the broker to acknowledge a batch "
+        "before it abandons the send and releases the rows for another try.",
+    )
+    relay_lock_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds the outbox relay waits for a database lock before it gives "
+        "up and tries again (whole seconds on MariaDB).",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8091
 

@@ -124,6 +124,7 @@ async def test_a_duplicate_is_applied_once_and_answered_once(engine: AsyncEngine
     endpoint = await run_endpoint(broker, engine, Flaky())
     await until(lambda: len(broker.records(topics.PRODUCT_RESERVATION_CANCELLED)) == 1)
     await until(lambda: endpoint.consumer.stats.duplicates == 2)
+    await until(lambda: endpoint.relay.published == 1)  # sent, and its row deleted
     await endpoint.stop()
     assert await times_seen(engine) == [1]
     async with engine.connect() as conn:

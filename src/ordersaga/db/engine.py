@@ -13,6 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
+from ordersaga.db.lock_timeout import prefix_lock_timeouts
+
 # The error codes of a violated CHECK constraint: MariaDB's, then MySQL's. PyMySQL maps
 # them to OperationalError, the class of a database that is away.
 _CHECK_VIOLATIONS = frozenset({4025, 3819})
@@ -63,6 +65,7 @@ def _create(url: str, options: dict[str, Any]) -> AsyncEngine:
     engine = create_async_engine(url, pool_pre_ping=True, **options)
     if engine.dialect.name in ("mysql", "mariadb"):
         event.listen(engine.sync_engine, "handle_error", _check_violation_is_integrity_error)
+        prefix_lock_timeouts(engine.sync_engine)
     return engine
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.messaging.consumer import ConsumerLoop, CrashPoints
 from ordersaga.messaging.handler import Subscription
-from ordersaga.messaging.outbox import OutboxRelay
+from ordersaga.messaging.outbox import OutboxRelay, RelayLimits
 from ordersaga.messaging.port import Broker
 
 
@@ -27,10 +27,11 @@ class Endpoint:
         subscriptions: Sequence[Subscription],
         client_id: str | None = None,
         crash_points: CrashPoints | None = None,
+        relay_limits: RelayLimits = RelayLimits(),
     ) -> None:
         self.name = name
         self._producer = broker.producer()
-        self.relay = OutboxRelay(engine, outbox, self._producer)
+        self.relay = OutboxRelay(engine, outbox, self._producer, limits=relay_limits)
         self.consumer = ConsumerLoop(
             broker=broker,
             group=name,

@@ -9,7 +9,7 @@ its constructor). So both are created and started lazily, on first use, and
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import (  # type: ignore[import-untyped]
@@ -28,8 +28,15 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 
 from ordersaga.config import Settings
+from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.kafka_config import CONSUMER_OPTIONS, PRODUCER_OPTIONS, client_options
-from ordersaga.messaging.port import OutgoingMessage, Record, TopicPartition
+from ordersaga.messaging.kafka_errors import describe, is_fatal_for_producer, is_permanent
+from ordersaga.messaging.port import (
+    OutgoingMessage,
+    Record,
+    TopicPartition,
+    UndeliverableMessages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +162,34 @@ def _raise_topic_errors(response: Any) -> None:
         raise error_type(f"cannot create topic {topic!r}: {message}")
 
 
-class KafkaProducer:
-    """An idempotent producer (``acks=all``), started on first send."""
+ProducerFactory = Callable[..., Any]
+"""Makes an aiokafka producer from its options (``AIOKafkaProducer``; a fake in tests)."""
 
-    def __init__(self, options: Mapping[str, Any]) -> None:
+
+class KafkaProducer:
+    """An idempotent producer (``acks=all``), started on first send.
+
+    A failure that leaves the aiokafka instance unusable (see
+    :mod:`~ordersaga.messaging.kafka_errors`) makes the next send start a new instance,
+    after a capped backoff; :attr:`replaced` counts them. A message refused for good is
+    reported in :class:`UndeliverableMessages` while the rest of its batch is delivered.
+    """
+
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        *,
+        factory: ProducerFactory = AIOKafkaProducer,
+        backoff: Backoff | None = None,
+    ) -> None:
         self._options = options
+        self._factory = factory
+        self._backoff = backoff or Backoff(first=0.5, cap=30.0)
         self._producer: Any = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._broken = False
+        self.replaced = 0
 
     @property
     def closed(self) -> bool:
@@ -173,7 +200,9 @@ class KafkaProducer:
             if self._closed:
                 raise RuntimeError("the producer is closed")
             if self._producer is None:
-                producer = AIOKafkaProducer(**self._options, **PRODUCER_OPTIONS)
+                if self._broken:
+                    await self._backoff.sleep()  # a cluster that fences every new one
+                producer = self._factory(**self._options, **PRODUCER_OPTIONS)
                 try:
                     await producer.start()
                 except BaseException:
@@ -183,27 +212,77 @@ class KafkaProducer:
             return self._producer
 
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish ``messages`` in order; return once the broker acknowledged every one."""
+        """Publish ``messages`` in order; return once the broker acknowledged every one.
+
+        Raises :class:`UndeliverableMessages` when only messages refused for good
+        failed. Cancelled, it stops waiting at once: what was handed to the client may
+        still be delivered later.
+        """
         if not messages:
             return
         producer = await self._started()
-        deliveries: list[asyncio.Future[Any]] = []
+        deliveries: dict[int, asyncio.Future[Any]] = {}
+        refused: dict[int, BaseException] = {}
         try:
-            for message in messages:
-                delivery = await producer.send(
-                    message.topic,
-                    message.value,
-                    key=_encode(message.key),
-                    headers=[(name, _encode(value)) for name, value in message.headers.items()],
-                )
-                deliveries.append(delivery)
-        finally:
-            # Even when a later send fails, wait for what was handed over: every delivery's
+            for index, message in enumerate(messages):
+                try:
+                    deliveries[index] = await producer.send(
+                        message.topic,
+                        message.value,
+                        key=_encode(message.key),
+                        headers=[(n, _encode(v)) for n, v in message.headers.items()],
+                    )
+                except Exception as error:  # refused before sending (too large...)
+                    refused[index] = error
+                    if not is_permanent(error):
+                        break
+            # Even when a send failed, wait for what was handed over: every delivery's
             # outcome is collected, and nothing of this batch is in flight on return.
-            outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
-        for outcome in outcomes:
+            outcomes = await asyncio.gather(*deliveries.values(), return_exceptions=True)
+        except asyncio.CancelledError:
+            for delivery in deliveries.values():
+                delivery.cancel()
+            raise
+        for index, outcome in zip(deliveries, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                raise outcome
+                refused[index] = outcome
+        await self._raise_failures(producer, refused, len(messages))
+
+    async def _raise_failures(
+        self, producer: Any, refused: Mapping[int, BaseException], sent: int
+    ) -> None:
+        if not refused:
+            self._broken = False
+            self._backoff.reset()
+            return
+        for error in refused.values():
+            if is_fatal_for_producer(error):
+                await self._replace(producer, error, sent)
+                raise error
+        for error in refused.values():
+            if not is_permanent(error):
+                raise error
+        raise UndeliverableMessages({i: describe(e) for i, e in sorted(refused.items())})
+
+    async def _replace(self, producer: Any, error: BaseException, sent: int) -> None:
+        """Drop an instance that can publish nothing more; the next send starts anew."""
+        async with self._lock:
+            if self._producer is not producer:
+                return  # replaced already, by a send that failed alongside this one
+            self._producer = None
+            self._broken = True
+            self.replaced += 1
+        log.error(
+            "the Kafka producer is unusable after %s; replacing it (%d message(s) of "
+            "the failed batch waiting)",
+            describe(error),
+            sent,
+        )
+        # Its sender has stopped: stopping it only releases its connections, but do
+        # not let a broker that does not answer keep the relay waiting for that.
+        stopping = asyncio.ensure_future(producer.stop())
+        stopping.add_done_callback(_retrieve)
+        await asyncio.wait({stopping}, timeout=5.0)
 
     async def close(self) -> None:
         """Deliver what is pending, then disconnect."""
@@ -212,6 +291,12 @@ class KafkaProducer:
             producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+
+
+def _retrieve(task: "asyncio.Future[Any]") -> None:
+    """Collect the outcome of a task left to finish alone, so it is never reported lost."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("abandoned task failed: %r", task.exception())
 
 
 class KafkaConsumer:

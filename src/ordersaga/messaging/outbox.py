@@ -2,8 +2,27 @@
 
 A service never sends from a handler. :func:`write_outbox` adds the outgoing messages to
 the ``outbox`` table inside the caller's transaction; :class:`OutboxRelay` publishes the
-rows in insertion order (so in order per key) and deletes them only once the broker has
-acknowledged them. The relay is woken on commit; polling is only the fallback.
+rows in insertion order per key and deletes them only once the broker has acknowledged
+them. The relay is woken on commit; polling is only the fallback.
+
+A relay can never wedge its service:
+
+- **Each send is bounded** (``send_timeout``): a broker that does not acknowledge in time
+  (unreachable from this replica, a partition short of in-sync replicas...) makes the
+  relay abandon the send, roll back and so release its rows, and try again after a
+  backoff. Whatever of the abandoned send reaches the broker later is a duplicate that
+  consumers' inboxes skip.
+- **Lock waits are bounded** (``lock_timeout``, :mod:`ordersaga.db.lock_timeout`).
+- **Relays skip each other's rows** (``SKIP LOCKED``) while keeping the order per key
+  (:mod:`ordersaga.messaging.outbox_rows`): one relay stuck on one key's rows does not
+  stop the other replicas' relays from publishing the other keys.
+- **A message that can never be published** (the broker refuses it for good, see
+  :mod:`ordersaga.messaging.kafka_errors`) is moved, in the transaction that deletes
+  its batch's published rows, to the ``outbox_failed`` table with the error: it is not
+  retried in a loop in front of the others, nor dropped. Each is logged as an error and
+  counted (:attr:`OutboxRelay.parked`); an operator reads the table, fixes the cause and
+  puts the rows back with :func:`~ordersaga.messaging.outbox_rows.requeue`. Later
+  messages of its key go on: the saga it belonged to times out and compensates.
 """
 
 import asyncio
@@ -12,6 +31,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import (
@@ -21,22 +41,34 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    delete,
     insert,
-    select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Insert
 
+from ordersaga.db.lock_timeout import bound_lock_waits
 from ordersaga.db.timestamps import UtcDateTime, utc_now
 from ordersaga.db.types import BigId
 from ordersaga.messaging.backoff import Backoff
-from ordersaga.messaging.port import OutgoingMessage, Producer
+from ordersaga.messaging.outbox_rows import FAILED_TABLE, OutboxRow, claim, park, remove
+from ordersaga.messaging.port import OutgoingMessage, Producer, UndeliverableMessages
 
 log = logging.getLogger(__name__)
 
 
 def outbox_table(metadata: MetaData) -> Table:
+    """The ``outbox`` table, and beside it in ``metadata`` its ``outbox_failed`` table."""
+    Table(
+        FAILED_TABLE,
+        metadata,
+        Column("id", BigId, primary_key=True, autoincrement=False),  # its id in the outbox
+        Column("topic", String(255), nullable=False),
+        Column("message_key", String(255), nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("headers", Text, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("failed_at", UtcDateTime, nullable=False),
+    )
     return Table(
         "outbox",
         metadata,
@@ -77,8 +109,20 @@ async def write_outbox(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RelayLimits:
+    """How long a relay waits on the broker and on row locks (from the settings)."""
+
+    send_timeout: float = 10.0
+    lock_timeout: float = 5.0
+
+
+class PublishTimeout(TimeoutError):
+    """The broker did not acknowledge a batch in time; the relay released its rows."""
+
+
 class OutboxRelay:
-    """Publishes a service's outbox. One relay per database."""
+    """Publishes a service's outbox. One relay per database connection pool."""
 
     def __init__(
         self,
@@ -86,16 +130,20 @@ class OutboxRelay:
         table: Table,
         producer: Producer,
         *,
+        limits: RelayLimits = RelayLimits(),
         batch_size: int = 500,
         poll_interval: float = 1.0,
     ) -> None:
         self._engine = engine
         self._table = table
         self._producer = producer
+        self._limits = limits
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
         self.published = 0
+        self.parked = 0
+        self.timeouts = 0
         self._failure: str | None = None
         self._sending_since: float | None = None
 
@@ -126,6 +174,10 @@ class OutboxRelay:
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
+            except PublishTimeout as error:
+                log.warning("%s; retrying", error)
+                await backoff.sleep()
+                continue
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 await backoff.sleep()
@@ -139,48 +191,80 @@ class OutboxRelay:
                     await self._wakeup.wait()
 
     async def publish_once(self) -> int:
-        """Publish one batch of the oldest rows; return how many were published.
+        """Publish one batch of the oldest rows; return how many left the outbox.
 
         The rows stay locked (``FOR UPDATE``) from read to delete, so relays of several
-        replicas of one service take turns instead of publishing the same rows, or a
-        later message of a key before an earlier one.
+        replicas of one service never publish the same rows; rows another relay holds
+        are skipped, with the later rows of their keys (:mod:`outbox_rows`).
         """
-        table = self._table
         async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        table.c.id,
-                        table.c.topic,
-                        table.c.message_key,
-                        table.c.value,
-                        table.c.headers,
-                    )
-                    .order_by(table.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update()
-                )
-            ).all()
+            await bound_lock_waits(conn, self._limits.lock_timeout)
+            rows = await claim(conn, self._table, self._batch_size)
             if not rows:
                 return 0
-            await self._send(
-                [
-                    OutgoingMessage(r.topic, r.message_key, r.value, json.loads(r.headers))
-                    for r in rows
-                ]
-            )
-            await conn.execute(delete(table).where(table.c.id.in_([r.id for r in rows])))
-        self.published += len(rows)
+            errors = await self._send(rows)
+            if errors:
+                await park(conn, self._table, [r for r in rows if r.id in errors], errors)
+            await remove(conn, self._table, rows)
+        self.published += len(rows) - len(errors)
+        self.parked += len(errors)
+        for row in rows:
+            if row.id in errors:
+                _log_parked(row, errors[row.id])
         return len(rows)
 
-    async def _send(self, messages: list[OutgoingMessage]) -> None:
-        """Publish, keeping :meth:`publish_problem` up to date."""
+    async def _send(self, rows: list[OutboxRow]) -> dict[int, str]:
+        """Publish, keeping :meth:`publish_problem` up to date; the errors of the rows
+        that can never be published, by row id."""
         self._sending_since = time.monotonic()
         try:
-            await self._producer.send_batch(messages)
+            await self._within_timeout([r.message for r in rows])
+        except UndeliverableMessages as undeliverable:
+            self._failure = None
+            return {rows[i].id: error for i, error in undeliverable.failures.items()}
         except Exception as error:
             self._failure = f"cannot publish to the broker: {type(error).__name__}: {error}"
             raise
         finally:
             self._sending_since = None
         self._failure = None
+        return {}
+
+    async def _within_timeout(self, messages: list[OutgoingMessage]) -> None:
+        """Send; past the send timeout, abandon the send without waiting for it to stop.
+
+        Not ``asyncio.timeout``: that waits for the cancelled send to finish, and a
+        producer that is slow to give up would keep the rows locked meanwhile.
+        """
+        sending = asyncio.ensure_future(self._producer.send_batch(messages))
+        try:
+            await asyncio.wait({sending}, timeout=self._limits.send_timeout)
+        except asyncio.CancelledError:
+            sending.cancel()
+            raise
+        if not sending.done():
+            sending.add_done_callback(_forget)
+            sending.cancel()
+            self.timeouts += 1
+            raise PublishTimeout(
+                f"the broker did not acknowledge {len(messages)} message(s) within "
+                f"{self._limits.send_timeout:g}s; their rows are released"
+            )
+        sending.result()
+
+
+def _forget(task: "asyncio.Future[None]") -> None:
+    """Collect an abandoned send's outcome, so it is never reported as lost."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an abandoned send failed: %r", task.exception())
+
+
+def _log_parked(row: OutboxRow, error: str) -> None:
+    log.error(
+        "message %s to %s (key %s) can never be published: %s; moved to %s",
+        row.message.headers.get("message-id", "?"),
+        row.message.topic,
+        row.message.key,
+        error,
+        FAILED_TABLE,
+    )

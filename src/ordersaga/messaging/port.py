@@ -39,9 +39,29 @@ class Record:
         return TopicPartition(self.topic, self.partition)
 
 
+class UndeliverableMessages(Exception):
+    """Some messages of a batch can never be published; the broker acknowledged the rest.
+
+    Raised by :meth:`Producer.send_batch` only when every message of the batch that
+    failed did so for a reason of its own that no retry can cure (the topic refuses this
+    service, the message is too large...): ``failures`` maps their positions in the batch
+    to what went wrong. A batch with any other failure raises that error instead, and is
+    sent again whole.
+    """
+
+    def __init__(self, failures: Mapping[int, str]) -> None:
+        super().__init__(f"{len(failures)} message(s) cannot be published")
+        self.failures = dict(failures)
+
+
 class Producer(Protocol):
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish ``messages`` in order; return only once the broker has acknowledged all."""
+        """Publish ``messages`` in order; return only once the broker has acknowledged all.
+
+        Raises :class:`UndeliverableMessages` when the only failures are permanent ones.
+        A caller that stops waiting (cancels) abandons the batch: some of it may still be
+        published later, which consumers' inboxes make harmless.
+        """
 
     async def close(self) -> None: ...
 

@@ -14,7 +14,7 @@ from ordersaga.db.engine import make_engine
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.port import Broker
-from ordersaga.runtime.service import ServiceReplica, service_spec
+from ordersaga.runtime.service import ServiceReplica, relay_limits, service_spec
 from ordersaga.services.order.api import create_app, server_config
 from ordersaga.services.order.routers.health import add_readiness_check
 
@@ -30,7 +30,9 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
     spec = service_spec(service, settings)
     engine = make_engine(settings.database_url(service))
     broker = make_broker(settings)
-    running = ServiceReplica(spec, engine, broker, replica=replica)
+    running = ServiceReplica(
+        spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)
+    )
     try:
         await _create_topics(broker, settings)
         running.start()

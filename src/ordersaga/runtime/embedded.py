@@ -17,7 +17,7 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
-from ordersaga.runtime.service import ServiceReplica, service_spec
+from ordersaga.runtime.service import ServiceReplica, relay_limits, service_spec
 from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
@@ -92,7 +92,13 @@ class EmbeddedSystem:
         await create_schema(engine, spec.metadata)
         async with engine.begin() as conn:
             await spec.seed(conn)
-        replica = ServiceReplica(spec, engine, self.broker, crash_points=self._crash_points)
+        replica = ServiceReplica(
+            spec,
+            engine,
+            self.broker,
+            crash_points=self._crash_points,
+            relay_limits=relay_limits(self.settings),
+        )
         replica.start()
         return replica
 

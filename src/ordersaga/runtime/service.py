@@ -11,12 +11,20 @@ from ordersaga.config import Settings
 from ordersaga.db.retention import run_retention
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
+from ordersaga.messaging.outbox import RelayLimits
 from ordersaga.messaging.port import Broker
 from ordersaga.services.base import SERVICE_NAMES, ServiceSpec
 from ordersaga.services.orchestrator import wiring as orchestrator_wiring
 from ordersaga.services.order import wiring as order_wiring
 from ordersaga.services.payment import wiring as payment_wiring
 from ordersaga.services.stock import wiring as stock_wiring
+
+
+def relay_limits(settings: Settings) -> RelayLimits:
+    """The outbox relay's timeouts, from the settings."""
+    return RelayLimits(
+        send_timeout=settings.relay_send_timeout, lock_timeout=settings.relay_lock_timeout
+    )
 
 
 def service_spec(name: str, settings: Settings) -> ServiceSpec:
@@ -43,6 +51,7 @@ class ServiceReplica:
         *,
         replica: str = "1",
         crash_points: CrashPoints | None = None,
+        relay_limits: RelayLimits = RelayLimits(),
     ) -> None:
         self.spec = spec
         self.engine = engine
@@ -55,6 +64,7 @@ class ServiceReplica:
             subscriptions=spec.subscriptions,
             client_id=f"{spec.name}-{replica}",
             crash_points=crash_points,
+            relay_limits=relay_limits,
         )
         self._background: list[asyncio.Task[None]] = []
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.dialects import mysql
 
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.naming import NAMING_CONVENTION
@@ -18,6 +19,10 @@ from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.outbox import outbox_table
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+EXACT_TEXT_255 = String(255).with_variant(
+    mysql.VARCHAR(255, collation="utf8mb4_nopad_bin"), "mysql", "mariadb"
+)
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in OrderStatus)
 
@@ -40,8 +45,10 @@ orders = Table(
     Column("amount", Money, nullable=False),
     Column("status", String(20), nullable=False),
     Column("reason", String(255), nullable=True),
-    # Unique, so two requests racing with one key cannot both create an order.
-    Column("idempotency_key", String(255), nullable=True, unique=True),
+    # Unique, so two requests racing with one key cannot both create an order. Compared
+    # byte for byte everywhere: MariaDB's default collation would make "Key-A", "key-a"
+    # and "key-a " one key (NO PAD: trailing spaces count too).
+    Column("idempotency_key", EXACT_TEXT_255, nullable=True, unique=True),
     # Microseconds matter: updated_at - created_at is how long the saga took.
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),

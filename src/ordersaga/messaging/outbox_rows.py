@@ -1,0 +1,141 @@
+"""Claiming outbox rows for one relay, and parking the ones that can never be published.
+
+Several replicas of a service each run a relay on the same outbox. A relay claims the
+oldest rows ``FOR UPDATE SKIP LOCKED``, so a relay stuck on the broker holds only its
+own rows, and the others go on with the rest. Skipping alone would break the order per
+key (another relay's held row 3 of a key, this relay's row 7 of it), so after claiming
+a relay gives back every row of a key that has an earlier row it does not hold: that
+earlier row is held by another relay or not yet published, and the later ones wait.
+SQLite has no row locks and one writer at a time: there the oldest rows are simply read.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.db.timestamps import utc_now
+from ordersaga.messaging.port import OutgoingMessage
+
+FAILED_TABLE = "outbox_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    message: OutgoingMessage
+
+
+def failed_table(outbox: Table) -> Table:
+    """Where ``outbox``'s messages that can never be published are kept (same metadata)."""
+    return outbox.metadata.tables[FAILED_TABLE]
+
+
+async def claim(conn: AsyncConnection, outbox: Table, limit: int) -> list[OutboxRow]:
+    """Lock and return up to ``limit`` of the oldest rows this relay may publish now."""
+    locking = conn.dialect.name != "sqlite"
+    query = (
+        select(
+            outbox.c.id,
+            outbox.c.topic,
+            outbox.c.message_key,
+            outbox.c.value,
+            outbox.c.headers,
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    if locking:
+        query = query.with_for_update(skip_locked=True)
+    rows = [
+        OutboxRow(r.id, OutgoingMessage(r.topic, r.message_key, r.value, json.loads(r.headers)))
+        for r in await conn.execute(query)
+    ]
+    if locking and rows:
+        return await _first_of_their_keys(conn, outbox, rows)
+    return rows
+
+
+async def _first_of_their_keys(
+    conn: AsyncConnection, outbox: Table, rows: list[OutboxRow]
+) -> list[OutboxRow]:
+    """``rows`` without those that come after a row of their key held elsewhere."""
+    ours = [r.id for r in rows]
+    others = await conn.execute(
+        select(outbox.c.id, outbox.c.message_key).where(
+            outbox.c.message_key.in_({r.message.key for r in rows}),
+            outbox.c.id < max(ours),
+            outbox.c.id.not_in(ours),
+        )
+    )
+    held_elsewhere: dict[str, int] = {}
+    for row_id, key in others:
+        held_elsewhere[key] = min(row_id, held_elsewhere.get(key, row_id))
+    return [r for r in rows if r.id < held_elsewhere.get(r.message.key, r.id + 1)]
+
+
+async def remove(conn: AsyncConnection, outbox: Table, rows: Sequence[OutboxRow]) -> None:
+    await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+
+
+async def park(
+    conn: AsyncConnection,
+    outbox: Table,
+    rows: Sequence[OutboxRow],
+    errors: Mapping[int, str],
+) -> None:
+    """Move ``rows`` to the failed table with their ``errors`` (by row id), in ``conn``'s
+    transaction; the caller removes them from the outbox."""
+    now = utc_now()
+    await conn.execute(
+        insert(failed_table(outbox)),
+        [
+            {
+                "id": r.id,
+                "topic": r.message.topic,
+                "message_key": r.message.key,
+                "value": r.message.value,
+                "headers": json.dumps(dict(r.message.headers)),
+                "failed_at": now,
+                "error": errors[r.id],
+            }
+            for r in rows
+        ],
+    )
+
+
+async def requeue(conn: AsyncConnection, outbox: Table, ids: Sequence[int] | None = None) -> int:
+    """Put parked messages (every one, or those of ``ids``) back at the end of the outbox.
+
+    For an operator who has cured the cause (granted the topic, raised the size limit).
+    They are published after what the outbox holds now, later messages of their keys
+    included; consumers' inboxes and the saga's late-reply handling make that harmless.
+    Returns how many were put back.
+    """
+    failed = failed_table(outbox)
+    query = select(
+        failed.c.id, failed.c.topic, failed.c.message_key, failed.c.value, failed.c.headers
+    ).order_by(failed.c.id)
+    if ids is not None:
+        query = query.where(failed.c.id.in_(ids))
+    rows = (await conn.execute(query.with_for_update())).all()
+    if not rows:
+        return 0
+    now = utc_now()
+    await conn.execute(
+        insert(outbox),
+        [
+            {
+                "topic": r.topic,
+                "message_key": r.message_key,
+                "value": r.value,
+                "headers": r.headers,
+                "created_at": now,
+            }
+            for r in rows
+        ],
+    )
+    await conn.execute(delete(failed).where(failed.c.id.in_([r.id for r in rows])))
+    return len(rows)
