@@ -45,6 +45,7 @@ from ordersaga.messaging.handler import HandlerContext
 from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.timer import fire_due_deadlines
 from ordersaga.services.orchestrator.commands import sagas_app
@@ -142,7 +143,7 @@ async def fill(path: Path) -> Sagas:
     engine = make_engine(sqlite_url(path))
     await create_schema(engine, metadata)
     clock = Clock(utc_now() - timedelta(hours=4))
-    runner = place_order_runner(SETTINGS, clock=clock)
+    runner = place_order_runner(SETTINGS, clock=ProcessClock(clock))
     orders = [created_order() for _ in range(4)]
     completed, cancelled, parked, running = orders
 

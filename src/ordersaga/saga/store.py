@@ -231,6 +231,25 @@ class SagaStore:
         rows = (await conn.execute(query)).mappings().all()
         return [saga_state(row) for row in rows]
 
+    async def outcomes_in_a_row(
+        self, conn: AsyncConnection, saga_id: str, outcome: str, limit: int
+    ) -> int:
+        """How many of the last entries of ``saga_id``'s history, up to ``limit``, have
+        ``outcome`` one after the other (0 if the last one has not)."""
+        history = self.history
+        query = (
+            select(history.c.outcome)
+            .where(history.c.saga_id == saga_id)
+            .order_by(history.c.seq.desc())
+            .limit(limit)
+        )
+        found = 0
+        for recorded in (await conn.execute(query)).scalars():
+            if recorded != outcome:
+                break
+            found += 1
+        return found
+
     async def find(
         self,
         conn: AsyncConnection,
