@@ -20,8 +20,8 @@ PARKED_BY_ERROR = "deadline failed"
 
 
 def describe(error: BaseException) -> str:
-    """The error as an operator reads it: its type and message."""
-    return f"{type(error).__name__}: {error}"
+    """The error as an operator reads it: its type and message, on one line."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 def deadline_failed(
