@@ -41,11 +41,11 @@ class SagaStatements:
         )
 
     def _locked(self) -> Select[Any]:
-        # Only the saga: its last history seq is read by a statement of its own, once the
-        # lock is held (:attr:`last_seqs`). Under READ COMMITTED a statement reads from a
-        # snapshot taken when it began: one that waited for the lock would get the row as
-        # its holder committed it but, from a subquery, the history as it was before, and
-        # the next entry would take a seq the holder had just used.
+        # Only the saga: its last history seq is read by a statement of its own, once
+        # the lock is held (:attr:`last_seq`, :attr:`last_seqs`). Under READ COMMITTED a
+        # statement reads from a snapshot taken when it began: one that waited for the
+        # lock would get the row as its holder committed it but, from a subquery, the
+        # history as it was before, and the next entry would take a seq the holder used.
         return select(self.instances).with_for_update(of=self.instances)
 
     @cached_property

@@ -141,7 +141,6 @@ class SagaStore:
         row = result.mappings().one_or_none()
         if row is None:
             return None
-        # Read now that the lock is held, so it counts what a holder we waited for added.
         last_seq = await conn.scalar(self._sql.last_seq, {"wanted_saga_id": saga_id})
         return LockedSaga(saga_state(row), last_seq or 0)
 
