@@ -36,7 +36,7 @@ def check_schema_version(header: str | None, readable: str = CURRENT_SCHEMA_VERS
     """
     if header is None or header == "":
         return
-    if not header.isdigit() or int(header) < 1:
+    if not (header.isascii() and header.isdigit()) or int(header) < 1:
         raise PoisonMessage(f"schema-version {header!r} is not a positive whole number")
     if int(header) > int(readable):
         raise NewerSchema(int(header), int(readable))
