@@ -1,4 +1,7 @@
-"""What the order service hands to the wiring: tables, its subscription and its seed."""
+"""What the order service hands to the wiring: tables, its subscription, its seed and
+the reconciliation of stale orders."""
+
+from functools import partial
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -9,6 +12,7 @@ from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.order import tables
 from ordersaga.services.order.handlers import handle_order_updated
+from ordersaga.services.order.reconcile import run_reconciler
 
 
 async def seed(conn: AsyncConnection) -> None:
@@ -23,8 +27,9 @@ async def seed(conn: AsyncConnection) -> None:
 
 
 def spec(settings: Settings) -> ServiceSpec:
-    """The order service: consumes ``order-updated``; the HTTP API is built by ``api``."""
-    del settings  # nothing in the order service's messaging depends on settings
+    """The order service: consumes ``order-updated`` and reconciles orders left
+    ORDER_CREATED; the HTTP API is built by ``api``."""
+    reconciler = partial(run_reconciler, outbox=tables.outbox, after=settings.reconcile_after)
     return ServiceSpec(
         name="order",
         metadata=tables.metadata,
@@ -32,4 +37,5 @@ def spec(settings: Settings) -> ServiceSpec:
         outbox=tables.outbox,
         subscriptions=[Subscription(topics.ORDER_UPDATED, handle_order_updated)],
         seed=seed,
+        background=[reconciler],
     )
