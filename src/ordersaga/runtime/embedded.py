@@ -18,8 +18,8 @@ from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
 from ordersaga.runtime.service import ServiceReplica, service_spec
-from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.saga.state import SagaStatus
+from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.orchestrator.tables import saga_instances
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
