@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts import topics
@@ -26,6 +26,7 @@ from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.outbox import write_outbox
+from ordersaga.services.order.model import Order
 from ordersaga.services.order.placing import order_created
 from ordersaga.services.order.repository import order_from_row
 from ordersaga.services.order.tables import orders
@@ -45,26 +46,29 @@ async def reconcile_stale_orders(
     than ``after`` seconds and not reconciled in that time; how many were."""
     at = now or utc_now()
     stale = at - timedelta(seconds=after)
+    due = (
+        orders.c.status == OrderStatus.ORDER_CREATED.value,
+        orders.c.created_at <= stale,
+        or_(orders.c.reconciled_at.is_(None), orders.c.reconciled_at <= stale),
+    )
     query = (
         select(orders)
-        .where(
-            orders.c.status == OrderStatus.ORDER_CREATED.value,
-            orders.c.created_at <= stale,
-            or_(orders.c.reconciled_at.is_(None), orders.c.reconciled_at <= stale),
-        )
+        .where(*due)
         .order_by(orders.c.created_at)
         .limit(batch)
         .with_for_update(skip_locked=True)
     )
+    claim = update(orders).where(orders.c.id == bindparam("wanted"), *due)
     async with engine.begin() as conn:
-        found = [order_from_row(row) for row in await conn.execute(query)]
+        found: list[Order] = []
+        for order in [order_from_row(row) for row in await conn.execute(query)]:
+            # Still due when written: on SQLite, which has no row locks, another
+            # replica may have claimed it since the read.
+            claimed = await conn.execute(claim.values(reconciled_at=at), {"wanted": str(order.id)})
+            if claimed.rowcount == 1:
+                found.append(order)
         if not found:
             return 0
-        await conn.execute(
-            update(orders)
-            .where(orders.c.id.in_([str(o.id) for o in found]))
-            .values(reconciled_at=at)
-        )
         messages = [envelope(topics.ORDER_CREATED, order_created(o)) for o in found]
         await write_outbox(conn, outbox, messages)
     for order in found:
