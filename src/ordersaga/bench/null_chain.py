@@ -3,9 +3,9 @@
 A completed saga sends seven messages (order-created, reserve-product, product-reserved,
 process-payment, payment-processed, order-updated, order-status-applied), each through
 Kafka from one service to another. The null chain sends the same messages through the
-same topics in the same order, with the same Kafka adapter and settings and the same cycle per batch (poll,
-handle, produce with acks, commit offsets), but its handlers only forward: no database,
-no HTTP. One process per stage, split as the services are:
+same topics in the same order, with the same Kafka adapter and settings and the same
+cycle per batch (poll, handle, produce with acks, commit offsets), but its handlers only
+forward: no database, no HTTP. One process per stage, split as the services are:
 
 - ``source``, in the order service's place, starts sagas (keeping ``--in-flight`` of
   them going), takes their order-updated and acknowledges it (order-status-applied);
