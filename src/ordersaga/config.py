@@ -27,8 +27,14 @@ class Settings(BaseSettings):
     max_compensation_attempts: int = Field(
         10,
         ge=1,
-        description="Sends of a compensation without acknowledgement before its saga is "
-        "PARKED for an operator (`ordersaga sagas retry`).",
+        description="Sends of a compensation (or of the final order-updated) without "
+        "acknowledgement before its saga is PARKED for an operator (`ordersaga sagas retry`).",
+    )
+    reconcile_after: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds an order may stay ORDER_CREATED before the order service "
+        "publishes its order-created again (and again after as long, until it ends).",
     )
     timer_interval: float = Field(0.5, gt=0, description="Seconds between deadline scans.")
     inbox_retention: float = Field(

@@ -75,13 +75,20 @@ def check_all(s: Snapshot) -> list[Check]:
 
 
 def _all_terminal(s: Snapshot) -> Check:
+    """Orders final, and sagas too: a saga is COMPLETED or CANCELLED only once the order
+    service acknowledged its outcome, so one still NOTIFYING (or PARKED) is open."""
     statuses = Counter(o.status for o in s.orders)
-    open_sagas = sum(1 for g in s.sagas if g.status not in ("COMPLETED", "CANCELLED"))
+    open_by_status = Counter(
+        g.status for g in s.sagas if g.status not in ("COMPLETED", "CANCELLED")
+    )
+    open_sagas = sum(open_by_status.values())
     pending = statuses.get("ORDER_CREATED", 0)
     figures = (
         f"{len(s.orders)} orders: {statuses.get(COMPLETED, 0)} completed, "
         f"{statuses.get(CANCELLED, 0)} cancelled, {pending} pending; {open_sagas} sagas open"
     )
+    if open_sagas:
+        figures += " (" + ", ".join(f"{n} {st}" for st, n in sorted(open_by_status.items())) + ")"
     return Check(
         1, "every order ends COMPLETED or CANCELLED", not pending and not open_sagas, figures
     )

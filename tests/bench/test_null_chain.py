@@ -1,10 +1,10 @@
 """The null chain carries a completed saga's messages, in the real flow's order."""
 
-from ordersaga.bench.null_chain import STAGES, completed_flow, parse_args, routes
+from ordersaga.bench.null_chain import STAGES, completed_flow, parse_args, routes, taken
 from ordersaga.contracts import topics
 
 
-def test_a_completed_saga_is_six_messages_in_the_real_order() -> None:
+def test_a_completed_saga_is_seven_messages_in_the_real_order() -> None:
     assert completed_flow() == [
         topics.ORDER_CREATED,
         topics.RESERVE_PRODUCT,
@@ -12,6 +12,7 @@ def test_a_completed_saga_is_six_messages_in_the_real_order() -> None:
         topics.PROCESS_PAYMENT,
         topics.PAYMENT_PROCESSED,
         topics.ORDER_UPDATED,
+        topics.ORDER_STATUS_APPLIED,
     ]
 
 
@@ -24,7 +25,9 @@ def test_following_the_routes_walks_the_flow_through_the_stages_the_services_own
         stage = owner[walked[-1]]
         stages.append(stage)
         walked.append(stage_routes[stage][walked[-1]])
+    walked.append(topics.ORDER_STATUS_APPLIED)  # the source acknowledges the update
     assert walked == completed_flow()
+    assert taken() == {"orchestrator": [topics.ORDER_STATUS_APPLIED]}
     assert stages == ["orchestrator", "stock", "orchestrator", "payment", "orchestrator"]
 
 

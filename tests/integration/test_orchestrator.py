@@ -22,6 +22,7 @@ from ordersaga.contracts.messages import (
     CancelPayment,
     CancelProductReservation,
     OrderCreated,
+    OrderStatusApplied,
     OrderUpdated,
     PaymentCancelled,
     PaymentProcessed,
@@ -145,6 +146,10 @@ def refunded(created: OrderCreated) -> WireMessage:
     )
 
 
+def applied(created: OrderCreated, status: OrderStatus) -> WireMessage:
+    return OrderStatusApplied(orderID=created.orderID, status=status)
+
+
 async def deliver(
     engine: AsyncEngine,
     runner: SagaRunner,
@@ -227,13 +232,22 @@ async def test_an_order_in_stock_and_paid_for_completes(
     assert isinstance(update, OrderUpdated)
     assert (update.orderID, update.status) == (created.orderID, OrderStatus.ORDER_COMPLETED)
     row = await saga_row(engine, created.orderID)
-    assert (row.status, row.step, row.deadline, row.version) == ("COMPLETED", 1, None, 2)
+    assert (row.status, row.step, as_utc(row.deadline)) == (
+        "NOTIFYING",
+        2,
+        NOW + timedelta(seconds=15),
+    )
+    ack = applied(created, OrderStatus.ORDER_COMPLETED)
+    assert (await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, ack)).messages == []
+    row = await saga_row(engine, created.orderID)
+    assert (row.status, row.step, row.deadline, row.version) == ("COMPLETED", 2, None, 3)
     assert json.loads(row.data)["amount"] == "150.00"
     assert row.saga_type == "place-order"
     assert await history(engine, created.orderID) == [
         ("start", "started", None, "RUNNING", 0),
         ("product-reserved", "advanced", "RUNNING", "RUNNING", 1),
-        ("payment-processed", "completed", "RUNNING", "COMPLETED", 1),
+        ("payment-processed", "completed", "RUNNING", "NOTIFYING", 2),
+        ("order-status-applied", "acknowledged", "NOTIFYING", "COMPLETED", 2),
     ]
 
 
@@ -258,6 +272,8 @@ async def test_payment_rejected_gives_the_stock_back_then_cancels_the_order(
     assert isinstance(update, OrderUpdated)
     assert update.status is OrderStatus.ORDER_CANCELLED
     assert update.reason == f"payment: {INSUFFICIENT_FUNDS}"
+    ack = applied(created, OrderStatus.ORDER_CANCELLED)
+    await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, ack)
     row = await saga_row(engine, created.orderID)
     assert (row.status, row.reason, row.deadline) == (
         "CANCELLED",
@@ -269,6 +285,7 @@ async def test_payment_rejected_gives_the_stock_back_then_cancels_the_order(
         ("product-reserved", "advanced"),
         ("payment-processed", "compensating"),
         ("product-reservation-cancelled", "cancelled"),
+        ("order-status-applied", "acknowledged"),
     ]
 
 
@@ -293,6 +310,48 @@ async def test_a_second_order_created_does_not_start_a_second_saga(
         "RUNNING",
         1,
     )
+
+
+async def test_an_unacknowledged_order_updated_is_sent_again_until_acknowledged(
+    engine: AsyncEngine, runner: SagaRunner, clock: Clock
+) -> None:
+    created = order()
+    await deliver(engine, runner, topics.ORDER_CREATED, created)
+    unavailable = reserved(created, StockStatus.UNAVAILABLE)
+    first = await deliver(engine, runner, topics.PRODUCT_RESERVED, unavailable)
+    assert first.topics == [topics.ORDER_UPDATED]
+
+    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=10)) == 1
+    [(topic, update)] = (await take_outbox(engine)).messages
+    assert isinstance(update, OrderUpdated)
+    assert (topic, update.status) == (topics.ORDER_UPDATED, OrderStatus.ORDER_CANCELLED)
+    row = await saga_row(engine, created.orderID)
+    assert (row.status, row.attempts) == ("NOTIFYING", 1)
+
+    ack = applied(created, OrderStatus.ORDER_CANCELLED)
+    await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, ack)
+    assert (await saga_row(engine, created.orderID)).status == "CANCELLED"
+    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(days=1)) == 0
+
+
+async def test_a_second_order_created_for_a_finished_saga_sends_its_order_updated_again(
+    engine: AsyncEngine, runner: SagaRunner
+) -> None:
+    created = order()
+    await deliver(engine, runner, topics.ORDER_CREATED, created)
+    await deliver(engine, runner, topics.PRODUCT_RESERVED, reserved(created))
+    await deliver(engine, runner, topics.PAYMENT_PROCESSED, paid(created))
+    ack = applied(created, OrderStatus.ORDER_COMPLETED)
+    await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, ack)
+    before = await saga_row(engine, created.orderID)
+
+    again = await deliver(engine, runner, topics.ORDER_CREATED, created)
+
+    [(topic, update)] = again.messages
+    assert isinstance(update, OrderUpdated)
+    assert (topic, update.status) == (topics.ORDER_UPDATED, OrderStatus.ORDER_COMPLETED)
+    assert await saga_row(engine, created.orderID) == before
+    assert (await history(engine, created.orderID))[-1][:2] == ("start", "resent")
 
 
 async def test_a_reply_for_an_unknown_saga_is_ignored(
@@ -373,6 +432,8 @@ async def test_payment_silent_is_refunded_then_stock_released_resent_until_ackno
     [(_, update)] = done.messages
     assert isinstance(update, OrderUpdated)
     assert update.reason == "payment did not answer within 20s"
+    ack = applied(created, OrderStatus.ORDER_CANCELLED)
+    await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, ack)
     row = await saga_row(engine, created.orderID)
     assert (row.status, row.deadline) == ("CANCELLED", None)
     assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(days=1)) == 0

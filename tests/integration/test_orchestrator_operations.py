@@ -25,6 +25,7 @@ from ordersaga.contracts.codec import decode
 from ordersaga.contracts.messages import (
     CancelPayment,
     OrderCreated,
+    OrderStatusApplied,
     PaymentCancelled,
     PaymentProcessed,
     ProductReservationCancelled,
@@ -118,6 +119,10 @@ def released(order: OrderCreated) -> WireMessage:
     )
 
 
+def applied(order: OrderCreated, status: OrderStatus) -> WireMessage:
+    return OrderStatusApplied(orderID=order.orderID, status=status)
+
+
 async def deliver(
     engine: AsyncEngine, runner: SagaRunner, topic: str, message: WireMessage
 ) -> None:
@@ -150,11 +155,15 @@ async def fill(path: Path) -> Sagas:
     await deliver(engine, runner, topics.ORDER_CREATED, completed)
     await deliver(engine, runner, topics.PRODUCT_RESERVED, reserved(completed))
     await deliver(engine, runner, topics.PAYMENT_PROCESSED, approved(completed))
+    applied_completed = applied(completed, OrderStatus.ORDER_COMPLETED)
+    await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, applied_completed)
     clock.now += timedelta(hours=1)
     await deliver(engine, runner, topics.ORDER_CREATED, cancelled)
     await deliver(
         engine, runner, topics.PRODUCT_RESERVED, reserved(cancelled, StockStatus.UNAVAILABLE)
     )
+    applied_cancelled = applied(cancelled, OrderStatus.ORDER_CANCELLED)
+    await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, applied_cancelled)
     clock.now += timedelta(hours=1)
     await deliver(engine, runner, topics.ORDER_CREATED, parked)
     await deliver(engine, runner, topics.PRODUCT_RESERVED, reserved(parked))
@@ -213,12 +222,12 @@ def test_list_shows_every_saga_newest_first_and_counts_them_by_state(
     )
     running, parked, cancelled, completed = lines
     assert "RUNNING" in running and "reserve_stock" in running
-    assert "COMPLETED" in completed and "process_payment" in completed
+    assert "COMPLETED" in completed and "update_order" in completed
     assert "CANCELLED" in cancelled and "stock: refused" in cancelled
     assert "PARKED" in parked and "cancel-payment not acknowledged after 3 attempts" in parked
     assert (
-        "All sagas by state: RUNNING 1, COMPENSATING 0, PARKED 1, COMPLETED 1, CANCELLED 1"
-        in result.output
+        "All sagas by state: RUNNING 1, COMPENSATING 0, PARKED 1, NOTIFYING 0, COMPLETED 1, "
+        "CANCELLED 1" in result.output
     )
 
 
@@ -346,6 +355,8 @@ def test_retry_sends_the_compensation_again_and_the_saga_finishes(
         order = created_order().model_copy(update={"orderID": UUID(sagas.parked)})
         await deliver(engine, runner, topics.PAYMENT_CANCELLED, refunded(order))
         await deliver(engine, runner, topics.PRODUCT_RESERVATION_CANCELLED, released(order))
+        ack = applied(order, OrderStatus.ORDER_CANCELLED)
+        await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, ack)
         await engine.dispose()
 
     asyncio.run(acknowledge())
@@ -369,7 +380,7 @@ def test_retry_refuses_a_saga_that_is_not_parked_and_one_that_does_not_exist(
     assert f"no saga {stranger}" in unknown.output
     assert f"no saga {stranger}" in unknown_shown.output
     _, history, messages = asyncio.run(read(data_dir / "orchestrator.sqlite3", sagas.completed))
-    assert [outcome for _, outcome, _ in history][-1] == "completed"
+    assert [outcome for _, outcome, _ in history][-2:] == ["completed", "acknowledged"]
     assert messages == []
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import SAMPLE_PRICES, Settings
 from ordersaga.contracts import topics
-from ordersaga.contracts.messages import OrderUpdated
+from ordersaga.contracts.codec import decode
+from ordersaga.contracts.messages import OrderStatusApplied, OrderUpdated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
@@ -69,6 +70,13 @@ async def handle(engine: AsyncEngine, message: OrderUpdated) -> HandlerContext:
     return ctx
 
 
+def acknowledged(ctx: HandlerContext) -> list[tuple[UUID, OrderStatus]]:
+    """The order-status-applied messages the handler sent: order id and status."""
+    assert {m.topic for m in ctx.outgoing} <= {topics.ORDER_STATUS_APPLIED}
+    sent = [decode(m.topic, m.value) for m in ctx.outgoing]
+    return [(m.orderID, m.status) for m in sent if isinstance(m, OrderStatusApplied)]
+
+
 async def stored(engine: AsyncEngine, order_id: UUID) -> Order:
     async with engine.connect() as conn:
         order = await repository.get_order(conn, order_id)
@@ -86,7 +94,7 @@ async def test_created_order_completes(engine: AsyncEngine) -> None:
     assert after.reason is None
     assert after.updated_at > after.created_at
     assert after.created_at == order.created_at  # microseconds survive the round trip
-    assert ctx.outgoing == []
+    assert acknowledged(ctx) == [(order.id, OrderStatus.ORDER_COMPLETED)]
 
 
 async def test_created_order_is_cancelled_with_reason(engine: AsyncEngine) -> None:
@@ -119,9 +127,23 @@ async def test_later_cancel_does_not_change_completed_order(engine: AsyncEngine)
     await handle(engine, updated(order.id, OrderStatus.ORDER_COMPLETED))
     completed = await stored(engine, order.id)
 
-    await handle(engine, updated(order.id, OrderStatus.ORDER_CANCELLED, "timed out"))
+    ctx = await handle(engine, updated(order.id, OrderStatus.ORDER_CANCELLED, "timed out"))
 
     assert await stored(engine, order.id) == completed
+    # Acknowledged as the order is: the saga stops sending, an operator sees the status.
+    assert acknowledged(ctx) == [(order.id, OrderStatus.ORDER_COMPLETED)]
+
+
+async def test_an_update_applied_before_is_acknowledged_again(engine: AsyncEngine) -> None:
+    order = await new_order(engine)
+    update = updated(order.id, OrderStatus.ORDER_CANCELLED, "out of stock")
+    await handle(engine, update)
+    cancelled = await stored(engine, order.id)
+
+    again = await handle(engine, update)
+
+    assert await stored(engine, order.id) == cancelled
+    assert acknowledged(again) == [(order.id, OrderStatus.ORDER_CANCELLED)]
 
 
 async def test_later_complete_does_not_change_cancelled_order(engine: AsyncEngine) -> None:
@@ -137,9 +159,10 @@ async def test_later_complete_does_not_change_cancelled_order(engine: AsyncEngin
 async def test_update_to_created_changes_nothing(engine: AsyncEngine) -> None:
     order = await new_order(engine)
 
-    await handle(engine, updated(order.id, OrderStatus.ORDER_CREATED))
+    ctx = await handle(engine, updated(order.id, OrderStatus.ORDER_CREATED))
 
     assert await stored(engine, order.id) == order
+    assert ctx.outgoing == []
 
 
 async def test_unknown_order_is_ignored(engine: AsyncEngine) -> None:

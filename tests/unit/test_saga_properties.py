@@ -4,8 +4,10 @@ A generic saga of one to four steps is fed replies (right or wrong, successful o
 not), acknowledgements, passing time and operators' retries in any order; whatever
 happens, it must end properly: finished sagas stay finished, completion means every
 step succeeded, and a cancellation comes only after everything commanded was undone
-and acknowledged. A compensation is sent at most ``MAX_ATTEMPTS`` times in a row
-before the saga parks, and a parked saga moves only on its acknowledgement or a retry.
+and acknowledged. The outcome, once decided, never changes and is announced until its
+receiver acknowledges it; only then is the saga finished. A compensation (or the
+outcome) is sent at most ``MAX_ATTEMPTS`` times in a row before the saga parks, and a
+parked saga moves only on its acknowledgement or a retry.
 """
 
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga.definition import SagaData, SagaDefinition, Send, Step
 from ordersaga.saga.state import SagaState, SagaStatus, Transition
-from ordersaga.saga.transitions import on_deadline, on_reply, retry, start
+from ordersaga.saga.transitions import on_deadline, on_reply, retry, start, start_again
 
 SAGA_ID = UUID("0b9f6c52-8d8e-4d3a-bb1e-2f0a4c1d9e77")
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -80,18 +82,21 @@ def definition(steps: int) -> SagaDefinition:
         compensation_timeout="undo",
         on_completed=_completed,
         on_cancelled=_cancelled,
+        outcome_ack_topic=APPLIED,
         max_compensation_attempts=MAX_ATTEMPTS,
     )
 
 
+APPLIED = "finished-applied"
 TIMEOUTS = {"t0": 5.0, "t1": 7.0, "t2": 3.0, "t3": 11.0, "undo": 2.0}
 
 # An event: ("reply", step, ok) on done-<step>; ("ack", step) on undone-<step>;
 # ("expected", ok), the reply or ack the saga waits for now; ("wait", seconds), then
 # the deadline check; ("due",), time passes to the saga's deadline exactly, then the
 # check (so that compensations often go unanswered long enough to park the saga);
-# ("retry",), an operator's retry.
+# ("retry",), an operator's retry; ("applied",), the outcome's acknowledgement.
 events = st.one_of(
+    st.tuples(st.just("applied")),
     st.tuples(st.just("reply"), st.integers(0, 3), st.booleans()),
     st.tuples(st.just("ack"), st.integers(0, 3)),
     st.tuples(st.just("expected"), st.booleans()),
@@ -114,6 +119,7 @@ class Run:
     succeeded: set[int] = field(default_factory=set)
     failed: set[int] = field(default_factory=set)
     acknowledged: set[int] = field(default_factory=set)
+    outcome_acknowledged: bool = False
 
     def apply(self, event: tuple[object, ...]) -> None:
         before = self.state
@@ -124,7 +130,9 @@ class Run:
         entry = transition.entry
         if entry.outcome == "ignored" or entry.event in ("deadline", "operator-retry"):
             return
-        if before.status is SagaStatus.RUNNING:
+        if entry.event == APPLIED:
+            self.outcome_acknowledged = True
+        elif before.status is SagaStatus.RUNNING:
             reply = event_reply(event)
             (self.succeeded if reply.ok else self.failed).add(before.step)
         else:
@@ -149,8 +157,17 @@ class Run:
             return f"done-{event[1]}"
         if event[0] == "ack":
             return f"undone-{event[1]}"
+        if event[0] == "applied" or self.announcing():
+            return APPLIED
         waiting = self.state.status in WAITING_FOR_ACK
         return f"{'undone' if waiting else 'done'}-{self.state.step}"
+
+    def announcing(self) -> bool:
+        """Whether the outcome is decided and the saga waits for its acknowledgement."""
+        return self.state.step == len(self.saga.steps) and not self.state.status.is_terminal
+
+    def outcomes(self) -> list[Finished]:
+        return [m for _, m in self.sent if isinstance(m, Finished)]
 
     def commanded(self) -> list[int]:
         return [m.step for t, m in self.sent if isinstance(m, Command) and not m.undo]
@@ -255,8 +272,40 @@ def test_compensations_run_last_first_and_the_end_is_announced_once(
 
     first_undos = list(dict.fromkeys(driven.compensated()))
     assert first_undos == sorted(first_undos, reverse=True)
-    endings = [m for _, m in driven.sent if isinstance(m, Finished)]
-    assert len(endings) == (1 if driven.state.status.is_terminal else 0)
+    endings = driven.outcomes()
+    decided = driven.state.status.is_terminal or driven.announcing()
+    assert bool(endings) == decided
+    assert len(set(endings)) <= 1, "the outcome changed after it was announced"
+
+
+@settings(max_examples=300)
+@scenarios
+def test_a_saga_finishes_only_once_its_outcome_is_acknowledged(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    assert driven.state.status.is_terminal == driven.outcome_acknowledged
+    for before, transition in driven.transitions:
+        if transition.state.status.is_terminal and not before.status.is_terminal:
+            assert transition.entry.event == APPLIED
+            assert transition.messages == []
+
+
+@settings(max_examples=300)
+@scenarios
+def test_a_second_start_sends_the_decided_outcome_again_and_changes_nothing(
+    steps: int, sequence: list[tuple[object, ...]]
+) -> None:
+    driven = run(steps, sequence)
+
+    again = start_again(driven.saga, driven.state)
+
+    assert again.state == driven.state
+    if driven.state.status.is_terminal or driven.announcing():
+        assert [m for _, m in again.messages] == driven.outcomes()[-1:]
+    else:
+        assert (again.messages, again.entry.outcome) == ([], "ignored")
 
 
 @settings(max_examples=300)
@@ -268,7 +317,11 @@ def test_a_compensation_is_sent_at_most_the_maximum_times_in_a_row_then_the_saga
 
     in_a_row = 0
     for before, transition in driven.transitions:
-        undos = [m for _, m in transition.messages if isinstance(m, Command) and m.undo]
+        undos = [
+            m
+            for _, m in transition.messages
+            if (isinstance(m, Command) and m.undo) or isinstance(m, Finished)
+        ]
         if transition.entry.outcome == "retried":
             in_a_row += len(undos)  # sent again on a deadline: the same round
         elif undos:
@@ -276,7 +329,7 @@ def test_a_compensation_is_sent_at_most_the_maximum_times_in_a_row_then_the_saga
         assert in_a_row <= MAX_ATTEMPTS
         if transition.entry.outcome == "parked":
             assert in_a_row == MAX_ATTEMPTS
-            assert before.status is SagaStatus.COMPENSATING
+            assert before.status in (SagaStatus.COMPENSATING, SagaStatus.NOTIFYING)
             assert transition.messages == []
 
 
@@ -296,5 +349,6 @@ def test_a_parked_saga_moves_only_on_its_acknowledgement_or_a_retry(
         if transition.entry.outcome == "ignored":
             assert (transition.state, transition.messages) == (before, [])
         else:
-            assert event in (f"undone-{before.step}", "operator-retry")
+            awaited = APPLIED if before.step == len(driven.saga.steps) else f"undone-{before.step}"
+            assert event in (awaited, "operator-retry")
             assert transition.state.status is not SagaStatus.PARKED

@@ -12,6 +12,7 @@ from ordersaga.contracts.messages import (
     CancelPayment,
     CancelProductReservation,
     OrderCreated,
+    OrderStatusApplied,
     OrderUpdated,
     PaymentCancelled,
     PaymentProcessed,
@@ -87,6 +88,13 @@ def refunded() -> WireMessage:
     )
 
 
+COMPLETED, CANCELLED = OrderStatus.ORDER_COMPLETED, OrderStatus.ORDER_CANCELLED
+
+
+def applied_as(status: OrderStatus) -> WireMessage:
+    return OrderStatusApplied(orderID=ORDER_ID, status=status)
+
+
 def reply(state: SagaState, topic: str, message: WireMessage, seconds: float = 1) -> Transition:
     return on_reply(PLACE_ORDER, state, topic, message, at(seconds), TIMEOUTS)
 
@@ -132,8 +140,14 @@ def test_stock_reserved_then_payment_approved_completes_the_order() -> None:
     assert topic == topics.ORDER_UPDATED
     assert isinstance(update, OrderUpdated)
     assert update.status is OrderStatus.ORDER_COMPLETED
-    assert (paying.state.status, paying.state.deadline) == (SagaStatus.COMPLETED, None)
+    assert (paying.state.status, paying.state.deadline) == (SagaStatus.NOTIFYING, at(13))
     assert paying.entry.outcome == "completed"
+
+    applied = reply(paying.state, topics.ORDER_STATUS_APPLIED, applied_as(COMPLETED), 4)
+
+    assert applied.messages == []
+    assert (applied.state.status, applied.state.deadline) == (SagaStatus.COMPLETED, None)
+    assert applied.entry.outcome == "acknowledged"
 
 
 def test_stock_unavailable_cancels_at_once_with_the_stock_reason() -> None:
@@ -146,8 +160,10 @@ def test_stock_unavailable_cancels_at_once_with_the_stock_reason() -> None:
     assert isinstance(update, OrderUpdated)
     assert update.status is OrderStatus.ORDER_CANCELLED
     assert update.reason == f"stock: {INSUFFICIENT_STOCK}"
-    assert transition.state.status is SagaStatus.CANCELLED
+    assert transition.state.status is SagaStatus.NOTIFYING
     assert transition.state.reason == f"stock: {INSUFFICIENT_STOCK}"
+    applied = reply(transition.state, topics.ORDER_STATUS_APPLIED, applied_as(CANCELLED))
+    assert (applied.state.status, applied.messages) == (SagaStatus.CANCELLED, [])
 
 
 def test_a_refusal_without_a_reason_still_says_who_refused() -> None:
@@ -176,7 +192,7 @@ def test_payment_rejected_gives_the_stock_back_before_cancelling() -> None:
     assert isinstance(update, OrderUpdated)
     assert update.status is OrderStatus.ORDER_CANCELLED
     assert update.reason == f"payment: {INSUFFICIENT_FUNDS}"
-    assert acknowledged.state.status is SagaStatus.CANCELLED
+    assert acknowledged.state.status is SagaStatus.NOTIFYING
 
 
 def test_stock_that_does_not_answer_is_compensated_then_the_order_cancelled() -> None:
@@ -215,7 +231,7 @@ def test_payment_that_does_not_answer_is_refunded_then_the_stock_given_back() ->
         topics.CANCEL_PRODUCT_RESERVATION,
         topics.ORDER_UPDATED,
     ]
-    assert transition.state.status is SagaStatus.CANCELLED
+    assert transition.state.status is SagaStatus.NOTIFYING
     _, update = transition.messages[0]
     assert isinstance(update, OrderUpdated)
     assert update.reason == "payment did not answer within 20s"
@@ -270,14 +286,17 @@ def test_a_finished_saga_never_changes_again(outcome: str) -> None:
     state = awaiting_payment()
     if outcome == "completed":
         state = reply(state, topics.PAYMENT_PROCESSED, paid()).state
+        state = reply(state, topics.ORDER_STATUS_APPLIED, applied_as(COMPLETED)).state
     else:
         state = reply(state, topics.PAYMENT_PROCESSED, paid(PaymentStatus.PAYMENT_REJECTED)).state
         state = reply(state, topics.PRODUCT_RESERVATION_CANCELLED, released()).state
+        state = reply(state, topics.ORDER_STATUS_APPLIED, applied_as(CANCELLED)).state
     events = [
         reply(state, topics.PRODUCT_RESERVED, reserved()),
         reply(state, topics.PAYMENT_PROCESSED, paid()),
         reply(state, topics.PAYMENT_CANCELLED, refunded()),
         reply(state, topics.PRODUCT_RESERVATION_CANCELLED, released()),
+        reply(state, topics.ORDER_STATUS_APPLIED, applied_as(COMPLETED)),
         on_deadline(PLACE_ORDER, state, at(10_000), TIMEOUTS),
     ]
 

@@ -1,15 +1,16 @@
 """The null chain: the ceiling of the messaging path, measured like the system.
 
-A completed saga sends six messages (order-created, reserve-product, product-reserved,
-process-payment, payment-processed, order-updated), each through Kafka from one service
-to another. The null chain sends the same messages through the same topics in the same
-order, with the same Kafka adapter and settings and the same cycle per batch (poll,
-handle, produce with acks, commit offsets), but its handlers only forward: no database,
-no HTTP. One process per stage, split as the services are:
+A completed saga sends seven messages (order-created, reserve-product, product-reserved,
+process-payment, payment-processed, order-updated, order-status-applied), each through
+Kafka from one service to another. The null chain sends the same messages through the
+same topics in the same order, with the same Kafka adapter and settings and the same
+cycle per batch (poll, handle, produce with acks, commit offsets), but its handlers only
+forward: no database, no HTTP. One process per stage, split as the services are:
 
 - ``source``, in the order service's place, starts sagas (keeping ``--in-flight`` of
-  them going) and takes their order-updated;
-- ``orchestrator``, ``stock`` and ``payment`` forward what they receive to the next topic.
+  them going), takes their order-updated and acknowledges it (order-status-applied);
+- ``orchestrator``, ``stock`` and ``payment`` forward what they receive to the next topic;
+  the orchestrator takes the acknowledgement and forwards nothing.
 
 Run as ``python -m ordersaga.bench.null_chain STAGE``; stopped by SIGTERM.
 """
@@ -58,7 +59,12 @@ def routes(definition: SagaDefinition = PLACE_ORDER) -> dict[str, dict[str, str]
 def completed_flow(definition: SagaDefinition = PLACE_ORDER) -> list[str]:
     """The topics of a completed saga's messages, in the order they are sent."""
     middle = [t for step in definition.steps for t in (step.command_topic, step.reply_topic)]
-    return [topics.ORDER_CREATED, *middle, topics.ORDER_UPDATED]
+    return [topics.ORDER_CREATED, *middle, topics.ORDER_UPDATED, definition.outcome_ack_topic]
+
+
+def taken(definition: SagaDefinition = PLACE_ORDER) -> dict[str, list[str]]:
+    """Per forwarding stage: topics consumed and forwarded nowhere (the end of a saga)."""
+    return {"orchestrator": [definition.outcome_ack_topic]}
 
 
 STAGES = (SOURCE, *routes())
@@ -77,13 +83,15 @@ def _next_offsets(records: list[Record]) -> dict[TopicPartition, int]:
 async def forward(broker: Broker, stage: str, stop: asyncio.Event) -> None:
     """Forward every record of the stage's topics to the next topic until ``stop``."""
     stage_routes = routes()[stage]
-    consumer = broker.consumer(f"null-chain-{stage}", list(stage_routes), f"null-{stage}-1")
+    subscribed = [*stage_routes, *taken().get(stage, [])]
+    consumer = broker.consumer(f"null-chain-{stage}", subscribed, f"null-{stage}-1")
     producer = broker.producer()
     try:
         while not stop.is_set():
             records = await consumer.poll(MAX_RECORDS, timeout=0.5)
             if records:
-                await producer.send_batch([_forwarded(r, stage_routes[r.topic]) for r in records])
+                onward = [r for r in records if r.topic in stage_routes]
+                await producer.send_batch([_forwarded(r, stage_routes[r.topic]) for r in onward])
                 await consumer.commit(_next_offsets(records))
     finally:
         await consumer.close()
@@ -114,6 +122,7 @@ class Source:
 
     async def take_finished(self, stop: asyncio.Event) -> None:
         consumer = self._broker.consumer("null-chain-source", [topics.ORDER_UPDATED], "null-1")
+        producer = self._broker.producer()
         try:
             while not stop.is_set():
                 records = await consumer.poll(MAX_RECORDS, timeout=0.5)
@@ -123,10 +132,14 @@ class Source:
                     if started is not None:
                         self.done.append((started, now))
                 if records:
+                    # Acknowledged as the order service does, after the update is taken.
+                    ack = PLACE_ORDER.outcome_ack_topic
+                    await producer.send_batch([_forwarded(r, ack) for r in records])
                     await consumer.commit(_next_offsets(records))
                     self._room.set()
         finally:
             await consumer.close()
+            await producer.close()
 
     async def probe(self, timeout: float) -> None:
         """One saga through the whole chain: every stage has joined its group."""

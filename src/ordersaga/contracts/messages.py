@@ -123,6 +123,15 @@ class PaymentCancelled(WireMessage):
     status: PaymentCancelStatus
 
 
+class OrderStatusApplied(WireMessage):
+    """Acknowledges an order-updated: the order has final ``status``, whether this update
+    set it or an earlier one did."""
+
+    message_type: ClassVar[str] = "OrderStatusApplied"
+
+    status: OrderStatus
+
+
 MODEL_BY_TOPIC: dict[str, type[WireMessage]] = {
     topics.ORDER_CREATED: OrderCreated,
     topics.RESERVE_PRODUCT: ReserveProduct,
@@ -134,4 +143,5 @@ MODEL_BY_TOPIC: dict[str, type[WireMessage]] = {
     topics.PRODUCT_RESERVATION_CANCELLED: ProductReservationCancelled,
     topics.CANCEL_PAYMENT: CancelPayment,
     topics.PAYMENT_CANCELLED: PaymentCancelled,
+    topics.ORDER_STATUS_APPLIED: OrderStatusApplied,
 }

@@ -12,6 +12,7 @@ ORDER_UPDATED: Final = "order-updated"
 PRODUCT_RESERVATION_CANCELLED: Final = "product-reservation-cancelled"
 CANCEL_PAYMENT: Final = "cancel-payment"
 PAYMENT_CANCELLED: Final = "payment-cancelled"
+ORDER_STATUS_APPLIED: Final = "order-status-applied"
 
 ALL: Final[tuple[str, ...]] = (
     ORDER_CREATED,
@@ -24,6 +25,7 @@ ALL: Final[tuple[str, ...]] = (
     PRODUCT_RESERVATION_CANCELLED,
     CANCEL_PAYMENT,
     PAYMENT_CANCELLED,
+    ORDER_STATUS_APPLIED,
 )
 
 DLQ_SUFFIX: Final = ".DLQ"

@@ -18,7 +18,9 @@ from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
 from ordersaga.runtime.service import ServiceReplica, relay_limits, service_spec
+from ordersaga.saga.state import SagaStatus
 from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.orchestrator.tables import saga_instances
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
 
@@ -127,11 +129,24 @@ class EmbeddedSystem:
             )
         return int(count or 0)
 
+    async def open_sagas(self) -> int:
+        """Sagas not yet COMPLETED or CANCELLED (one waiting for its order-updated to be
+        acknowledged among them)."""
+        finished = [SagaStatus.COMPLETED.value, SagaStatus.CANCELLED.value]
+        async with self._services["orchestrator"].engine.connect() as conn:
+            count = await conn.scalar(
+                select(func.count())
+                .select_from(saga_instances)
+                .where(saga_instances.c.status.not_in(finished))
+            )
+        return int(count or 0)
+
     async def wait_until_quiet(self, timeout: float = 60.0, interval: float = 0.05) -> bool:
-        """Wait until every order has a terminal status; ``False`` if ``timeout`` ran out."""
+        """Wait until every order has a terminal status and every saga is finished;
+        ``False`` if ``timeout`` ran out."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while await self.pending_orders():
+        while await self.pending_orders() or await self.open_sagas():
             if loop.time() > deadline:
                 return False
             await asyncio.sleep(interval)

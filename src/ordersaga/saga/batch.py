@@ -112,7 +112,7 @@ def _transition(
     runner: SagaRunner, state: SagaState, event: SagaEvent, now: datetime
 ) -> Transition:
     if isinstance(event, Start):
-        return transitions.start_again(state)
+        return transitions.start_again(runner.definition, state)
     return transitions.on_reply(
         runner.definition, state, event.topic, event.message, now, runner.timeouts
     )

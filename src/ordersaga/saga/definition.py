@@ -57,6 +57,11 @@ class SagaDefinition:
     time waiting twice as long, up to ``backoff_cap`` times the first wait. A
     compensation sent ``max_compensation_attempts`` times and still not acknowledged
     parks the saga for an operator.
+
+    The outcome (``on_completed`` or ``on_cancelled``) is itself a retriable step: its
+    receiver acknowledges it on ``outcome_ack_topic``, and until it does the outcome is
+    sent again with the same timeout, backoff and attempts as a compensation. Its index
+    is one past the last step's (:attr:`outcome_step`).
     """
 
     name: str
@@ -64,6 +69,8 @@ class SagaDefinition:
     compensation_timeout: str
     on_completed: Callable[[SagaData], Send]
     on_cancelled: Callable[[SagaData, str], Send]
+    outcome_ack_topic: str
+    outcome_name: str = "announce_outcome"
     backoff_cap: int = 8
     max_compensation_attempts: int = 10
 
@@ -77,5 +84,16 @@ class SagaDefinition:
 
     @property
     def topics(self) -> tuple[str, ...]:
-        """Every topic this saga waits on: each step's reply and acknowledgement."""
-        return tuple(t for s in self.steps for t in (s.reply_topic, s.ack_topic))
+        """Every topic this saga waits on: each step's reply and acknowledgement, and the
+        outcome's acknowledgement."""
+        replies = tuple(t for s in self.steps for t in (s.reply_topic, s.ack_topic))
+        return (*replies, self.outcome_ack_topic)
+
+    @property
+    def outcome_step(self) -> int:
+        """The index of the outcome's announcement, the step after the last."""
+        return len(self.steps)
+
+    def step_name(self, index: int) -> str:
+        """The name of step ``index``, the outcome's announcement included."""
+        return self.outcome_name if index >= len(self.steps) else self.steps[index].name

@@ -43,11 +43,12 @@ class SagaRunner:
         traceparent: str = "",
         message_id: str | None = None,
     ) -> list[Send]:
-        """Start saga ``saga_id``; nothing to send if it was started before."""
+        """Start saga ``saga_id``; if it was started before, only a decided outcome is sent
+        again (:func:`~ordersaga.saga.transitions.start_again`)."""
         now = await self.clock.now(conn)
         existing = await self.store.load_locked(conn, saga_id)
         if existing is not None:
-            again = transitions.start_again(existing.state)
+            again = transitions.start_again(self.definition, existing.state)
             return await self._record(
                 conn, existing.state, again, now, message_id, existing.last_seq
             )

@@ -14,9 +14,13 @@ class SagaStatus(StrEnum):
     COMPENSATING = "COMPENSATING"
     """Undoing the steps already done, last first, waiting for each acknowledgement."""
     PARKED = "PARKED"
-    """A compensation was sent as often as allowed and never acknowledged: the saga waits,
-    without a deadline, for that acknowledgement or for an operator to retry. Not
-    finished: its order is still open."""
+    """A compensation (or the outcome) was sent as often as allowed and never
+    acknowledged: the saga waits, without a deadline, for that acknowledgement or for an
+    operator to retry. Not finished."""
+    NOTIFYING = "NOTIFYING"
+    """The outcome is decided and sent (``reason`` None: completed; else cancelled):
+    waiting for its receiver to acknowledge it, sending it again on each deadline.
+    Not finished: the saga is COMPLETED or CANCELLED only once it is acknowledged."""
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
 
@@ -25,7 +29,7 @@ class SagaStatus(StrEnum):
         return self in (SagaStatus.COMPLETED, SagaStatus.CANCELLED)
 
 
-ACTIVE_STATUSES = (SagaStatus.RUNNING, SagaStatus.COMPENSATING)
+ACTIVE_STATUSES = (SagaStatus.RUNNING, SagaStatus.COMPENSATING, SagaStatus.NOTIFYING)
 """The statuses with a deadline, which the timer watches."""
 
 
@@ -34,8 +38,9 @@ class SagaState:
     """One saga instance.
 
     ``step`` is the step being commanded (RUNNING) or compensated (COMPENSATING,
-    PARKED); ``attempts`` counts how often that compensation was sent again, so it was
-    sent ``attempts + 1`` times. ``version`` is the
+    PARKED), or one past the last step once the outcome is announced (NOTIFYING, PARKED,
+    and the finished statuses); ``attempts`` counts how often that compensation or
+    outcome was sent again, so it was sent ``attempts + 1`` times. ``version`` is the
     stored version this state was read at: transitions leave it alone and the store
     checks it when saving.
     """
@@ -55,9 +60,11 @@ class SagaState:
 class HistoryEntry:
     """What one event did to a saga, for its ``saga_history``.
 
-    ``outcome`` is one of ``started``, ``advanced``, ``completed``, ``compensating``,
-    ``compensated``, ``timed-out``, ``retried``, ``parked``, ``resumed`` (an operator's
-    retry), ``cancelled`` or ``ignored``.
+    ``outcome`` is one of ``started``, ``advanced``, ``completed`` or ``cancelled`` (the
+    outcome decided and sent), ``compensating``, ``compensated``, ``timed-out``,
+    ``retried``, ``parked``, ``resumed`` (an operator's retry), ``acknowledged`` (the
+    outcome applied: the saga is finished), ``resent`` (the outcome sent again on a
+    second start) or ``ignored``.
     ``from_status`` is None for the event that started the saga.
     """
 

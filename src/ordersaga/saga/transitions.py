@@ -14,6 +14,13 @@ acknowledgement it was waiting for: that one, however late, is taken as if it ha
 in time and the compensation goes on (the participant did undo its step, so there is
 nothing for an operator to do). Otherwise an operator's :func:`retry` sends the
 compensation again and the count starts over.
+
+Once the outcome is decided it is announced (``on_completed`` or ``on_cancelled``) and
+the saga is NOTIFYING: the announcement is a retriable step after the last, sent again
+on its deadline and parking the saga like a compensation, until its receiver
+acknowledges it on ``outcome_ack_topic``. Only then is the saga COMPLETED or CANCELLED.
+The outcome of an announcing saga is in ``reason``: None when it completed, the reason
+why when it was cancelled.
 """
 
 from collections.abc import Mapping
@@ -22,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ordersaga.contracts.messages import WireMessage
-from ordersaga.saga.definition import SagaDefinition, Step, Timeouts
+from ordersaga.saga.definition import SagaDefinition, Send, Step, Timeouts
 from ordersaga.saga.state import (
     ACTIVE_STATUSES,
     HistoryEntry,
@@ -36,6 +43,7 @@ DEADLINE = "deadline"
 OPERATOR_RETRY = "operator-retry"
 
 _AWAITING_ACK = (SagaStatus.COMPENSATING, SagaStatus.PARKED)
+_AWAITING_OUTCOME_ACK = (SagaStatus.NOTIFYING, SagaStatus.PARKED)
 
 
 def start(
@@ -61,9 +69,17 @@ def start(
     return Transition(state, messages, _entry(START, "started", None, state, _sent(messages)))
 
 
-def start_again(state: SagaState) -> Transition:
-    """A second start of a saga that exists: nothing happens, and the history says so."""
-    return _ignored(state, START, f"saga already started; it is {state.status}")
+def start_again(definition: SagaDefinition, state: SagaState) -> Transition:
+    """A second start of a saga that exists: nothing changes, and the history says so.
+
+    A saga whose outcome is decided (announcing, parked announcing, or finished) sends
+    its outcome again: whoever started it again has not seen the outcome applied.
+    """
+    if not _decided(definition, state):
+        return _ignored(state, START, f"saga already started; it is {state.status}")
+    messages = [_outcome(definition, state)]
+    note = f"saga already started; it is {state.status}; " + _sent(messages)
+    return Transition(state, messages, _entry(START, "resent", state, state, note))
 
 
 def on_reply(
@@ -74,8 +90,11 @@ def on_reply(
     now: datetime,
     timeouts: Timeouts,
 ) -> Transition:
-    """Apply a participant's reply (or a compensation's acknowledgement) on ``topic``."""
-    if not state.status.is_terminal:
+    """Apply a participant's reply (or an acknowledgement) on ``topic``."""
+    if not state.status.is_terminal and _announcing(definition, state):
+        if state.status in _AWAITING_OUTCOME_ACK and topic == definition.outcome_ack_topic:
+            return _on_outcome_acknowledged(definition, state, topic)
+    elif not state.status.is_terminal:
         step = definition.steps[state.step]
         if state.status is SagaStatus.RUNNING and topic == step.reply_topic:
             return _on_step_reply(definition, state, step, message, now, timeouts)
@@ -87,8 +106,8 @@ def on_reply(
 def on_deadline(
     definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
 ) -> Transition:
-    """Act on a passed deadline: give up on a silent step, send a compensation again, or
-    park the saga when its compensation was sent as often as allowed.
+    """Act on a passed deadline: give up on a silent step, send a compensation (or the
+    outcome) again, or park the saga when it was sent as often as allowed.
 
     A step that did not answer may or may not have acted, so it is compensated itself
     before the steps before it.
@@ -96,23 +115,24 @@ def on_deadline(
     due = state.deadline is not None and now >= state.deadline
     if state.status not in ACTIVE_STATUSES or not due:
         return _ignored(state, DEADLINE, "no deadline due")
-    step = definition.steps[state.step]
     if state.status is SagaStatus.RUNNING:
+        step = definition.steps[state.step]
         seconds = _seconds(timeouts, step.timeout)
         reason = f"{step.party} did not answer within {seconds:g}s"
         return _compensate(definition, state, state.step, now, timeouts, DEADLINE, reason)
     if state.attempts + 1 >= definition.max_compensation_attempts:
         return _park(definition, state)
-    return _send_again(definition, state, step, now, timeouts)
+    return _send_again(definition, state, now, timeouts)
 
 
 def retry(
     definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
 ) -> Transition:
-    """An operator's retry of a parked saga: send its compensation again, count afresh.
+    """An operator's retry of a parked saga: send its compensation (or its outcome)
+    again, count afresh.
 
-    The saga compensates the same step again, as if the compensation had just been
-    sent for the first time. The retry sends it itself rather than leaving it to the
+    The saga compensates the same step (or announces its outcome) again, as if that had
+    just been sent for the first time. The retry sends it itself rather than leaving it to the
     timer with a deadline of now: ``attempts`` counts the sends after the first, so only
     a send made here lets the new round have all its ``max_compensation_attempts``
     (with a maximum of one, a timer's send would otherwise park the saga unsent).
@@ -122,22 +142,23 @@ def retry(
         return _ignored(
             state, OPERATOR_RETRY, f"only a PARKED saga can be retried; it is {state.status}"
         )
-    step = definition.steps[state.step]
+    announcing = _announcing(definition, state)
     resumed = replace(
         state,
-        status=SagaStatus.COMPENSATING,
+        status=SagaStatus.NOTIFYING if announcing else SagaStatus.COMPENSATING,
         attempts=0,
         deadline=_after(now, timeouts, definition.compensation_timeout),
     )
-    messages = [(step.compensation_topic, step.compensation(state.data))]
+    messages = [_awaited(definition, state)[0]]
     note = "retried by an operator; " + _sent(messages)
     return Transition(resumed, messages, _entry(OPERATOR_RETRY, "resumed", state, resumed, note))
 
 
 def parked_because(definition: SagaDefinition, state: SagaState) -> str:
-    """Why a parked saga waits: its compensation, and how often it went unanswered."""
-    step = definition.steps[state.step]
-    return f"{step.compensation_topic} not acknowledged after {state.attempts + 1} attempts"
+    """Why a parked saga waits: its compensation (or outcome), and how often it went
+    unanswered."""
+    (topic, _), _ack = _awaited(definition, state)
+    return f"{topic} not acknowledged after {state.attempts + 1} attempts"
 
 
 def _on_step_reply(
@@ -152,13 +173,10 @@ def _on_step_reply(
     if not step.succeeded(reply):
         reason = f"{step.party}: {step.explain(reply)}"
         if state.step == 0:
-            return _cancel(definition, state, event, reason)
+            return _cancel(definition, state, event, reason, now, timeouts)
         return _compensate(definition, state, state.step - 1, now, timeouts, event, reason)
     if state.step + 1 == len(definition.steps):
-        topic, message = definition.on_completed(state.data)
-        done = replace(state, status=SagaStatus.COMPLETED, deadline=None, attempts=0)
-        note = f"{step.name} succeeded; " + _sent([(topic, message)])
-        return Transition(done, [(topic, message)], _entry(event, "completed", state, done, note))
+        return _announce(definition, state, event, None, f"{step.name} succeeded", now, timeouts)
     following = definition.steps[state.step + 1]
     advanced = replace(
         state,
@@ -180,7 +198,7 @@ def _on_acknowledged(
 ) -> Transition:
     reason = state.reason or "cancelled"
     if state.step == 0:
-        return _cancel(definition, state, step.ack_topic, reason)
+        return _cancel(definition, state, step.ack_topic, reason, now, timeouts)
     return _compensate(
         definition, state, state.step - 1, now, timeouts, step.ack_topic, reason, "compensated"
     )
@@ -214,42 +232,105 @@ def _compensate(
 
 
 def _send_again(
-    definition: SagaDefinition,
-    state: SagaState,
-    step: Step,
-    now: datetime,
-    timeouts: Timeouts,
+    definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
 ) -> Transition:
-    """Send the same compensation again, waiting twice as long each time, up to a cap."""
+    """Send the same compensation (or outcome) again, waiting twice as long each time,
+    up to a cap."""
     attempts = state.attempts + 1
     base = _seconds(timeouts, definition.compensation_timeout)
     wait = base * min(2**attempts, definition.backoff_cap)
     retried = replace(state, attempts=attempts, deadline=now + timedelta(seconds=wait))
-    messages = [(step.compensation_topic, step.compensation(state.data))]
-    note = f"{step.ack_topic} not received; attempt {attempts + 1}: " + _sent(messages)
-    return Transition(retried, messages, _entry(DEADLINE, "retried", state, retried, note))
+    send, ack_topic = _awaited(definition, state)
+    note = f"{ack_topic} not received; attempt {attempts + 1}: " + _sent([send])
+    return Transition(retried, [send], _entry(DEADLINE, "retried", state, retried, note))
 
 
 def _park(definition: SagaDefinition, state: SagaState) -> Transition:
-    """Stop sending an unanswered compensation; wait for its ack or an operator."""
+    """Stop sending an unanswered compensation (or outcome); wait for its ack or an
+    operator."""
     parked = replace(state, status=SagaStatus.PARKED, deadline=None)
-    step = definition.steps[state.step]
+    _, ack_topic = _awaited(definition, state)
     note = (
-        f"{parked_because(definition, state)}; parked until {step.ack_topic} arrives "
+        f"{parked_because(definition, state)}; parked until {ack_topic} arrives "
         "or an operator retries"
     )
     return Transition(parked, [], _entry(DEADLINE, "parked", state, parked, note))
 
 
-def _cancel(definition: SagaDefinition, state: SagaState, event: str, reason: str) -> Transition:
-    topic, message = definition.on_cancelled(state.data, reason)
-    cancelled = replace(
-        state, status=SagaStatus.CANCELLED, deadline=None, attempts=0, reason=reason
+def _cancel(
+    definition: SagaDefinition,
+    state: SagaState,
+    event: str,
+    reason: str,
+    now: datetime,
+    timeouts: Timeouts,
+) -> Transition:
+    return _announce(definition, state, event, reason, reason, now, timeouts)
+
+
+def _announce(
+    definition: SagaDefinition,
+    state: SagaState,
+    event: str,
+    reason: str | None,
+    why: str,
+    now: datetime,
+    timeouts: Timeouts,
+) -> Transition:
+    """The outcome is decided (cancelled for ``reason``, completed when None): send it and
+    wait for its acknowledgement."""
+    announcing = replace(
+        state,
+        status=SagaStatus.NOTIFYING,
+        step=definition.outcome_step,
+        deadline=_after(now, timeouts, definition.compensation_timeout),
+        attempts=0,
+        reason=reason,
     )
-    note = f"{reason}; " + _sent([(topic, message)])
-    return Transition(
-        cancelled, [(topic, message)], _entry(event, "cancelled", state, cancelled, note)
+    messages = [_outcome(definition, announcing)]
+    outcome = "completed" if reason is None else "cancelled"
+    note = f"{why}; " + _sent(messages)
+    return Transition(announcing, messages, _entry(event, outcome, state, announcing, note))
+
+
+def _on_outcome_acknowledged(
+    definition: SagaDefinition, state: SagaState, topic: str
+) -> Transition:
+    finished = replace(
+        state,
+        status=SagaStatus.COMPLETED if state.reason is None else SagaStatus.CANCELLED,
+        deadline=None,
+        attempts=0,
     )
+    note = f"{definition.outcome_name} acknowledged; the saga is {finished.status}"
+    return Transition(finished, [], _entry(topic, "acknowledged", state, finished, note))
+
+
+def _announcing(definition: SagaDefinition, state: SagaState) -> bool:
+    """Whether the saga announces its outcome (NOTIFYING, or PARKED doing so)."""
+    return state.step >= definition.outcome_step and not state.status.is_terminal
+
+
+def _decided(definition: SagaDefinition, state: SagaState) -> bool:
+    return state.status.is_terminal or _announcing(definition, state)
+
+
+def _outcome(definition: SagaDefinition, state: SagaState) -> Send:
+    """The outcome of a decided saga, as announced."""
+    completed = (
+        state.status is SagaStatus.COMPLETED if state.status.is_terminal else state.reason is None
+    )
+    if completed:
+        return definition.on_completed(state.data)
+    return definition.on_cancelled(state.data, state.reason or "cancelled")
+
+
+def _awaited(definition: SagaDefinition, state: SagaState) -> tuple[Send, str]:
+    """What a saga that waits for an acknowledgement sent, and the topic of that ack."""
+    if _announcing(definition, state):
+        return _outcome(definition, state), definition.outcome_ack_topic
+    step = definition.steps[state.step]
+    return (step.compensation_topic, step.compensation(state.data)), step.ack_topic
 
 
 def _ignored(state: SagaState, event: str, note: str) -> Transition:
@@ -259,6 +340,12 @@ def _ignored(state: SagaState, event: str, note: str) -> Transition:
 def _not_waiting_for(definition: SagaDefinition, state: SagaState, topic: str) -> str:
     if state.status.is_terminal:
         return f"{topic} after the saga was {state.status}"
+    if _announcing(definition, state):
+        parked = "parked, " if state.status is SagaStatus.PARKED else ""
+        return (
+            f"{topic} not expected: {parked}waiting for {definition.outcome_ack_topic} "
+            f"({definition.outcome_name})"
+        )
     step = definition.steps[state.step]
     if state.status is SagaStatus.RUNNING:
         return f"{topic} not expected: waiting for {step.reply_topic} ({step.name})"
@@ -280,7 +367,7 @@ def _entry(
     )
 
 
-def _sent(messages: list[tuple[str, WireMessage]]) -> str:
+def _sent(messages: list[Send]) -> str:
     return "sent " + ", ".join(topic for topic, _ in messages)
 
 

@@ -162,7 +162,8 @@ def show_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
 
 @sagas_app.command("retry")
 def retry_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
-    """Send a PARKED saga's compensation again, with its attempts counted afresh."""
+    """Send a PARKED saga's compensation (or outcome) again, with its attempts counted
+    afresh."""
 
     async def run(operations: SagaOperations) -> SagaView:
         return await operations.retry(saga_id)
@@ -171,7 +172,7 @@ def retry_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
     deadline = _deadline_text(saga.deadline, utc_now())
     Console().print(
         f"Saga {saga.saga_id} retried: {_status_text(saga.status)} at {saga.step_name}, "
-        f"its compensation sent again; acknowledgement due {deadline}."
+        f"its unacknowledged message sent again; acknowledgement due {deadline}."
     )
 
 

@@ -55,7 +55,7 @@ class SagaView:
     step: int
     step_name: str
     attempts: int
-    """How often the compensation under way was sent; 0 when none is."""
+    """How often the compensation (or outcome) under way was sent; 0 when none is."""
     created_at: datetime
     updated_at: datetime
     deadline: datetime | None
@@ -112,7 +112,7 @@ class SagaOperations:
         return SagaDetail(self._view(stored), history)
 
     async def retry(self, saga_id: str) -> SagaView:
-        """Send a parked saga's compensation again, its attempts counted afresh.
+        """Send a parked saga's compensation (or outcome) again, its attempts counted afresh.
 
         Raises :class:`UnknownSaga` or :class:`NotParked`; the saga as it is afterwards.
         """
@@ -146,7 +146,7 @@ class SagaOperations:
             saga_id=state.saga_id,
             status=state.status,
             step=state.step,
-            step_name=self.runner.definition.steps[state.step].name,
+            step_name=self.runner.definition.step_name(state.step),
             attempts=_sends(state),
             created_at=stored.created_at,
             updated_at=stored.updated_at,
@@ -164,5 +164,5 @@ class SagaOperations:
 
 def _sends(state: SagaState) -> int:
     # The state counts the sends after the first.
-    undoing = state.status in (SagaStatus.COMPENSATING, SagaStatus.PARKED)
-    return state.attempts + 1 if undoing else 0
+    waiting = state.status in (SagaStatus.COMPENSATING, SagaStatus.NOTIFYING, SagaStatus.PARKED)
+    return state.attempts + 1 if waiting else 0

@@ -122,8 +122,12 @@ PLACE_ORDER = SagaDefinition(
     compensation_timeout=COMPENSATION_TIMEOUT,
     on_completed=_completed,
     on_cancelled=_cancelled,
+    outcome_ack_topic=topics.ORDER_STATUS_APPLIED,
+    outcome_name="update_order",
 )
-"""Payment is the last step, so the pivot: once approved, the order completes."""
+"""Payment is the last step, so the pivot: once approved, the order completes. The
+order-updated that says so is acknowledged by the order service (order-status-applied)
+and sent again until it is."""
 
 
 def place_order_saga(settings: Settings) -> SagaDefinition:

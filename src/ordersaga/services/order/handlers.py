@@ -2,7 +2,9 @@
 
 import logging
 
-from ordersaga.contracts.messages import OrderUpdated
+from ordersaga.contracts import topics
+from ordersaga.contracts.messages import OrderStatusApplied, OrderUpdated
+from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.handler import HandlerContext
 from ordersaga.services.order import repository
@@ -14,8 +16,10 @@ log = logging.getLogger(__name__)
 async def handle_order_updated(ctx: HandlerContext, message: OrderUpdated) -> None:
     """Record the final status of an ORDER_CREATED order; a final status is never changed.
 
-    An update for an order that is already final, or that this service does not know,
-    changes nothing and is logged. Nothing is sent: the saga ends here.
+    Whenever the order ends up final, whether this update made it so or an earlier one
+    did, the saga is told with an ``order-status-applied`` carrying the order's status:
+    until then it sends the update again. An update to a status that is not final, or
+    for an order this service does not know, changes nothing and is logged.
     """
     saga = ctx.cause.saga_id
     if not message.status.is_terminal:
@@ -26,15 +30,25 @@ async def handle_order_updated(ctx: HandlerContext, message: OrderUpdated) -> No
     reason = final_reason(message.status, message.reason)
     if await repository.finish_order(ctx.conn, message.orderID, message.status, reason, utc_now()):
         log.info("saga %s: order %s is %s", saga, message.orderID, message.status)
+        _applied(ctx, message, message.status)
         return
     current = await repository.order_status(ctx.conn, message.orderID)
     if current is None:
         log.warning("saga %s: ignored order-updated for unknown order %s", saga, message.orderID)
-    else:
-        log.warning(
-            "saga %s: ignored order-updated to %s; order %s is already %s",
-            saga,
-            message.status,
-            message.orderID,
-            current,
-        )
+        return
+    if current.is_terminal:
+        _applied(ctx, message, current)
+    log.log(
+        logging.INFO if current is message.status else logging.WARNING,
+        "saga %s: order-updated to %s; order %s is already %s",
+        saga,
+        message.status,
+        message.orderID,
+        current,
+    )
+
+
+def _applied(ctx: HandlerContext, message: OrderUpdated, status: OrderStatus) -> None:
+    ctx.send(
+        topics.ORDER_STATUS_APPLIED, OrderStatusApplied(orderID=message.orderID, status=status)
+    )

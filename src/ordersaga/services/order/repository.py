@@ -38,7 +38,8 @@ class OrderFilter:
     status: OrderStatus | None = None
 
 
-def _order(row: Row[Any]) -> Order:
+def order_from_row(row: Row[Any]) -> Order:
+    """An ``orders`` row as an :class:`Order`."""
     return Order(
         id=UUID(row.id),
         user_id=row.user_id,
@@ -90,12 +91,12 @@ async def insert_order(conn: AsyncConnection, order: Order, idempotency_key: str
 
 async def get_order(conn: AsyncConnection, order_id: UUID) -> Order | None:
     row = (await conn.execute(select(orders).where(orders.c.id == str(order_id)))).first()
-    return _order(row) if row else None
+    return order_from_row(row) if row else None
 
 
 async def order_by_idempotency_key(conn: AsyncConnection, key: str) -> Order | None:
     row = (await conn.execute(select(orders).where(orders.c.idempotency_key == key))).first()
-    return _order(row) if row else None
+    return order_from_row(row) if row else None
 
 
 def _conditions(where: OrderFilter) -> list[ColumnElement[bool]]:
@@ -121,7 +122,7 @@ async def list_orders(
         .limit(limit)
         .offset(offset)
     )
-    return [_order(r) for r in rows], int(total or 0)
+    return [order_from_row(r) for r in rows], int(total or 0)
 
 
 async def finish_order(

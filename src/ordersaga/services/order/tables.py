@@ -52,6 +52,9 @@ orders = Table(
     # Microseconds matter: updated_at - created_at is how long the saga took.
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # When order-created was last published again for an order left ORDER_CREATED; kept
+    # apart from updated_at, which says when the saga ended.
+    Column("reconciled_at", UtcDateTime, nullable=True),
     CheckConstraint("quantity > 0", name="ck_orders_quantity_positive"),
     CheckConstraint("amount >= 0", name="ck_orders_amount_not_negative"),
     CheckConstraint(f"status IN ({_STATUSES})", name="ck_orders_status"),

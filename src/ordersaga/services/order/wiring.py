@@ -1,4 +1,7 @@
-"""What the order service hands to the wiring: tables, its subscription and its seed."""
+"""What the order service hands to the wiring: tables, its subscription, its seed and
+the reconciliation of stale orders."""
+
+from functools import partial
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -10,6 +13,7 @@ from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.order import tables
 from ordersaga.services.order.handlers import handle_order_updated
+from ordersaga.services.order.reconcile import run_reconciler
 
 
 async def seed(conn: AsyncConnection) -> None:
@@ -24,7 +28,9 @@ async def seed(conn: AsyncConnection) -> None:
 
 
 def spec(settings: Settings) -> ServiceSpec:
-    """The order service: consumes ``order-updated``; the HTTP API is built by ``api``."""
+    """The order service: consumes ``order-updated`` and reconciles orders left
+    ORDER_CREATED; the HTTP API is built by ``api``."""
+    reconciler = partial(run_reconciler, outbox=tables.outbox, after=settings.reconcile_after)
     return ServiceSpec(
         name="order",
         metadata=tables.metadata,
@@ -34,4 +40,5 @@ def spec(settings: Settings) -> ServiceSpec:
         seed=seed,
         retention=[inbox_pruner(tables.inbox, settings.inbox_window)],
         retention_interval=settings.retention_interval,
+        background=[reconciler],
     )
