@@ -1,7 +1,8 @@
 """The consumer loop, outbox relay and inbox on Kafka, around a tiny counting service.
 
 The same ideas as the in-process consumer loop tests, on the real broker: a duplicate is
-applied once, and poison goes to ``<topic>.DLQ`` while the partition moves on. The
+applied once, poison goes to ``<topic>.DLQ`` while the partition moves on, a fault of the
+surroundings is retried (never dead-lettered) and a newer schema version waits. The
 topics are the test's own (read as ``order-updated``), so nothing else on the cluster
 sees them.
 """
@@ -27,13 +28,14 @@ from ordersaga.contracts.topics import dead_letter
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import Handler, HandlerContext, Subscription
+from ordersaga.messaging.handler import Handler, HandlerContext, InvalidMessage, Subscription
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.kafka import KafkaBroker, KafkaConsumer
 from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.messaging.port import OutgoingMessage, Record
 from tests.contract.conftest import KafkaTopics, unique
+from tests.fault_kinds import SURROUNDINGS
 
 PATIENCE = 60.0
 
@@ -260,3 +262,69 @@ async def test_bytes_that_are_not_utf8_reach_the_dead_letter_topic_unchanged(
     assert dead.value == value
     assert [(k, v) for k, v in dead.headers if not k.startswith("dlq-")] == headers
     assert "not UTF-8 JSON" in dict(dead.headers)[h.DLQ_ERROR].decode()
+
+
+class Failing:
+    """Wraps a handler: the first ``times`` calls fail with ``fault``; ``invalid`` orders are
+    refused as invalid messages."""
+
+    def __init__(self, handle: Handler, fault: Exception, times: int, invalid: str = "") -> None:
+        self.handle, self.fault, self.times, self.invalid = handle, fault, times, invalid
+
+    async def __call__(self, ctx: HandlerContext, message: OrderUpdated) -> None:
+        if str(message.orderID) == self.invalid:
+            raise InvalidMessage("refused as invalid")
+        if self.times:
+            self.times -= 1
+            raise self.fault
+        await self.handle(ctx, message)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["pool checkout timeout", "pg 55P03 lock not available", "mysql 1205 lock wait timeout"],
+)
+async def test_a_fault_is_retried_and_only_an_invalid_message_is_dead_lettered(
+    broker: KafkaBroker, engine: AsyncEngine, names: Names, fault: str
+) -> None:
+    good, bad = an_update(names.source), an_update(names.source)
+    await broker.producer().send_batch([good, bad])
+    failing = Failing(counter(names.replies), SURROUNDINGS[fault](), 5, invalid=bad.key)
+    endpoint = Endpoint(
+        name=names.group,
+        broker=broker,
+        engine=engine,
+        inbox=inbox,
+        outbox=outbox,
+        subscriptions=[Subscription(names.source, failing)],
+    )
+    endpoint.start()
+    stats = endpoint.consumer.stats
+    await until(lambda: stats.handled == 1 and stats.dead_lettered == 1)
+    await endpoint.stop()
+
+    assert stats.retries >= 5
+    (dead,) = await read_all(broker, dead_letter(names.source), 1, unique("dlq-reader"))
+    assert (
+        dead.key == bad.key and dead.headers[h.DLQ_ERROR] == "invalid message: refused as invalid"
+    )
+    async with engine.connect() as conn:
+        assert list((await conn.scalars(select(seen.c.order_id))).all()) == [good.key]
+    assert await uncommitted(broker, names.source, names.group) == []
+
+
+async def test_a_newer_schema_version_is_not_dead_lettered_nor_committed(
+    broker: KafkaBroker, engine: AsyncEngine, names: Names
+) -> None:
+    newer = an_update(names.source)
+    newer = OutgoingMessage(
+        newer.topic, newer.key, newer.value, {**newer.headers, h.SCHEMA_VERSION: "2"}
+    )
+    await broker.producer().send_batch([newer])
+    endpoint = run_endpoint(broker, engine, names)
+    await until(lambda: endpoint.consumer.stats.newer_schema >= 1)
+    await endpoint.stop()
+
+    assert endpoint.consumer.stats.dead_lettered == 0 and endpoint.consumer.stats.handled == 0
+    (waiting,) = await uncommitted(broker, names.source, names.group)
+    assert waiting.key == newer.key

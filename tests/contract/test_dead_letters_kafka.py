@@ -37,7 +37,7 @@ from ordersaga.messaging.dead_letters import (
 )
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import HandlerContext, Subscription
+from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.kafka import KafkaBroker
 from ordersaga.messaging.outbox import outbox_table
@@ -92,13 +92,13 @@ async def broker(kafka_settings: Settings) -> AsyncIterator[KafkaBroker]:
 
 @dataclass
 class Counter:
-    """Counts each order it sees; fails like a bug until it is fixed."""
+    """Counts each order it sees; refuses every one as invalid until its rule is fixed."""
 
     broken: bool = True
 
     async def handle(self, ctx: HandlerContext, message: OrderUpdated) -> None:
         if self.broken:
-            raise ValueError("a bug in the handler")
+            raise InvalidMessage("refused by the handler")
         key = str(message.orderID)
         changed = await ctx.conn.execute(
             update(seen).where(seen.c.order_id == key).values(times=seen.c.times + 1)
@@ -165,7 +165,7 @@ async def test_dead_letters_are_found_and_a_replay_after_the_fix_is_handled_once
         by_key = {letter.record.key: letter for letter in letters}
         assert set(by_key) == {update_.key, poison.key}
         failed, bad = by_key[update_.key], by_key[poison.key]
-        assert failed.error == "handler failed: ValueError('a bug in the handler')"
+        assert failed.error == "invalid message: refused by the handler"
         assert bad.error.startswith("not UTF-8 JSON")
         assert failed.consumer == names.group
         assert failed.source_address.startswith(f"{names.source}/")
@@ -181,7 +181,7 @@ async def test_dead_letters_are_found_and_a_replay_after_the_fix_is_handled_once
         monkeypatch.setattr(dlq_commands, "DLQ_TOPICS", [names.dlq])
         listed = await dlq("list", "--topic", names.dlq)
         assert listed.exit_code == 0, listed.output
-        assert "a bug in the handler" in listed.output and "not UTF-8 JSON" in listed.output
+        assert "refused by the handler" in listed.output and "not UTF-8 JSON" in listed.output
         assert f"{names.dlq}: 2 dead letters" in listed.output
         shown = await dlq("show", names.dlq, str(record.partition), str(record.offset))
         assert shown.exit_code == 0, shown.output

@@ -1,6 +1,10 @@
 """The consumer loop, outbox relay and inbox, around a tiny counting service."""
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Collection
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -10,17 +14,20 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.contracts import headers as h
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderUpdated, ProductReservationCancelled
 from ordersaga.contracts.statuses import OrderStatus, ReservationCancelStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
+from ordersaga.messaging.consumer import ConsumerLoop
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import HandlerContext, Subscription
+from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.messaging.port import OutgoingMessage, Record
+from tests.fault_kinds import SURROUNDINGS, UNEXPECTED
 from tests.support import until
 
 metadata = MetaData()
@@ -36,20 +43,42 @@ outbox = outbox_table(metadata)
 
 class Flaky:
     """Fails the first ``transient`` calls like an unreachable database, then ``broken``
-    calls like a bug; with ``only``, just the calls for that order fail."""
+    calls like a bug, then ``faults`` calls with ``fault``; with ``only``, just the calls
+    for that order fail. ``invalid`` orders are refused as invalid messages. Before each
+    failure it notes what the group had committed, for the test to look at."""
 
-    def __init__(self, transient: int = 0, broken: int = 0, only: UUID | None = None) -> None:
+    def __init__(
+        self,
+        transient: int = 0,
+        broken: int = 0,
+        only: UUID | None = None,
+        *,
+        faults: int = 0,
+        fault: Callable[[], Exception] = lambda: ValueError("a bug"),
+        invalid: Collection[UUID] = (),
+        broker: InProcessBroker | None = None,
+    ) -> None:
         self.transient, self.broken, self.only = transient, broken, only
+        self.faults, self.fault, self.invalid = faults, fault, set(invalid)
+        self.broker = broker
+        self.committed_while_failing: list[dict[tuple[str, int], int]] = []
 
     def __call__(self, order_id: UUID) -> None:
+        if order_id in self.invalid:
+            raise InvalidMessage(f"order {order_id} is not one this service could ever handle")
         if self.only is not None and order_id != self.only:
             return
+        if self.broker is not None and (self.transient or self.broken or self.faults):
+            self.committed_while_failing.append(dict(self.broker.committed("counter")))
         if self.transient:
             self.transient -= 1
             raise OperationalError("SELECT 1", {}, Exception("database is away"))
         if self.broken:
             self.broken -= 1
             raise ValueError("a bug")
+        if self.faults:
+            self.faults -= 1
+            raise self.fault()
 
 
 async def count_and_answer(ctx: HandlerContext, message: OrderUpdated, fault: Flaky) -> None:
@@ -160,22 +189,86 @@ async def test_a_transient_fault_is_retried_until_it_passes(engine: AsyncEngine)
     assert broker.records(topics.dead_letter(topics.ORDER_UPDATED)) == []
 
 
-async def test_a_message_that_keeps_failing_is_dead_lettered_not_blocking(
-    engine: AsyncEngine,
+@pytest.mark.parametrize(
+    "fault", [*SURROUNDINGS.values(), *UNEXPECTED.values()], ids=[*SURROUNDINGS, *UNEXPECTED]
+)
+async def test_every_failure_but_the_messages_own_is_retried_until_it_passes(
+    engine: AsyncEngine, fault: Callable[[], Exception]
 ) -> None:
     broker = InProcessBroker()
-    bad, good = an_update(), an_update()
-    await broker.producer().send_batch([good, bad, an_update()])
-    broken = Flaky(broken=1_000, only=UUID(bad.key))
-    endpoint = await run_endpoint(broker, engine, broken)
-    await until(lambda: endpoint.consumer.stats.handled == 2, timeout=15)
-    await until(lambda: endpoint.consumer.stats.dead_lettered == 1, timeout=15)
+    message = an_update()
+    await broker.producer().send_batch([message])
+    flaky = Flaky(faults=4, fault=fault, broker=broker)
+    endpoint = await run_endpoint(broker, engine, flaky)
+    await until(lambda: endpoint.consumer.stats.handled == 1)
     await endpoint.stop()
-    dead = broker.records(topics.dead_letter(topics.ORDER_UPDATED))
-    assert len(dead) == 1 and "a bug" in dead[0].headers["dlq-error"]
-    assert dead[0].key == bad.key
+    assert flaky.committed_while_failing == [{}] * 4, "no offset committed while failing"
+    assert broker.committed("counter") == {(topics.ORDER_UPDATED, partition_of(broker, message)): 1}
+    assert await times_seen(engine) == [1]
+    assert broker.records(topics.dead_letter(topics.ORDER_UPDATED)) == []
+    assert endpoint.consumer.stats.retries == 4
+    assert endpoint.consumer.stats.failing_since is None
+
+
+def partition_of(broker: InProcessBroker, message: OutgoingMessage) -> int:
+    (record,) = [r for r in broker.records(message.topic) if r.key == message.key]
+    return record.partition
+
+
+async def test_a_long_failure_is_counted_while_it_lasts_and_logged_without_flooding(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ordersaga.messaging")
+    broker = InProcessBroker()
+    await broker.producer().send_batch([an_update()])
+    pool_timeout = SURROUNDINGS["pool checkout timeout"]
+    endpoint = await run_endpoint(broker, engine, Flaky(faults=1_000_000, fault=pool_timeout))
+    stats = endpoint.consumer.stats
+    await until(lambda: stats.retries >= 6)
+    assert stats.failing_since is not None and stats.handled == 0
+    await endpoint.stop()
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 1, [r.getMessage() for r in failures]
+    assert failures[0].levelno == logging.WARNING
+    assert "QueuePool limit" in failures[0].getMessage()
+    assert broker.records(topics.dead_letter(topics.ORDER_UPDATED)) == []
+    assert broker.committed("counter") == {}
+
+
+async def test_a_bug_is_logged_with_its_traceback_and_retried_until_fixed(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ordersaga.messaging")
+    broker = InProcessBroker()
+    await broker.producer().send_batch([an_update()])
+    endpoint = await run_endpoint(broker, engine, Flaky(broken=5))
+    await until(lambda: endpoint.consumer.stats.handled == 1)
+    await endpoint.stop()
+    assert endpoint.consumer.stats.unexpected == 5
+    (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "a bug" in error.getMessage() and error.exc_info is not None
+    assert any("succeeded after 5 failed attempts" in r.getMessage() for r in caplog.records)
+    assert broker.records(topics.dead_letter(topics.ORDER_UPDATED)) == []
+
+
+async def test_a_message_its_handler_calls_invalid_is_dead_lettered_alone(
+    engine: AsyncEngine,
+) -> None:
+    broker = InProcessBroker(partitions=1)
+    good, bad, later = an_update(), an_update(), an_update()
+    await broker.producer().send_batch([good, bad, later])
+    endpoint = await run_endpoint(broker, engine, Flaky(invalid=[UUID(bad.key)]))
+    await until(lambda: endpoint.consumer.stats.handled == 2)
+    await until(lambda: endpoint.consumer.stats.dead_lettered == 1)
+    await endpoint.stop()
+    (dead,) = broker.records(topics.dead_letter(topics.ORDER_UPDATED))
+    assert dead.key == bad.key and dead.value == bad.value
+    assert dead.headers["dlq-error"].startswith("invalid message: order ")
     assert await times_seen(engine) == [1, 1]
-    assert len(broker.records(topics.PRODUCT_RESERVATION_CANCELLED)) == 2
+    answered = {r.key for r in broker.records(topics.PRODUCT_RESERVATION_CANCELLED)}
+    assert answered == {good.key, later.key}
+    assert endpoint.consumer.stats.batches == 1, "the rest of the batch in one transaction"
+    assert broker.committed("counter") == {(topics.ORDER_UPDATED, 0): 3}
 
 
 async def test_a_transient_fault_retries_the_whole_batch_and_applies_each_message_once(
@@ -214,3 +307,92 @@ async def test_a_crash_between_database_and_offset_commit_redelivers_harmlessly(
     assert broker.committed("counter") == {
         (topics.ORDER_UPDATED, r.partition): 1 for r in broker.records(topics.ORDER_UPDATED)
     }
+
+
+def with_value(message: OutgoingMessage, value: bytes, **headers: str) -> OutgoingMessage:
+    return OutgoingMessage(message.topic, message.key, value, {**message.headers, **headers})
+
+
+async def test_a_message_with_fields_the_consumer_does_not_know_is_handled(
+    engine: AsyncEngine,
+) -> None:
+    broker = InProcessBroker()
+    message = an_update()
+    fields = json.loads(message.value)
+    added = with_value(message, json.dumps({**fields, "currency": "EUR", "v2": {"x": 1}}).encode())
+    await broker.producer().send_batch([added])
+    endpoint = await run_endpoint(broker, engine, Flaky())
+    await until(lambda: endpoint.consumer.stats.handled == 1)
+    await endpoint.stop()
+    assert await times_seen(engine) == [1]
+    assert broker.records(topics.dead_letter(topics.ORDER_UPDATED)) == []
+
+
+async def test_known_fields_are_still_checked(engine: AsyncEngine) -> None:
+    broker = InProcessBroker()
+    message = an_update()
+    fields = json.loads(message.value)
+    negative = with_value(message, json.dumps({**fields, "amount": -5, "extra": 1}).encode())
+    too_big = with_value(message, json.dumps({**fields, "quantity": 2**31}).encode())
+    no_version = with_value(message, message.value, **{h.SCHEMA_VERSION: "one"})
+    await broker.producer().send_batch([negative, too_big, no_version])
+    endpoint = await run_endpoint(broker, engine, Flaky())
+    await until(lambda: endpoint.consumer.stats.dead_lettered == 3)
+    await endpoint.stop()
+    errors = sorted(
+        r.headers["dlq-error"] for r in broker.records(topics.dead_letter(message.topic))
+    )
+    assert "amount" in errors[0] and "quantity" in errors[1]
+    assert "schema-version 'one'" in errors[2]
+    assert await times_seen(engine) == []
+
+
+def loop_reading(
+    broker: InProcessBroker, engine: AsyncEngine, version: str, client_id: str
+) -> ConsumerLoop:
+    async def handle(ctx: HandlerContext, message: OrderUpdated) -> None:
+        await count_and_answer(ctx, message, Flaky())
+
+    return ConsumerLoop(
+        broker=broker,
+        group="counter",
+        client_id=client_id,
+        engine=engine,
+        inbox=inbox,
+        outbox=outbox,
+        subscriptions=[Subscription(topics.ORDER_UPDATED, handle)],
+        on_commit=lambda: None,
+        dlq_producer=broker.producer(),
+        schema_version=version,
+    )
+
+
+async def test_a_newer_schema_version_waits_for_a_replica_that_reads_it(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ordersaga.messaging")
+    broker = InProcessBroker(partitions=1)
+    before, newer, after = an_update(), an_update(), an_update()
+    newer = with_value(newer, newer.value, **{h.SCHEMA_VERSION: "2"})
+    await broker.producer().send_batch([before, newer, after])
+    old = loop_reading(broker, engine, "1", "counter-old")
+    running = asyncio.create_task(old.run())
+    await until(lambda: old.stats.newer_schema >= 3, timeout=15)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    assert old.stats.handled == 1 and old.stats.dead_lettered == 0
+    assert broker.committed("counter") == {(topics.ORDER_UPDATED, 0): 1}
+    said = [r.getMessage() for r in caplog.records if "schema-version 2" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "reads up to 1" in said[0]
+
+    new = loop_reading(broker, engine, "2", "counter-new")
+    running = asyncio.create_task(new.run())
+    await until(lambda: new.stats.handled == 2)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    assert await times_seen(engine) == [1, 1, 1]
+    assert broker.records(topics.dead_letter(topics.ORDER_UPDATED)) == []
+    assert broker.committed("counter") == {(topics.ORDER_UPDATED, 0): 3}

@@ -6,6 +6,7 @@ started again on the same file to handle what was replayed.
 """
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,6 +16,7 @@ from uuid import uuid4
 import pytest
 from click.testing import Result
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
@@ -29,7 +31,7 @@ from ordersaga.messaging.dlq_commands import BROKER_FILE, dlq_app
 from ordersaga.messaging.dlq_report import pretty_json
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import HandlerContext, Subscription
+from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table
@@ -59,7 +61,7 @@ class Service:
 
     async def handle(self, ctx: HandlerContext, message: OrderUpdated) -> None:
         if self.broken:
-            raise ValueError("a bug in the handler")
+            raise InvalidMessage("refused by the handler")
         key = str(message.orderID)
         changed = await ctx.conn.execute(
             update(seen).where(seen.c.order_id == key).values(times=seen.c.times + 1)
@@ -146,7 +148,7 @@ async def dlq(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 async def poisoned(service: Service) -> tuple[OutgoingMessage, Record, Record]:
-    """An update the broken handler fails on, and a value that is not JSON, dead-lettered."""
+    """An update the handler refuses as invalid, and a value that is not JSON, dead-lettered."""
     update_ = an_update()
     poison = OutgoingMessage(SOURCE, str(uuid4()), b"{not json", an_update().headers)
     await service.run(lambda s: s.dead_lettered == 2, send=[update_, poison])
@@ -164,7 +166,7 @@ async def test_dead_letters_are_listed_with_where_they_came_from_and_why(
     update_, failed, _ = await poisoned(service)
     result = await dlq("list", "--data-dir", str(service.data_dir))
     assert result.exit_code == 0, result.output
-    assert "a bug in the handler" in result.output
+    assert "refused by the handler" in result.output
     assert "not UTF-8 JSON" in result.output
     assert f"{SOURCE}/{failed.headers[h.DLQ_SOURCE_PARTITION]}/" in result.output
     assert update_.key in result.output
@@ -182,7 +184,7 @@ async def test_show_prints_the_whole_record(service: Service) -> None:
     shown = await dlq("show", *at(failed), "--data-dir", str(service.data_dir))
     assert shown.exit_code == 0, shown.output
     assert f"message-id: {update_.headers[h.MESSAGE_ID]}" in shown.output
-    assert "dlq-error: handler failed: ValueError('a bug in the handler')" in shown.output
+    assert "dlq-error: invalid message: refused by the handler" in shown.output
     assert "value (JSON):" in shown.output
     assert f'  "orderID": "{update_.key}",' in shown.output
     assert '  "amount": 20.0,' in shown.output
@@ -292,3 +294,22 @@ async def test_a_data_dir_without_a_broker_or_an_unreachable_kafka_is_said_so(
     for result in (empty, garbage, away):
         assert len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.output
+
+
+async def test_a_database_fault_is_not_a_dead_letter(service: Service) -> None:
+    """A handler failing for a while on a locked database is retried, never dead-lettered."""
+    service.broken = False
+    locked = sqlite3.OperationalError("database is locked")
+    failures = iter(range(3))
+
+    async def flaky(ctx: HandlerContext, message: OrderUpdated) -> None:
+        if next(failures, None) is not None:
+            raise OperationalError("UPDATE seen", {}, locked)
+        await Service.handle(service, ctx, message)
+
+    service.handle = flaky  # type: ignore[method-assign]
+    await service.run(lambda s: s.handled == 1, send=[an_update()])
+    assert await service.records(DLQ) == []
+    assert await service.times_seen() == [1]
+    listed = await dlq("list", "--data-dir", str(service.data_dir))
+    assert "No dead letters" in listed.output

@@ -63,7 +63,7 @@ async def test_charges_in_cents_add_up_exactly(db: Databases) -> None:
 
 
 async def refused(engine: AsyncEngine, table: Table, where: Any, **values: Any) -> None:
-    """The update fails as bad data, which the consumer loop dead-letters, not retries."""
+    """The update fails as bad data, not as a fault of the surroundings (database away)."""
     with pytest.raises(IntegrityError) as refusal:
         async with engine.begin() as conn:
             await conn.execute(update(table).where(where).values(**values))

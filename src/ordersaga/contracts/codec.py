@@ -1,4 +1,9 @@
-"""Encoding and decoding message values: UTF-8 JSON, JSON numbers read as ``Decimal``."""
+"""Encoding and decoding message values: UTF-8 JSON, JSON numbers read as ``Decimal``.
+
+Reading is tolerant: fields a message model does not know are ignored, the ones it
+knows are validated. The ``schema-version`` header says whether this code can read a
+message at all: a newer version is not poison, only not for this reader.
+"""
 
 import json
 from decimal import Decimal
@@ -6,11 +11,35 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ordersaga.contracts.headers import CURRENT_SCHEMA_VERSION
 from ordersaga.contracts.messages import MODEL_BY_TOPIC, WireMessage
 
 
 class PoisonMessage(Exception):
     """A message that can never be handled: not UTF-8 JSON, or not of its topic's schema."""
+
+
+class NewerSchema(Exception):
+    """A message of a schema version newer than this code reads: for a newer reader."""
+
+    def __init__(self, version: int, readable: int) -> None:
+        super().__init__(f"schema-version {version}; this consumer reads up to {readable}")
+        self.version = version
+        self.readable = readable
+
+
+def check_schema_version(header: str | None, readable: str = CURRENT_SCHEMA_VERSION) -> None:
+    """Raise unless a reader of version ``readable`` can read a message with ``header``.
+
+    :class:`NewerSchema` for a version above ``readable``; :class:`PoisonMessage` for a
+    header that is not a positive whole number. No header is version 1.
+    """
+    if header is None or header == "":
+        return
+    if not (header.isascii() and header.isdigit()) or int(header) < 1:
+        raise PoisonMessage(f"schema-version {header!r} is not a positive whole number")
+    if int(header) > int(readable):
+        raise NewerSchema(int(header), int(readable))
 
 
 def encode(message: BaseModel) -> bytes:

@@ -11,6 +11,14 @@ SENT_AT: Final = "sent-at"
 SCHEMA_VERSION: Final = "schema-version"
 
 CURRENT_SCHEMA_VERSION: Final = "1"
+"""The ``schema-version`` this code writes, and the newest it reads.
+
+A version says what a reader needs to understand the message. Adding a field readers
+may ignore does not change it (consumers ignore fields they do not know); a change that
+a reader of the previous version would get wrong (a new meaning, a new status value, a
+field it must not ignore) takes the next version. A consumer reads every version up to
+its own; a message without the header is of version 1, as the original demo's are.
+"""
 
 # Added on dead letters.
 DLQ_ERROR: Final = "dlq-error"

@@ -2,8 +2,15 @@
 
 Commands are named imperatively (``ReserveProduct``), events in the past tense
 (``ProductReserved``). Every message carries ``orderID``, which is also its key.
+
+Readers are tolerant: a field a model does not know is ignored, so a producer upgraded
+before its consumers, adding a field, does not turn its messages into poison for them
+(the HTTP API, by contrast, refuses unknown fields). The fields a model knows are
+checked as strictly as the databases would: a value no database column could hold is
+the message's own fault, found while decoding, rather than a failure in a handler.
 """
 
+from decimal import Decimal
 from typing import Annotated, ClassVar
 from uuid import UUID
 
@@ -19,13 +26,19 @@ from ordersaga.contracts.statuses import (
     StockStatus,
 )
 
-PositiveInt = Annotated[int, Field(gt=0)]
+INT_MAX = 2**31 - 1
+"""The largest value of the INTEGER columns that hold ids and quantities."""
+MONEY_LIMIT = Decimal(10**10)
+"""Amounts are below this: NUMERIC/DECIMAL(12,2) columns."""
+
+PositiveInt = Annotated[int, Field(gt=0, le=INT_MAX)]
+Amount = Annotated[Money, Field(ge=0, lt=MONEY_LIMIT)]
 
 
 class WireMessage(BaseModel):
-    """Base of every message: strict about unknown fields, keyed by ``orderID``."""
+    """Base of every message: ignores fields it does not know, keyed by ``orderID``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     message_type: ClassVar[str] = "Message"
 
     orderID: UUID
@@ -42,7 +55,7 @@ class OrderMessage(WireMessage):
     userID: PositiveInt
     productID: PositiveInt
     quantity: PositiveInt
-    amount: Money
+    amount: Amount
     status: OrderStatus
     reason: str | None = None
 
@@ -85,7 +98,7 @@ class PaymentProcessed(WireMessage):
     message_type: ClassVar[str] = "PaymentProcessed"
 
     userID: PositiveInt
-    amount: Money
+    amount: Amount
     status: PaymentStatus
     reason: str | None = None
 
@@ -96,7 +109,7 @@ class ProductReservationCancelled(WireMessage):
     message_type: ClassVar[str] = "ProductReservationCancelled"
 
     productID: PositiveInt
-    quantity: Annotated[int, Field(ge=0)]
+    quantity: Annotated[int, Field(ge=0, le=INT_MAX)]
     status: ReservationCancelStatus
 
 
@@ -106,7 +119,7 @@ class PaymentCancelled(WireMessage):
     message_type: ClassVar[str] = "PaymentCancelled"
 
     userID: PositiveInt
-    amount: Money
+    amount: Amount
     status: PaymentCancelStatus
 
 

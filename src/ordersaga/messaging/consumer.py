@@ -1,29 +1,46 @@
 """The consumer loop: handlers, inbox and outbox in one transaction; offsets after it.
 
-Each polled batch is decoded first (poison goes to ``<topic>.DLQ`` and the partition
-moves on). The rest is handled in one database transaction (:mod:`.batch`): inbox,
+**Only the message's own fault makes poison.** A record is dead-lettered (sent to
+``<topic>.DLQ`` with the reason in its headers, its offset then committed) only when
+
+- it cannot be read: not UTF-8 JSON, not its topic's schema, no ``message-id``, a
+  ``schema-version`` that is not a version (:class:`~ordersaga.contracts.codec.PoisonMessage`); or
+- its handler says the message itself is invalid, by raising
+  :class:`~ordersaga.messaging.handler.InvalidMessage`; the rest of its batch goes through.
+
+Every other failure — the database, the broker or the network away, a pool, lock or
+statement timeout, a deadlock, a cancelled statement, an unexpected exception (a bug)
+— is retried with capped exponential backoff for as long as it lasts. No offset is
+committed for work not done meanwhile; the failure is counted (:class:`ConsumerStats`)
+and logged, the first time with the error and then once a minute
+(:class:`~ordersaga.messaging.retry.Retrying`), never a line per attempt.
+
+A message of a ``schema-version`` newer than this consumer reads is not poison either:
+it is for a newer replica. Nothing from it on in its partition is handled or committed;
+the consumer says so once, leaves the group and joins again after a backoff, until a
+replica that reads that version (after a rolling deploy) takes the partition.
+
+Each polled batch is handled in one database transaction (:mod:`.batch`): inbox,
 handlers and outbox together. Offsets are committed only after that transaction
 commits, so a crash in between means redelivery, which the inbox turns into a counted
-no-op. When the batch fails for a reason of its own (not a database that is away), it is
-rolled back and its records are handled again one by one, each in its own transaction,
-so that one bad record is retried and dead-lettered alone while the others go through.
+no-op.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts import headers as h
-from ordersaga.contracts.codec import PoisonMessage, decode
+from ordersaga.contracts.codec import NewerSchema, PoisonMessage, check_schema_version, decode
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.batch import BatchOutcome, handle_batch
-from ordersaga.messaging.handler import Decoded, Subscription
+from ordersaga.messaging.handler import Decoded, InvalidMessage, Subscription
 from ordersaga.messaging.port import (
     Broker,
     Consumer,
@@ -32,7 +49,7 @@ from ordersaga.messaging.port import (
     Record,
     TopicPartition,
 )
-from ordersaga.messaging.transient import is_transient
+from ordersaga.messaging.retry import Retrying, RetryStats
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +65,36 @@ class SimulatedCrash(Exception):
     """Raised at a crash point: the consumer is dropped without committing its offsets."""
 
 
+class WaitingForNewerReader(Exception):
+    """Records of a schema version this consumer does not read hold their partitions."""
+
+    def __init__(self, held: dict[TopicPartition, tuple[Record, NewerSchema]]) -> None:
+        super().__init__(
+            ", ".join(f"{r.topic}[{r.partition}]@{r.offset}" for r, _ in held.values())
+        )
+        self.held = held
+
+
 @dataclass
-class ConsumerStats:
+class ConsumerStats(RetryStats):
     handled: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
     crashes: int = 0
     batches: int = 0
     """Batches committed in one transaction."""
-    fallbacks: int = 0
-    """Batches rolled back and handled again record by record."""
+    newer_schema: int = 0
+    """Times a partition was held by a message of a schema version this consumer does not read."""
+
+
+@dataclass
+class _Polled:
+    """A polled batch sorted out: what to handle, what is done, what waits."""
+
+    readable: list[Decoded] = field(default_factory=list)
+    done: list[Record] = field(default_factory=list)
+    """Records whose offsets may be committed once the readable ones are handled."""
+    held: dict[TopicPartition, tuple[Record, NewerSchema]] = field(default_factory=dict)
 
 
 def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
@@ -79,8 +116,8 @@ class ConsumerLoop:
         on_commit: Callable[[], None],
         dlq_producer: Producer,
         max_records: int = 500,
-        max_failures: int = 5,
         crash_points: CrashPoints | None = None,
+        schema_version: str = h.CURRENT_SCHEMA_VERSION,
     ) -> None:
         self._broker = broker
         self.group = group
@@ -89,45 +126,53 @@ class ConsumerLoop:
         self._inbox = inbox
         self._outbox = outbox
         self._handlers = {s.topic: s.handle for s in subscriptions}
-        # Only for a whole batch: a record handled on its own uses its plain handler.
         self._batch_handlers = {
             s.topic: s.handle_batch for s in subscriptions if s.handle_batch is not None
         }
         self._on_commit = on_commit
         self._dlq = dlq_producer
         self._max_records = max_records
-        self._max_failures = max_failures
         self._crash_points = crash_points
+        self._schema_version = schema_version
         self.stats = ConsumerStats()
+        self._reported_held: set[tuple[str, int, int]] = set()
 
     async def run(self) -> None:
-        backoff = Backoff()
+        consuming = Retrying(f"{self.group}: consuming", self.stats, log)
+        waiting = Backoff(first=1.0, cap=30.0)
         while True:
             consumer = self._broker.consumer(self.group, list(self._handlers), self._client_id)
             try:
-                await self._consume(consumer, backoff)
+                await self._consume(consumer, consuming, waiting)
             except SimulatedCrash:
                 self.stats.crashes += 1
+            except WaitingForNewerReader as held:
+                self._report_held(held)
+                await consumer.close()  # leave the group, so that another may take these
+                await waiting.sleep()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s: consumer failed; reconnecting", self.group)
-                await backoff.sleep()
+            except Exception as error:
+                await consuming.failed(error)
             finally:
                 await consumer.close()
 
-    async def _consume(self, consumer: Consumer, backoff: Backoff) -> None:
+    async def _consume(self, consumer: Consumer, consuming: Retrying, waiting: Backoff) -> None:
         while True:
             records = await consumer.poll(self._max_records, timeout=1.0)
-            backoff.reset()
+            consuming.succeeded()
             if not records:
                 continue
-            decoded = [item for record in records if (item := await self._decoded(record))]
-            if decoded and not await self._batch(decoded):
-                await self._one_by_one(decoded)
-            else:
-                self._crash_points_after(records)
-            await consumer.commit(next_offsets(records))
+            polled = await self._sort_out(records)
+            if polled.readable:
+                await self._handle(polled.readable)
+            self._crash_points_after(polled.done)
+            if polled.done:
+                await consumer.commit(next_offsets(polled.done))
+            if polled.held:
+                raise WaitingForNewerReader(polled.held)
+            waiting.reset()
+            self._reported_held.clear()
 
     def _crash_points_after(self, records: Sequence[Record]) -> None:
         if self._crash_points is None:
@@ -136,94 +181,83 @@ class ConsumerLoop:
             if self._crash_points.after_db_commit(record):
                 raise SimulatedCrash(record)
 
-    async def _decoded(self, record: Record) -> Decoded | None:
-        """``record`` decoded; None, once it is dead-lettered, if it is poison."""
-        try:
-            message = decode(record.topic, record.value)
-            message_id = record.headers.get(h.MESSAGE_ID)
-            if not message_id:
-                raise PoisonMessage(f"no {h.MESSAGE_ID} header")
-        except PoisonMessage as poison:
-            await self._dead_letter(record, str(poison))
-            return None
-        return Decoded(record, message, message_id)
+    async def _sort_out(self, records: Sequence[Record]) -> _Polled:
+        """Decode ``records``, dead-lettering poison; a newer version holds its partition."""
+        polled = _Polled()
+        for record in records:
+            if record.topic_partition in polled.held:
+                continue
+            try:
+                check_schema_version(record.headers.get(h.SCHEMA_VERSION), self._schema_version)
+                message = decode(record.topic, record.value)
+                message_id = record.headers.get(h.MESSAGE_ID)
+                if not message_id:
+                    raise PoisonMessage(f"no {h.MESSAGE_ID} header")
+            except NewerSchema as newer:
+                polled.held[record.topic_partition] = (record, newer)
+                continue
+            except PoisonMessage as poison:
+                await self._dead_letter(record, str(poison))
+            else:
+                polled.readable.append(Decoded(record, message, message_id))
+            polled.done.append(record)
+        return polled
 
-    async def _batch(self, items: Sequence[Decoded]) -> bool:
-        """Handle ``items`` in one transaction, retrying while the database is away.
+    async def _handle(self, items: Sequence[Decoded]) -> None:
+        """Handle ``items`` in one transaction, retrying until it commits.
 
-        False when the batch failed for another reason; nothing of it was committed.
+        A record its handler finds invalid is dead-lettered and the others are tried again.
         """
-        backoff = Backoff()
-        while True:
+        pending = list(items)
+        retrying = Retrying(f"{self.group}: handling a batch of {len(pending)}", self.stats, log)
+        while pending:
             try:
                 outcome = await handle_batch(
                     self._engine,
                     self._inbox,
                     self._outbox,
-                    items,
+                    pending,
                     self._handlers,
                     self._batch_handlers,
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception as error:
-                if not is_transient(error):
-                    log.warning(
-                        "%s: a batch of %d failed (%r); handling its records one by one",
-                        self.group,
-                        len(items),
-                        error,
-                    )
-                    self.stats.fallbacks += 1
-                    return False
-                log.warning("%s: a batch failed (%r); retrying", self.group, error)
-                await backoff.sleep()
+            except InvalidMessage as invalid:
+                found = [i for i in pending if i.message_id == invalid.message_id]
+                if not found:  # the handler did not say which: a bug in it
+                    await retrying.failed(invalid)
+                    continue
+                pending.remove(found[0])
+                await self._dead_letter(found[0].record, f"invalid message: {invalid.reason}")
                 continue
+            except Exception as error:
+                await retrying.failed(error)
+                continue
+            retrying.succeeded()
             self._committed(outcome)
-            self.stats.batches += 1
-            return True
+            return
 
     def _committed(self, outcome: BatchOutcome) -> None:
+        self.stats.batches += 1
         self.stats.handled += outcome.handled
         self.stats.duplicates += outcome.duplicates
         if outcome.sent:
             self._on_commit()
 
-    async def _one_by_one(self, items: Sequence[Decoded]) -> None:
-        for item in items:
-            await self._process(item)
-            if self._crash_points and self._crash_points.after_db_commit(item.record):
-                raise SimulatedCrash(item.record)
-
-    async def _process(self, item: Decoded) -> None:
-        """Handle one record in a transaction of its own; dead-letter it if it keeps failing."""
-        record = item.record
-        backoff = Backoff()
-        failures = 0
-        while True:
-            try:
-                self._committed(
-                    await handle_batch(
-                        self._engine, self._inbox, self._outbox, [item], self._handlers
-                    )
-                )
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if not is_transient(error):
-                    failures += 1
-                    if failures >= self._max_failures:
-                        await self._dead_letter(record, f"handler failed: {error!r}")
-                        return
-                log.warning(
-                    "%s: handling %s of saga %s failed (%r); retrying",
-                    self.group,
-                    record.topic,
-                    record.key,
-                    error,
-                )
-                await backoff.sleep()
+    def _report_held(self, waiting: WaitingForNewerReader) -> None:
+        self.stats.newer_schema += 1
+        for record, newer in waiting.held.values():
+            where = (record.topic, record.partition, record.offset)
+            if where in self._reported_held:
+                continue
+            self._reported_held.add(where)
+            log.warning(
+                "%s: %s[%d]@%d has %s; not poison: leaving it, and its partition, to a replica"
+                " that reads it (retrying until one does)",
+                self.group,
+                *where,
+                newer,
+            )
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         log.error(
@@ -245,7 +279,16 @@ class ConsumerLoop:
                 h.DLQ_CONSUMER: self.group,
             }
         )
-        await self._dlq.send_batch(
-            [OutgoingMessage(dead_letter(record.topic), record.key, record.value, headers)]
-        )
-        self.stats.dead_lettered += 1
+        letter = OutgoingMessage(dead_letter(record.topic), record.key, record.value, headers)
+        retrying = Retrying(f"{self.group}: sending to {letter.topic}", self.stats, log)
+        while True:
+            try:
+                await self._dlq.send_batch([letter])
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                await retrying.failed(error)
+                continue
+            retrying.succeeded()
+            self.stats.dead_lettered += 1
+            return

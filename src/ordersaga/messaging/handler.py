@@ -1,4 +1,9 @@
-"""What a handler is given, and running one for a decoded record inside a transaction."""
+"""What a handler is given, and running one for a decoded record inside a transaction.
+
+A handler that finds the message itself invalid (it decodes, but can never be handled,
+however often it is retried) raises :class:`InvalidMessage`; the consumer loop then
+dead-letters that record alone. Any other exception is retried.
+"""
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -9,6 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.port import OutgoingMessage, Record
+
+
+class InvalidMessage(Exception):
+    """Raised by a handler: this message is itself invalid and can never be handled.
+
+    Only for the message's own fault (a value it carries breaks a rule the contract
+    cannot express), never for a database or broker fault or a bug: the consumer loop
+    dead-letters the record, with ``reason``, and handles the rest of its batch. A
+    batch handler says which of its items with :meth:`HandlerContext.invalid`.
+    """
+
+    def __init__(self, reason: str, *, message_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.message_id = message_id
+        """The ``message-id`` of the invalid record; None for the record being handled."""
 
 
 @dataclass
@@ -22,6 +43,10 @@ class HandlerContext:
     def send(self, topic: str, message: WireMessage) -> None:
         """Send ``message`` on ``topic`` if, and only if, this transaction commits."""
         self.outgoing.append(envelope(topic, message, self.cause))
+
+    def invalid(self, reason: str) -> InvalidMessage:
+        """The exception to raise when this context's message is itself invalid."""
+        return InvalidMessage(reason, message_id=self.cause.message_id)
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[None]]
@@ -74,7 +99,12 @@ async def run_handler(conn: AsyncConnection, item: Decoded, handler: Handler) ->
     """Run ``handler`` for ``item`` in the transaction of ``conn``; its context, with what it
     sent (for the caller to write to the outbox in the same transaction)."""
     context = context_for(conn, item)
-    await handler(context, item.message)
+    try:
+        await handler(context, item.message)
+    except InvalidMessage as invalid:
+        if invalid.message_id is None:
+            raise InvalidMessage(invalid.reason, message_id=item.message_id) from invalid
+        raise
     return context
 
 
@@ -83,5 +113,10 @@ async def run_batch_handler(
 ) -> list[HandlerContext]:
     """Run ``handler`` for ``items`` in the transaction of ``conn``; their contexts, in order."""
     batch = [BatchItem(i.record.topic, i.message, context_for(conn, i)) for i in items]
-    await handler(conn, batch)
+    try:
+        await handler(conn, batch)
+    except InvalidMessage as invalid:
+        if invalid.message_id is None and len(items) == 1:
+            raise InvalidMessage(invalid.reason, message_id=items[0].message_id) from invalid
+        raise
     return [item.context for item in batch]
