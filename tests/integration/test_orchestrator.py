@@ -41,6 +41,7 @@ from ordersaga.contracts.statuses import (
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.envelope import Trace, new_traceparent
 from ordersaga.messaging.handler import HandlerContext
+from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.store import StaleSaga
 from ordersaga.saga.timer import fire_due_deadlines
@@ -88,7 +89,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def runner(clock: Clock) -> SagaRunner:
-    return place_order_runner(SETTINGS, clock=clock)
+    return place_order_runner(SETTINGS, clock=ProcessClock(clock))
 
 
 def order(user: int = 1, product: int = 3, quantity: int = 3) -> OrderCreated:

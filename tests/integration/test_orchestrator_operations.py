@@ -45,6 +45,7 @@ from ordersaga.messaging.handler import HandlerContext
 from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.timer import fire_due_deadlines
 from ordersaga.services.orchestrator.commands import sagas_app
@@ -142,7 +143,7 @@ async def fill(path: Path) -> Sagas:
     engine = make_engine(sqlite_url(path))
     await create_schema(engine, metadata)
     clock = Clock(utc_now() - timedelta(hours=4))
-    runner = place_order_runner(SETTINGS, clock=clock)
+    runner = place_order_runner(SETTINGS, clock=ProcessClock(clock))
     orders = [created_order() for _ in range(4)]
     completed, cancelled, parked, running = orders
 
@@ -277,6 +278,45 @@ def test_show_prints_the_saga_and_its_whole_history(filled: tuple[Path, Sagas]) 
     assert result.output.count(" retried ") == 2
     assert "cancel-payment not acknowledged after 3 attempts" in result.output
     assert '"amount": "50.00"' in result.output
+
+
+async def park_by_a_failing_deadline(path: Path) -> str:
+    """A saga whose amount is no number, so no compensation can be built for it, parked
+    by the timer after three failed deadline scans."""
+    engine = make_engine(sqlite_url(path))
+    await create_schema(engine, metadata)
+    clock = Clock(utc_now() - timedelta(minutes=5))
+    runner = place_order_runner(SETTINGS, clock=ProcessClock(clock))
+    order = created_order()
+    await deliver(engine, runner, topics.ORDER_CREATED, order)
+    saga_id = str(order.orderID)
+    async with engine.begin() as conn:
+        row = saga_instances.c.saga_id == saga_id
+        data = json.loads(await conn.scalar(select(saga_instances.c.data).where(row)))
+        await conn.execute(
+            saga_instances.update().where(row).values(data=json.dumps({**data, "amount": "x"}))
+        )
+    for seconds in (31, 32, 33):
+        at = clock.now + timedelta(seconds=seconds)
+        assert await fire_due_deadlines(engine, runner, outbox, now=at) == 1
+    await engine.dispose()
+    return saga_id
+
+
+def test_a_saga_parked_by_a_failing_deadline_shows_its_error(tmp_path: Path) -> None:
+    saga_id = asyncio.run(park_by_a_failing_deadline(tmp_path / "orchestrator.sqlite3"))
+
+    listed = cli("list", "--state", "parked", "--data-dir", str(tmp_path))
+    shown = cli("show", saga_id, "--data-dir", str(tmp_path))
+
+    assert listed.exit_code == 0, listed.output
+    assert saga_id in listed.output
+    assert "deadline failed 3 times in a row: ValidationError" in listed.output
+    assert shown.exit_code == 0, shown.output
+    assert f"Saga {saga_id}: PARKED" in shown.output
+    assert "deadline failed 3 times in a row: ValidationError" in shown.output
+    assert shown.output.count(" failed ") >= 2
+    assert "not acknowledged" not in shown.output
 
 
 def test_retry_sends_the_compensation_again_and_the_saga_finishes(

@@ -27,6 +27,7 @@ from ordersaga.messaging.batch import BatchOutcome, handle_batch
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.handler import Decoded
 from ordersaga.messaging.port import Record
+from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.state import SagaState, SagaStatus
 from ordersaga.saga.store import LockedSaga, SagaStore, StaleSaga
@@ -38,7 +39,7 @@ from tests.persistence.support import count, order_message
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SETTINGS = Settings(reserve_timeout=30, payment_timeout=20, compensation_timeout=10)
-RUNNER = place_order_runner(SETTINGS, clock=lambda: NOW)
+RUNNER = place_order_runner(SETTINGS, clock=ProcessClock(lambda: NOW))
 
 
 def created(order_id: UUID) -> OrderCreated:

@@ -3,20 +3,28 @@
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from uuid import uuid4
 
 import pytest
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordersaga.saga.state import HistoryEntry, SagaState, SagaStatus
-from ordersaga.saga.store import SagaStore, StaleSaga
+from ordersaga.saga.store import LockedSaga, SagaStore, StaleSaga
 from ordersaga.services.orchestrator.tables import saga_history, saga_instances
 from tests.persistence.conftest import Databases
+from tests.persistence.lock_waits import session_id, until_waiting_for_a_lock
 from tests.persistence.support import count
 
 STORE = SagaStore(saga_instances, saga_history, "place-order")
 NOW = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+ENTRY = HistoryEntry("deadline", "timed-out", SagaStatus.RUNNING, SagaStatus.COMPENSATING, 0)
+
+# Where one transaction can wait for another's row lock. Not SQLite: it has one writer
+# and an engine has one connection, so the embedded orchestrator's transactions run
+# one after the other, never side by side, and each reads what the last committed.
+ROW_LOCKING_BACKENDS = ["postgresql", "mariadb"]
 
 
 def saga(deadline: datetime | None = NOW, status: SagaStatus = SagaStatus.RUNNING) -> SagaState:
@@ -184,3 +192,45 @@ async def test_without_row_locks_the_version_stops_the_second_scan(db: Databases
     with pytest.raises(StaleSaga):
         async with engine.begin() as conn:
             await STORE.save(conn, replace(theirs, step=1), NOW)
+
+
+async def locked_after_waiting(
+    conn: AsyncConnection, saga_id: str, how: Literal["one", "many"]
+) -> LockedSaga:
+    if how == "one":
+        locked = await STORE.load_locked(conn, saga_id)
+        assert locked is not None
+        return locked
+    return (await STORE.load_many_locked(conn, [saga_id]))[saga_id]
+
+
+@pytest.mark.parametrize("how", ["one", "many"])
+@pytest.mark.parametrize("backend", ROW_LOCKING_BACKENDS)
+async def test_a_history_entry_after_waiting_for_the_saga_follows_the_holders(
+    db: Databases, how: Literal["one", "many"]
+) -> None:
+    """The last seq read with the saga, after waiting for its lock, counts what the
+    holder appended (READ COMMITTED: a statement's snapshot predates its lock wait)."""
+    engine = await db.fresh("orchestrator")
+    state = saga()
+    await inserted(engine, state)
+    waiter = db.engine("orchestrator")
+
+    async def append_when_locked(session: asyncio.Future[int]) -> None:
+        async with waiter.begin() as conn:
+            session.set_result(await session_id(conn))
+            locked = await locked_after_waiting(conn, state.saga_id, how)
+            await STORE.append_history(conn, state.saga_id, ENTRY, NOW, after=locked.last_seq)
+
+    session: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    async with engine.begin() as holder:
+        held = await STORE.load_locked(holder, state.saga_id)
+        assert held is not None
+        await STORE.append_history(holder, state.saga_id, ENTRY, NOW, after=held.last_seq)
+        appending = asyncio.create_task(append_when_locked(session))
+        await until_waiting_for_a_lock(db.engine("orchestrator"), await session)
+    await appending
+
+    async with engine.connect() as conn:
+        history = await STORE.history_of(conn, state.saga_id)
+    assert [h.seq for h in history] == [1, 2]

@@ -70,7 +70,7 @@ async def run_events(
     by another; either way nothing of the batch may commit.
     """
     store = runner.store
-    now = runner.clock()
+    now = await runner.clock.now(conn)
     sagas = {
         saga_id: _Saga(locked.state, locked.state.version, locked.last_seq)
         for saga_id, locked in (

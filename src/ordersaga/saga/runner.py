@@ -6,15 +6,16 @@ writes to its outbox in the same transaction.
 """
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga import transitions
+from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
 from ordersaga.saga.state import HistoryEntry, SagaState, Transition
 from ordersaga.saga.store import SagaStore
@@ -22,18 +23,16 @@ from ordersaga.saga.store import SagaStore
 log = logging.getLogger(__name__)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class SagaRunner:
-    """One saga definition, where its instances are stored, and its timeouts."""
+    """One saga definition, where its instances are stored, its timeouts, and the clock
+    its deadlines are set and compared with (the database's: see :mod:`~ordersaga.saga.clock`).
+    """
 
     definition: SagaDefinition
     store: SagaStore
     timeouts: Timeouts
-    clock: Callable[[], datetime] = utc_now
+    clock: SagaClock = field(default_factory=DatabaseClock)
 
     async def start(
         self,
@@ -45,7 +44,7 @@ class SagaRunner:
         message_id: str | None = None,
     ) -> list[Send]:
         """Start saga ``saga_id``; nothing to send if it was started before."""
-        now = self.clock()
+        now = await self.clock.now(conn)
         existing = await self.store.load_locked(conn, saga_id)
         if existing is not None:
             again = transitions.start_again(existing.state)
@@ -74,7 +73,7 @@ class SagaRunner:
         if locked is None:
             log.warning("saga %s: %s for an unknown saga ignored", saga_id, topic)
             return []
-        now = self.clock()
+        now = await self.clock.now(conn)
         transition = transitions.on_reply(
             self.definition, locked.state, topic, message, now, self.timeouts
         )
@@ -94,7 +93,7 @@ class SagaRunner:
         state = await self.store.load_for_update(conn, saga_id)
         if state is None:
             return None
-        now = self.clock()
+        now = await self.clock.now(conn)
         transition = transitions.retry(self.definition, state, now, self.timeouts)
         if transition.entry.outcome != "ignored":
             await self._record(conn, state, transition, now, None)

@@ -41,21 +41,26 @@ class SagaStatements:
         )
 
     def _locked(self) -> Select[Any]:
-        # The last seq comes with the saga, in the same statement: a select list's scalar
-        # subquery, which every database takes (MariaDB refuses only INSERT ... SELECT
-        # from the table inserted into).
-        instances, history = self.instances, self.history
-        last_seq = (
-            select(func.max(history.c.seq))
-            .where(history.c.saga_id == instances.c.saga_id)
-            .scalar_subquery()
-        )
-        return select(instances, last_seq.label("last_seq")).with_for_update(of=instances)
+        # Only the saga: its last history seq is read by a statement of its own, once the
+        # lock is held (:attr:`last_seqs`). Under READ COMMITTED a statement reads from a
+        # snapshot taken when it began: one that waited for the lock would get the row as
+        # its holder committed it but, from a subquery, the history as it was before, and
+        # the next entry would take a seq the holder had just used.
+        return select(self.instances).with_for_update(of=self.instances)
 
     @cached_property
     def last_seq(self) -> Select[Any]:
         return select(func.max(self.history.c.seq)).where(
             self.history.c.saga_id == bindparam("wanted_saga_id")
+        )
+
+    @cached_property
+    def last_seqs(self) -> Select[Any]:
+        saga_id = self.history.c.saga_id
+        return (
+            select(saga_id, func.max(self.history.c.seq))
+            .where(saga_id.in_(bindparam("wanted_saga_ids", expanding=True)))
+            .group_by(saga_id)
         )
 
     @cached_property

@@ -134,10 +134,16 @@ class SagaStore:
         return None if locked is None else locked.state
 
     async def load_locked(self, conn: AsyncConnection, saga_id: str) -> LockedSaga | None:
-        """As :meth:`load_for_update`, with the seq of the saga's last history entry."""
+        """As :meth:`load_for_update`, with the seq of the saga's last history entry,
+        read after the lock is held, so it includes what the transaction that held the
+        lock before appended."""
         result = await conn.execute(self._sql.load_locked, {"wanted_saga_id": saga_id})
         row = result.mappings().one_or_none()
-        return None if row is None else LockedSaga(saga_state(row), row["last_seq"] or 0)
+        if row is None:
+            return None
+        # Read now that the lock is held, so it counts what a holder we waited for added.
+        last_seq = await conn.scalar(self._sql.last_seq, {"wanted_saga_id": saga_id})
+        return LockedSaga(saga_state(row), last_seq or 0)
 
     async def load_many_locked(
         self, conn: AsyncConnection, saga_ids: Sequence[str]
@@ -150,10 +156,14 @@ class SagaStore:
         if not saga_ids:
             return {}
         result = await conn.execute(self._sql.load_many_locked, {"wanted_saga_ids": saga_ids})
-        return {
-            row["saga_id"]: LockedSaga(saga_state(row), row["last_seq"] or 0)
-            for row in result.mappings()
-        }
+        states = [saga_state(row) for row in result.mappings()]
+        if not states:
+            return {}
+        # Read now that the locks are held (see :meth:`load_locked`).
+        found = [s.saga_id for s in states]
+        seqs = await conn.execute(self._sql.last_seqs, {"wanted_saga_ids": found})
+        last: dict[str, int] = {saga_id: seq for saga_id, seq in seqs.all()}
+        return {s.saga_id: LockedSaga(s, last.get(s.saga_id, 0)) for s in states}
 
     async def save(self, conn: AsyncConnection, state: SagaState, now: datetime) -> SagaState:
         """Store ``state`` if the saga is still at ``state.version``; the state saved.
@@ -230,6 +240,25 @@ class SagaStore:
         )
         rows = (await conn.execute(query)).mappings().all()
         return [saga_state(row) for row in rows]
+
+    async def outcomes_in_a_row(
+        self, conn: AsyncConnection, saga_id: str, outcome: str, limit: int
+    ) -> int:
+        """How many of the last entries of ``saga_id``'s history, up to ``limit``, have
+        ``outcome`` one after the other (0 if the last one has not)."""
+        history = self.history
+        query = (
+            select(history.c.outcome)
+            .where(history.c.saga_id == saga_id)
+            .order_by(history.c.seq.desc())
+            .limit(limit)
+        )
+        found = 0
+        for recorded in (await conn.execute(query)).scalars():
+            if recorded != outcome:
+                break
+            found += 1
+        return found
 
     async def find(
         self,

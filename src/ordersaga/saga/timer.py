@@ -3,8 +3,14 @@
 Each scan is one transaction: take the due sagas (skipping those another timer or a
 handler holds), apply their deadline transition (a step given up on, a compensation
 sent again, or a saga parked), save them and write the messages to the outbox. Only
-after it commits is the relay woken. A scan that fails is rolled back whole and done
-again on the next tick.
+after it commits is the relay woken. "Due" is judged by the database's clock (see
+:mod:`~ordersaga.saga.clock`), so replicas whose clocks differ agree.
+
+Each saga's transition runs in a savepoint of its own: one that raises is rolled back
+alone, the error is recorded in its history, and the others go on. After
+``max_failures`` failures in a row the saga is parked (:mod:`~ordersaga.saga.failures`),
+so it stops being scanned. A fault of the surroundings (the database away, a lost race)
+is nobody's failure: the scan is rolled back whole and done again on the next tick.
 """
 
 import asyncio
@@ -13,17 +19,21 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.outbox import write_outbox
-from ordersaga.messaging.port import OutgoingMessage
-from ordersaga.saga.runner import SagaRunner
+from ordersaga.messaging.transient import is_transient
+from ordersaga.saga.failures import FAILED, deadline_failed
+from ordersaga.saga.runner import SagaRunner, log_entry
 from ordersaga.saga.state import SagaState
 from ordersaga.saga.store import StaleSaga
 
 log = logging.getLogger(__name__)
+
+MAX_FAILURES = 3
+"""Failures in a row of one saga's deadline transition before the saga is parked."""
 
 
 async def fire_due_deadlines(
@@ -33,21 +43,69 @@ async def fire_due_deadlines(
     *,
     now: datetime | None = None,
     batch: int = 100,
+    max_failures: int = MAX_FAILURES,
 ) -> int:
-    """Act on up to ``batch`` sagas due at ``now`` (default: the runner's clock).
+    """Act on up to ``batch`` sagas due at ``now`` (default: the runner's clock, read in
+    the scan's transaction).
 
-    Returns how many sagas were acted on; their messages are in the outbox when it returns.
+    Returns how many sagas were acted on, a failed one included; the messages of those
+    that succeeded are in the outbox when it returns.
     """
-    at = now or runner.clock()
     async with engine.begin() as conn:
+        await _begin_on_sqlite(conn)
+        at = now or await runner.clock.now(conn)
         due = await runner.store.due(conn, at, batch)
-        outgoing: list[OutgoingMessage] = []
         for state in due:
-            cause = saga_trace(state)
-            for topic, message in await runner.deadline(conn, state, at):
-                outgoing.append(envelope(topic, message, cause))
-        await write_outbox(conn, outbox, outgoing)
+            await _fire(conn, runner, outbox, state, at, max_failures)
     return len(due)
+
+
+async def _fire(
+    conn: AsyncConnection,
+    runner: SagaRunner,
+    outbox: Table,
+    state: SagaState,
+    at: datetime,
+    max_failures: int,
+) -> None:
+    try:
+        async with conn.begin_nested():
+            cause = saga_trace(state)
+            sent = await runner.deadline(conn, state, at)
+            await write_outbox(conn, outbox, [envelope(t, m, cause) for t, m in sent])
+    except StaleSaga as stale:
+        # Only without row locks (SQLite): a handler saved it first; the next scan sees it.
+        log.info("saga %s: deadline raced a handler (%s); next scan", state.saga_id, stale)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        log.exception("saga %s: deadline transition failed", state.saga_id)
+        await _record_failure(conn, runner, state, error, at, max_failures)
+
+
+async def _record_failure(
+    conn: AsyncConnection,
+    runner: SagaRunner,
+    state: SagaState,
+    error: BaseException,
+    at: datetime,
+    max_failures: int,
+) -> None:
+    store = runner.store
+    before = await store.outcomes_in_a_row(conn, state.saga_id, FAILED, max_failures)
+    transition = deadline_failed(state, error, before + 1, max_failures)
+    if transition.state != state:
+        await store.save(conn, transition.state, at)
+    await store.append_history(conn, state.saga_id, transition.entry, at)
+    log_entry(state.saga_id, transition.entry)
+
+
+async def _begin_on_sqlite(conn: AsyncConnection) -> None:
+    # pysqlite opens a transaction only before a write, and a savepoint taken outside
+    # one is a transaction of its own, committed by its release: open the scan's
+    # transaction first, so that its savepoints nest in it and it stays one.
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN")
 
 
 async def run_deadlines(
@@ -58,6 +116,7 @@ async def run_deadlines(
     outbox: Table,
     interval: float,
     batch: int = 100,
+    max_failures: int = MAX_FAILURES,
 ) -> None:
     """Scan for due deadlines every ``interval`` seconds until cancelled.
 
@@ -68,7 +127,9 @@ async def run_deadlines(
     backoff = Backoff(first=interval, cap=max(interval, 5.0))
     while True:
         try:
-            fired = await fire_due_deadlines(engine, runner, outbox, batch=batch)
+            fired = await fire_due_deadlines(
+                engine, runner, outbox, batch=batch, max_failures=max_failures
+            )
         except asyncio.CancelledError:
             raise
         except StaleSaga as stale:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.outbox import write_outbox
+from ordersaga.saga.failures import parked_by_error
 from ordersaga.saga.rows import HistoryRecord
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.state import SagaState, SagaStatus
@@ -88,8 +89,9 @@ class SagaOperations:
         limit: int = 50,
     ) -> list[SagaView]:
         """Up to ``limit`` sagas, newest first: only ``status``, only begun ``older_than`` ago."""
-        before = None if older_than is None else self.runner.clock() - older_than
         async with self.engine.connect() as conn:
+            now = await self.runner.clock.now(conn)
+            before = None if older_than is None else now - older_than
             found = await self.runner.store.find(
                 conn, status=status, created_before=before, limit=limit
             )
@@ -154,7 +156,7 @@ class SagaOperations:
         )
 
     def _reason(self, state: SagaState) -> str | None:
-        if state.status is not SagaStatus.PARKED:
+        if state.status is not SagaStatus.PARKED or parked_by_error(state):
             return state.reason
         waiting = parked_because(self.runner.definition, state)
         return f"{waiting} (cancelling: {state.reason})" if state.reason else waiting

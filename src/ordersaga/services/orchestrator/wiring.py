@@ -1,13 +1,12 @@
 """The orchestrator as the runtime sees it: tables, subscriptions and the deadline timer."""
 
-from collections.abc import Callable
-from datetime import datetime
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import Settings
-from ordersaga.saga.runner import SagaRunner, utc_now
+from ordersaga.saga.clock import DatabaseClock, SagaClock
+from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.store import SagaStore
 from ordersaga.saga.timer import run_deadlines
 from ordersaga.services.base import ServiceSpec
@@ -22,12 +21,12 @@ from ordersaga.services.orchestrator.tables import (
 )
 
 
-def place_order_runner(settings: Settings, clock: Callable[[], datetime] = utc_now) -> SagaRunner:
+def place_order_runner(settings: Settings, clock: SagaClock | None = None) -> SagaRunner:
     """The place-order saga on the orchestrator's tables, with the configured timeouts
-    and number of compensation attempts."""
+    and number of compensation attempts, on ``clock`` (default: the database's)."""
     definition = place_order_saga(settings)
     store = SagaStore(saga_instances, saga_history, definition.name)
-    return SagaRunner(definition, store, timeouts(settings), clock)
+    return SagaRunner(definition, store, timeouts(settings), clock or DatabaseClock())
 
 
 async def seed(conn: AsyncConnection) -> None:
