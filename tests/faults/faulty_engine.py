@@ -58,21 +58,21 @@ class DbFaultPlan:
     @classmethod
     def draw(cls, rng: random.Random, services: Sequence[str]) -> "DbFaultPlan":
         """A window of faults; each kind is switched off in about a quarter of the seeds,
-        and about a quarter of the seeds have an outage of one service's pool."""
+        and about a fifth of the seeds have an outage of one service's pool."""
 
         def rate(high: float) -> float:
             return 0.0 if rng.random() < 0.25 else rng.uniform(0.0, high)
 
         return cls(
             begins=rng.uniform(0.0, 0.3),
-            lasts=rng.uniform(0.1, 0.7),
+            lasts=rng.uniform(0.1, 0.5),
             checkout=rate(0.25),
             statement=rate(0.08),
             drop=rate(0.04),
             commit_lost=rate(0.12),
-            outage=rng.choice(tuple(services)) if rng.random() < 0.25 else None,
+            outage=rng.choice(tuple(services)) if rng.random() < 0.2 else None,
             outage_begins=rng.uniform(0.0, 0.5),
-            outage_lasts=rng.uniform(0.3, 1.1),
+            outage_lasts=rng.uniform(0.3, 1.0),
         )
 
 
