@@ -282,7 +282,7 @@ class Failing:
 
 @pytest.mark.parametrize(
     "fault",
-    ["pool checkout timeout", "pg 55P03 lock not available", "mysql 1205 lock wait timeout"],
+    ["pool-timeout", "pg-55P03", "mysql-1205"],
 )
 async def test_a_fault_is_retried_and_only_an_invalid_message_is_dead_lettered(
     broker: KafkaBroker, engine: AsyncEngine, names: Names, fault: str

@@ -73,9 +73,11 @@ class FaultPlan:
 
 @dataclass
 class FaultLog:
-    """What was injected: counts per kind, and the first few occurrences in detail."""
+    """What was injected: counts per kind, and the first few occurrences in detail;
+    ``places`` counts where database faults struck (``"<service> <part>"``)."""
 
     counts: Counter[str] = field(default_factory=Counter)
+    places: Counter[str] = field(default_factory=Counter)
     details: list[str] = field(default_factory=list)
     keep: int = 40
 

@@ -1,10 +1,12 @@
 """Hundreds of seeded runs of the whole in-process system under injected faults.
 
-Each seed builds a fresh system on a :class:`FaultyBroker`, places a batch of orders that
-oversubscribes stock and money, waits until the system is quiet and checks every
-invariant of the design. ``ORDERSAGA_FUZZ_SEEDS`` chooses the seeds: a count (``500``:
-seeds 0 to 499), a range (``1000-1999``) or a list (``17,42``); ``ORDERSAGA_FUZZ_ORDERS``
-how many orders each places (``10-20``). A failure prints the command that runs it again.
+Each seed builds a fresh system on a :class:`FaultyBroker`, with every service's database
+behind a :class:`FaultyEngine`, places a batch of orders that oversubscribes stock and
+money (retrying, with the same ``Idempotency-Key``, what the API answers with a 5xx),
+waits until the system is quiet and checks every invariant of the design.
+``ORDERSAGA_FUZZ_SEEDS`` chooses the seeds: a count (``500``: seeds 0 to 499), a range
+(``1000-1999``) or a list (``17,42``); ``ORDERSAGA_FUZZ_ORDERS`` how many orders each places
+(``10-20``). A failure prints the command that runs it again.
 
 The seeds are shared out among worker processes, one per core
 (``ORDERSAGA_FUZZ_WORKERS``); each runs its seeds one after another in a fresh event loop,
@@ -17,30 +19,35 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.client import ApiError
+from ordersaga.client import ApiError, OrderClient
 from ordersaga.config import Settings
 from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.orchestrator import tables as orchestrator_tables
 from ordersaga.services.order import tables as order_tables
 from ordersaga.services.payment import tables as payment_tables
 from ordersaga.services.stock import tables as stock_tables
 from ordersaga.verify import verify
+from tests.faults.faulty_engine import DB_FAULT_KINDS, DatabaseFaults, DbFaultPlan
 from tests.faults.injector import CrashAfterCommit, FaultLog, FaultPlan, FaultyBroker, inject_poison
-from tests.system.conftest import api_of, failed
+from tests.system.conftest import failed
 
 DEFAULT_SEEDS = 200
 DEFAULT_ORDERS = "3-8"
 STEP_TIMEOUT = 0.3
 QUIET_TIMEOUT = 30.0
+PLACE_ATTEMPTS = 30
 
 OUTBOXES: Mapping[str, Table] = {
     "order": order_tables.outbox,
@@ -120,31 +127,56 @@ async def wait_until_settled(system: EmbeddedSystem, broker: FaultyBroker) -> bo
     return True
 
 
-async def run_seed(
-    seed: int, data_dir: Path, orders: str = DEFAULT_ORDERS
-) -> tuple[list[str], FaultLog, FaultPlan]:
+@asynccontextmanager
+async def served(system: EmbeddedSystem) -> AsyncIterator[OrderClient]:
+    """The order API as a server answers it: an error it did not handle is a 500."""
+    transport = httpx.ASGITransport(app=system.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
+        yield OrderClient(http)
+
+
+async def place(api: OrderClient, ask: OrderAsk, key: str, log: FaultLog) -> None:
+    """Place ``ask`` as a careful client does: a 5xx is retried with the same key."""
+    for attempt in range(1, PLACE_ATTEMPTS + 1):
+        try:
+            await api.place(ask.user, ask.product, ask.quantity, idempotency_key=key)
+            return
+        except ApiError as error:
+            if not str(error).startswith("5") or attempt == PLACE_ATTEMPTS:
+                log.add("refused", str(error))
+                return
+            log.add("api-retried", str(error))
+        await asyncio.sleep(0.01 * attempt)
+
+
+async def run_seed(seed: int, data_dir: Path, orders: str = DEFAULT_ORDERS) -> "Outcome":
     """Run ``seed``; the invariants that failed (empty when all hold), what was injected."""
     rng = random.Random(seed)
     plan = FaultPlan.draw(rng, STEP_TIMEOUT)
+    db_plan = DbFaultPlan.draw(rng, SERVICE_NAMES)
     log = FaultLog()
     settings = fault_settings()
     broker = FaultyBroker(rng, plan, log, settings.partitions)
     crashes = CrashAfterCommit(rng, plan.crash_after_commit, log)
     asks = orders_for(rng, orders)
-    system = EmbeddedSystem(data_dir, settings, crash_points=crashes, broker=broker)
+    database_faults = DatabaseFaults(rng, db_plan, log)
+    system = EmbeddedSystem(
+        data_dir,
+        settings,
+        crash_points=crashes,
+        broker=broker,
+        engine_wrapper=database_faults.wrap,
+    )
     try:
-        async with system, api_of(system) as api:
+        async with system, served(system) as api:
             inject_poison(broker, plan.poison)
-            for ask in asks:
-                try:
-                    await api.place(ask.user, ask.product, ask.quantity)
-                except ApiError as error:
-                    log.add("refused", str(error))
+            for index, ask in enumerate(asks):
+                await place(api, ask, f"seed{seed}-order{index}", log)
             if not await wait_until_settled(system, broker):
                 checks = await verify(system.engines)
                 stuck = f"not quiet after {QUIET_TIMEOUT}s (held {broker.held()})"
-                return [stuck, *failed(checks)], log, plan
-            return failed(await verify(system.engines)), log, plan
+                return [stuck, *failed(checks)], log, plan, db_plan
+            return failed(await verify(system.engines)), log, plan, db_plan
     finally:
         await broker.close()
 
@@ -153,7 +185,7 @@ SEEDS = seeds_from(os.environ.get("ORDERSAGA_FUZZ_SEEDS") or str(DEFAULT_SEEDS))
 ORDERS = os.environ.get("ORDERSAGA_FUZZ_ORDERS") or DEFAULT_ORDERS
 WORKERS = int(os.environ.get("ORDERSAGA_FUZZ_WORKERS") or os.cpu_count() or 1)
 
-Outcome = tuple[list[str], FaultLog, FaultPlan]
+Outcome = tuple[list[str], FaultLog, FaultPlan, DbFaultPlan]
 
 
 def _scratch_root() -> str | None:
@@ -190,14 +222,16 @@ def outcomes() -> dict[int, Outcome]:
 def test_every_invariant_holds_under_injected_faults(
     seed: int, outcomes: dict[int, Outcome]
 ) -> None:
-    problems, log, plan = outcomes[seed]
+    problems, log, plan, db_plan = outcomes[seed]
     if problems:
         again = (
             f"ORDERSAGA_FUZZ_SEEDS={seed}-{seed} ORDERSAGA_FUZZ_ORDERS={ORDERS} "
             "pytest tests/faults/test_seeds.py"
         )
         pytest.fail(
-            f"seed {seed}: " + "; ".join(problems) + f"\nagain: {again}\n{plan}\n{log.summary()}",
+            f"seed {seed}: "
+            + "; ".join(problems)
+            + f"\nagain: {again}\n{plan}\n{db_plan}\n{log.summary()}",
             pytrace=False,
         )
 
@@ -206,7 +240,7 @@ def test_the_seeds_between_them_inject_every_kind_of_fault(
     outcomes: dict[int, Outcome],
 ) -> None:
     injected = set()
-    for _, log, _ in outcomes.values():
+    for _, log, _, _ in outcomes.values():
         injected |= set(log.counts)
     if len(outcomes) >= 50:
         expected = {
@@ -221,3 +255,23 @@ def test_the_seeds_between_them_inject_every_kind_of_fault(
             "poison",
         }
         assert expected <= injected, f"never injected: {sorted(expected - injected)}"
+
+
+PLACES = {
+    *(f"{service} {part}" for service in SERVICE_NAMES for part in ("consumer", "relay")),
+    "orchestrator timer",
+    "order api",
+}
+
+
+def test_the_seeds_between_them_inject_every_kind_of_database_fault_everywhere(
+    outcomes: dict[int, Outcome],
+) -> None:
+    injected: set[str] = set()
+    places: set[str] = set()
+    for _, log, _, _ in outcomes.values():
+        injected |= set(log.counts)
+        places |= set(log.places)
+    if len(outcomes) >= 50:
+        assert injected >= DB_FAULT_KINDS, f"never injected: {sorted(DB_FAULT_KINDS - injected)}"
+        assert places >= PLACES, f"never struck: {sorted(PLACES - places)}"

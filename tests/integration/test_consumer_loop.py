@@ -222,7 +222,7 @@ async def test_a_long_failure_is_counted_while_it_lasts_and_logged_without_flood
     caplog.set_level(logging.WARNING, logger="ordersaga.messaging")
     broker = InProcessBroker()
     await broker.producer().send_batch([an_update()])
-    pool_timeout = SURROUNDINGS["pool checkout timeout"]
+    pool_timeout = SURROUNDINGS["pool-timeout"]
     endpoint = await run_endpoint(broker, engine, Flaky(faults=1_000_000, fault=pool_timeout))
     stats = endpoint.consumer.stats
     await until(lambda: stats.retries >= 6)

@@ -5,6 +5,7 @@ service keeps its own database file and talks to the others only through topics.
 """
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -34,11 +35,17 @@ def embedded_engines(data_dir: Path) -> dict[str, AsyncEngine]:
     return {name: make_engine(sqlite_url(database_path(data_dir, name))) for name in SERVICE_NAMES}
 
 
+EngineWrapper = Callable[[str, AsyncEngine], AsyncEngine]
+"""Given a service's name and engine, the engine its consumer, relay, loops and API use."""
+
+
 class EmbeddedSystem:
     """Start with :meth:`start` (or ``async with``); the order API is :attr:`app`.
 
     The broker's log is kept under ``data_dir`` unless a ``broker`` is handed in, which
     then outlives the system (a test can restart the services on the same broker).
+    An ``engine_wrapper`` stands between each service and its database (a test injects
+    database faults there); :attr:`engines` are always the databases' own engines.
     """
 
     def __init__(
@@ -48,11 +55,14 @@ class EmbeddedSystem:
         *,
         crash_points: CrashPoints | None = None,
         broker: InProcessBroker | None = None,
+        engine_wrapper: EngineWrapper | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.settings = settings or Settings()
         self._crash_points = crash_points
+        self._engine_wrapper = engine_wrapper
         self._services: dict[str, ServiceReplica] = {}
+        self._engines: dict[str, AsyncEngine] = {}
         self._broker = broker
         self._owns_broker = broker is None
         self._app: FastAPI | None = None
@@ -71,7 +81,7 @@ class EmbeddedSystem:
 
     @property
     def engines(self) -> dict[str, AsyncEngine]:
-        return {name: replica.engine for name, replica in self._services.items()}
+        return dict(self._engines)
 
     @property
     def endpoints(self) -> dict[str, Endpoint]:
@@ -94,6 +104,9 @@ class EmbeddedSystem:
         await create_schema(engine, spec.metadata)
         async with engine.begin() as conn:
             await spec.seed(conn)
+        self._engines[name] = engine
+        if self._engine_wrapper is not None:
+            engine = self._engine_wrapper(name, engine)
         replica = ServiceReplica(
             spec,
             engine,
@@ -107,9 +120,10 @@ class EmbeddedSystem:
     async def stop(self) -> None:
         for replica in self._services.values():
             await replica.stop()
-        for replica in self._services.values():
-            await replica.engine.dispose()
+        for engine in self._engines.values():
+            await engine.dispose()
         self._services.clear()
+        self._engines.clear()
         if self._broker is not None and self._owns_broker:
             await self._broker.close()
             self._broker = None
@@ -123,7 +137,7 @@ class EmbeddedSystem:
 
     async def pending_orders(self) -> int:
         """Orders not yet COMPLETED or CANCELLED."""
-        async with self._services["order"].engine.connect() as conn:
+        async with self._engines["order"].connect() as conn:
             count = await conn.scalar(
                 select(func.count()).select_from(orders).where(orders.c.status == "ORDER_CREATED")
             )
