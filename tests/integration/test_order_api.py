@@ -24,6 +24,7 @@ from ordersaga.db.timestamps import utc_now
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import metadata, orders, outbox
 from ordersaga.services.order.wiring import seed
+from tests.fault_kinds import SURROUNDINGS, UNEXPECTED
 
 ORDERS = "/api/v1/orders"
 
@@ -540,3 +541,48 @@ async def test_unknown_route_is_readable_404(client: AsyncClient) -> None:
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found", "errors": []}
+
+
+class RefusingEngine:
+    """An engine whose every transaction fails with ``error`` before it starts."""
+
+    def __init__(self, engine: AsyncEngine, error: Exception) -> None:
+        self._engine = engine
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def begin(self) -> Any:
+        raise self._error
+
+    def connect(self) -> Any:
+        raise self._error
+
+
+@pytest.mark.parametrize("fault", sorted(SURROUNDINGS))
+async def test_every_fault_of_the_database_is_a_503_with_retry_after(
+    tmp_path: Path, fault: str
+) -> None:
+    engine = make_engine(sqlite_url(tmp_path / "orders.sqlite3"))
+    refusing: Any = RefusingEngine(engine, SURROUNDINGS[fault]())
+    app = create_app(refusing, Settings(), WakeCounter())
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.post(ORDERS, json={"userID": 1, "productID": 1})
+    await engine.dispose()
+
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+
+
+async def test_a_bug_is_a_500_that_says_the_request_may_be_retried(tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url(tmp_path / "orders.sqlite3"))
+    refusing: Any = RefusingEngine(engine, UNEXPECTED["a bug"]())
+    app = create_app(refusing, Settings(), WakeCounter())
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post(ORDERS, json={"userID": 1, "productID": 1})
+    await engine.dispose()
+
+    assert response.status_code == 500
+    assert "retried" in response.json()["detail"]

@@ -14,9 +14,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
+from ordersaga.messaging.transient import is_transient
 from ordersaga.services.order.model import OrderRejected
 from ordersaga.services.order.schemas import ErrorBody, FieldError
 
@@ -203,7 +205,16 @@ def install_error_handlers(app: FastAPI, accepted_body_fields: Sequence[str] = (
         return response
 
     app.add_exception_handler(RequestValidationError, on_validation)
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        # A pool or lock timeout, a busy or restarting server... is the database's state,
+        # not a bug: 503 as for a database that is away. Anything else is a bug.
+        if is_transient(exc):
+            return await on_database_down(request, exc)
+        return await on_internal(request, exc)
+
     app.add_exception_handler(OperationalError, on_database_down)
+    for kind in (DBAPIError, PoolTimeoutError, OSError):
+        app.add_exception_handler(kind, on_database_error)
     app.add_exception_handler(OrderRejected, on_rejected)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(HTTPException, on_http)
