@@ -22,6 +22,7 @@ from ordersaga.config import Settings
 from ordersaga.db.commands import db_app, seed_command
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.dlq_commands import dlq_app
+from ordersaga.outbox_commands import outbox_app
 from ordersaga.report import checks_table, orders_table
 from ordersaga.retention_commands import prune_command
 from ordersaga.runtime.embedded import EmbeddedSystem, embedded_engines
@@ -219,6 +220,7 @@ def verify_command(
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")
+app.add_typer(outbox_app, name="outbox")
 app.command("seed")(seed_command)
 app.command("chaos")(chaos_command)
 app.command("prune")(prune_command)
