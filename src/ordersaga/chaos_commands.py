@@ -94,7 +94,7 @@ def print_report(report: ChaosReport) -> None:
     mix = ", ".join(
         f"{kind} {n} ({n / total:.0%})" for kind, n in sorted(report.mix.items()) if total
     )
-    console.print(f"Outcome mix: {mix or 'none'}")
+    console.print(f"Outcome mix: {mix or 'none'}", soft_wrap=True)
     if not report.exercised:
         console.print(
             "[bold red]the run did not exercise every path: under "

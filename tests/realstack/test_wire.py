@@ -27,6 +27,7 @@ SHAPES: dict[str, tuple[set[str], set[str]]] = {
         {"orderID", "userID", "amount", "status"},
         {"PAYMENT_APPROVED", "PAYMENT_REJECTED"},
     ),
+    "order-status-applied": ({"orderID", "status"}, {"ORDER_COMPLETED", "ORDER_CANCELLED"}),
     "product-reservation-cancelled": (
         {"orderID", "productID", "quantity", "status"},
         {"RESERVATION_RELEASED", "NOTHING_RESERVED"},
@@ -73,9 +74,9 @@ def test_messages_on_the_wire_have_the_contract_shapes(stack: Stack) -> None:
             place(http, 1, 3, 2)["orderID"],
         ]
         wait_all(http, ids)
-    # completed: 6 messages; out of stock: 4; unaffordable: 8
-    records = asyncio.run(read_topics(sorted(SHAPES), expected=18))
-    assert len(records) == 18
+    # completed: 7 messages; out of stock: 5; unaffordable: 9 (each with its acknowledgement)
+    records = asyncio.run(read_topics(sorted(SHAPES), expected=21))
+    assert len(records) == 21
     seen = set()
     for record in records:
         fields, statuses = SHAPES[record.topic]
