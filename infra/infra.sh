@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start, stop or show the servers the distributed mode runs on: Kafka (KRaft, single node),
-# PostgreSQL and MariaDB, all on 127.0.0.1. Idempotent: `up` leaves running servers alone
+# PostgreSQL and MariaDB, all on 127.0.0.1; and, when named, `kafka3`: a three-node Kafka
+# cluster with replication factor 3. Idempotent: `up` leaves running servers alone
 # and starts the others; `down` stops them and waits until they are gone.
 #
 #   infra/infra.sh up|down|status [kafka|postgres|mariadb]...
@@ -10,15 +11,18 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$INFRA/kafka.sh"
+source "$INFRA/kafka3.sh"
 source "$INFRA/postgres.sh"
 source "$INFRA/mariadb.sh"
 
 PARTS=(kafka postgres mariadb)
+# Started only when named: the three-node Kafka cluster of the replication tests.
+OPTIONAL_PARTS=(kafka3)
 
 usage() {
     local IFS='|'
     REPORTED=1
-    echo "usage: $0 up|down|status [${PARTS[*]}]..." >&2
+    echo "usage: $0 up|down|status [${PARTS[*]}|${OPTIONAL_PARTS[*]}]..." >&2
     exit 2
 }
 
@@ -30,7 +34,7 @@ main() {
     local parts=("$@")
     ((${#parts[@]})) || parts=("${PARTS[@]}")
     for part in "${parts[@]}"; do
-        [[ " ${PARTS[*]} " == *" $part "* ]] || usage
+        [[ " ${PARTS[*]} ${OPTIONAL_PARTS[*]} " == *" $part "* ]] || usage
     done
     # Relative paths in the server configurations (Kafka's log.dirs) are from here.
     cd "$ROOT"

@@ -1,0 +1,149 @@
+# A three-node Apache Kafka cluster in KRaft mode (each node broker and controller),
+# replication factor 3, min.insync.replicas 2, on 127.0.0.1:29092, 29094, 29096
+# (controllers 29193, 29195, 29197). Run from the same jars as the single node
+# (kafka.sh, sourced first). Sourced by infra/infra.sh as the part `kafka3`.
+#
+# `up` starts the nodes that are not running, so a test that killed one brings it back
+# with `infra/infra.sh up kafka3`; each node's pid is in .cache/kafka3/node-N/kafka.pid.
+
+KAFKA3_DIR="$CACHE/kafka3"
+KAFKA3_NODES=(1 2 3)
+KAFKA3_TEMPLATE="$INFRA/kafka/cluster.properties"
+
+kafka3_port() { echo $((29090 + 2 * $1)); }
+kafka3_controller_port() { echo $((29191 + 2 * $1)); }
+kafka3_node_dir() { echo "$KAFKA3_DIR/node-$1"; }
+kafka3_config() { echo "$(kafka3_node_dir "$1")/node-$1.properties"; }
+
+# The address clients use: every node, so that any one of them is enough to start.
+kafka3_bootstrap() {
+    local n addresses=()
+    for n in "${KAFKA3_NODES[@]}"; do addresses+=("$HOST:$(kafka3_port "$n")"); done
+    local IFS=,
+    echo "${addresses[*]}"
+}
+
+kafka3_pid() { # node
+    local pid config
+    config=$(kafka3_config "$1")
+    for pid in "$(cat "$(kafka3_node_dir "$1")/kafka.pid" 2>/dev/null || true)" \
+        "$(port_owner "$(kafka3_port "$1")")"; do
+        if pid_matches "$pid" kafka.Kafka "$config"; then
+            echo "$pid"
+            return 0
+        fi
+    done
+    return 1
+}
+
+kafka3_write_config() { # node
+    local n=$1 dir
+    dir=$(kafka3_node_dir "$n")
+    mkdir -p "$dir"
+    sed -e "s/@ID@/$n/" -e "s/@PORT@/$(kafka3_port "$n")/" \
+        -e "s/@CONTROLLER_PORT@/$(kafka3_controller_port "$n")/" -e "s#@DATA@#$dir/data#" \
+        "$KAFKA3_TEMPLATE" >"$(kafka3_config "$n")"
+}
+
+# Format every node's storage with one cluster id, the first time.
+kafka3_format() {
+    local n cluster_id="" id_file="$KAFKA3_DIR/cluster.id"
+    [[ -f $id_file ]] && cluster_id=$(cat "$id_file")
+    if [[ -z $cluster_id ]]; then
+        cluster_id=$(java -cp "$KAFKA_LIBS/*" "${KAFKA_LOGGING[@]}" kafka.tools.StorageTool random-uuid) ||
+            fail kafka3 "could not generate a cluster id"
+        echo "$cluster_id" >"$id_file"
+    fi
+    for n in "${KAFKA3_NODES[@]}"; do
+        [[ -f $(kafka3_node_dir "$n")/data/meta.properties ]] && continue
+        say kafka3 "formatting node $n's storage"
+        java -cp "$KAFKA_LIBS/*" "${KAFKA_LOGGING[@]}" kafka.tools.StorageTool format \
+            --config "$(kafka3_config "$n")" --cluster-id "$cluster_id" \
+            >"$(kafka3_node_dir "$n")/format.log" 2>&1 ||
+            fail kafka3 "could not format node $n's storage" "$(kafka3_node_dir "$n")/format.log"
+    done
+}
+
+kafka3_answers() { # node
+    timeout 30 java -Xmx128m -XX:TieredStopAtLevel=1 "${KAFKA_LOGGING[@]}" \
+        -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
+        --bootstrap-server "$HOST:$(kafka3_port "$1")" --list
+}
+
+kafka3_start_node() { # node; prints the pid
+    local n=$1 dir
+    dir=$(kafka3_node_dir "$n")
+    require_free_ports kafka3 "$(kafka3_port "$n")" "$(kafka3_controller_port "$n")"
+    [[ -f $dir/console.log ]] && mv -f "$dir/console.log" "$dir/console.log.1"
+    spawn "$dir/console.log" java -Xms128m -Xmx"${KAFKA3_HEAP:-384m}" -XX:+UseG1GC \
+        -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.xml" -Dkafka.logs.dir="$dir" \
+        -cp "$KAFKA_LIBS/*" kafka.Kafka "$(kafka3_config "$n")"
+}
+
+kafka3_up() {
+    mkdir -p "$KAFKA3_DIR"
+    local n pid started=$SECONDS status
+    local -A pids=()
+    kafka_libs
+    for n in "${KAFKA3_NODES[@]}"; do kafka3_write_config "$n"; done
+    kafka3_format
+    for n in "${KAFKA3_NODES[@]}"; do
+        if pid=$(kafka3_pid "$n"); then
+            # A stopped (SIGSTOP) node is running but answers nothing: let it go on.
+            kill -CONT "$pid" 2>/dev/null || true
+            pids[$n]=$pid
+            continue
+        fi
+        say kafka3 "starting node $n on $HOST:$(kafka3_port "$n")"
+        pid=$(kafka3_start_node "$n")
+        echo "$pid" >"$(kafka3_node_dir "$n")/kafka.pid"
+        pids[$n]=$pid
+    done
+    # The nodes elect a controller among themselves: wait for all three together.
+    for n in "${KAFKA3_NODES[@]}"; do
+        status=0
+        wait_ready kafka3 120 "${pids[$n]}" port_open "$(kafka3_port "$n")" || status=$?
+        ((status == 0)) && { wait_ready kafka3 90 "${pids[$n]}" kafka3_answers "$n" || status=$?; }
+        case $status in
+            0) ;;
+            2) rm -f "$(kafka3_node_dir "$n")/kafka.pid"
+               fail kafka3 "node $n exited while starting" \
+                   "$(kafka3_node_dir "$n")/console.log" "$(kafka3_node_dir "$n")/broker.log" ;;
+            *) fail kafka3 "node $n not ready after $((SECONDS - started))s" \
+                   "$(kafka3_node_dir "$n")/console.log" "$(kafka3_node_dir "$n")/broker.log" ;;
+        esac
+    done
+    say kafka3 "ready on $(kafka3_bootstrap) ($((SECONDS - started))s)"
+}
+
+kafka3_down() {
+    local n pid any=0
+    for n in "${KAFKA3_NODES[@]}"; do
+        pid=$(kafka3_pid "$n") || continue
+        any=1
+        kill -CONT "$pid" 2>/dev/null || true
+        say kafka3 "stopping node $n (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # All at once: a node shutting down alone waits for the others to take its leaders.
+    for n in "${KAFKA3_NODES[@]}"; do
+        pid=$(kafka3_pid "$n") || { rm -f "$(kafka3_node_dir "$n")/kafka.pid"; continue; }
+        stop_pid kafka3 "$pid" 60
+        rm -f "$(kafka3_node_dir "$n")/kafka.pid"
+    done
+    ((any)) && say kafka3 "stopped" || say kafka3 "not running"
+}
+
+kafka3_status() {
+    local n pid stopped=0
+    for n in "${KAFKA3_NODES[@]}"; do
+        if pid=$(kafka3_pid "$n") && port_open "$(kafka3_port "$n")"; then
+            say kafka3 "node $n running  $HOST:$(kafka3_port "$n") (pid $pid)"
+        else
+            say kafka3 "node $n stopped  $HOST:$(kafka3_port "$n")"
+            stopped=1
+        fi
+    done
+    return $stopped
+}
