@@ -280,6 +280,7 @@ def test_show_prints_the_saga_and_its_whole_history(filled: tuple[Path, Sagas]) 
 
     assert result.exit_code == 0, result.output
     assert f"Saga {sagas.parked}: PARKED" in result.output
+    assert "definition place-order v1" in result.output
     assert "payment did not answer within 20s" in result.output
     positions = [result.output.index(f" {o} ") for o in ("started", "advanced", "timed-out")]
     assert positions == sorted(positions)

@@ -56,9 +56,10 @@ def decode_json(value: bytes) -> dict[str, Any]:
     return data
 
 
-def decode(topic: str, value: bytes) -> WireMessage:
-    """Decode a value read from ``topic`` into its model, or raise :class:`PoisonMessage`."""
-    model = MODEL_BY_TOPIC.get(topic)
+def decode(topic: str, value: bytes, model: type[WireMessage] | None = None) -> WireMessage:
+    """Decode a value read from ``topic`` into ``model`` (default: the contract's model of
+    ``topic``), or raise :class:`PoisonMessage`."""
+    model = model or MODEL_BY_TOPIC.get(topic)
     if model is None:
         raise PoisonMessage(f"no message model for topic {topic!r}")
     try:

@@ -126,6 +126,7 @@ class ConsumerLoop:
         self._inbox = inbox
         self._outbox = outbox
         self._handlers = {s.topic: s.handle for s in subscriptions}
+        self._models = {s.topic: s.model for s in subscriptions if s.model is not None}
         self._batch_handlers = {
             s.topic: s.handle_batch for s in subscriptions if s.handle_batch is not None
         }
@@ -189,7 +190,7 @@ class ConsumerLoop:
                 continue
             try:
                 check_schema_version(record.headers.get(h.SCHEMA_VERSION), self._schema_version)
-                message = decode(record.topic, record.value)
+                message = decode(record.topic, record.value, self._models.get(record.topic))
                 message_id = record.headers.get(h.MESSAGE_ID)
                 if not message_id:
                     raise PoisonMessage(f"no {h.MESSAGE_ID} header")

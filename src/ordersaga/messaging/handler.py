@@ -73,12 +73,14 @@ class Subscription:
     Consecutive new records of a polled batch whose subscriptions share one
     ``handle_batch`` (the same object) go to it in one call. ``handle`` stays the
     handler of a record on its own: when a batch is handled again record by record,
-    and wherever no batch handler is given.
+    and wherever no batch handler is given. ``model`` decodes the topic's messages when
+    the topic is not the contract's (default: the contract's model of the topic).
     """
 
     topic: str
     handle: Handler
     handle_batch: BatchHandler | None = None
+    model: type[WireMessage] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.port import Broker
 from ordersaga.runtime.service import ServiceReplica, relay_limits, service_spec
+from ordersaga.services.base import run_startup_checks
 from ordersaga.services.order.api import create_app, server_config
 from ordersaga.services.order.routers.health import add_readiness_check
 
@@ -34,6 +35,7 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
         spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)
     )
     try:
+        await run_startup_checks(spec, engine)
         await _create_topics(broker, settings)
         running.start()
         log.info("%s replica %s started", service, replica)

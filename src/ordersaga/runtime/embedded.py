@@ -5,7 +5,7 @@ service keeps its own database file and talks to the others only through topics.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -20,7 +20,7 @@ from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
 from ordersaga.runtime.service import ServiceReplica, relay_limits, service_spec
 from ordersaga.saga.state import SagaStatus
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.base import SERVICE_NAMES, ServiceSpec, run_startup_checks
 from ordersaga.services.orchestrator.tables import saga_instances
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
@@ -46,6 +46,9 @@ class EmbeddedSystem:
     then outlives the system (a test can restart the services on the same broker).
     An ``engine_wrapper`` stands between each service and its database (a test injects
     database faults there); :attr:`engines` are always the databases' own engines.
+    ``specs`` replace services' configured specs (a test runs an orchestrator with
+    definitions of its own). A service whose startup check fails (the orchestrator,
+    when unfinished sagas need a definition version it lacks) fails :meth:`start`.
     """
 
     def __init__(
@@ -56,11 +59,13 @@ class EmbeddedSystem:
         crash_points: CrashPoints | None = None,
         broker: InProcessBroker | None = None,
         engine_wrapper: EngineWrapper | None = None,
+        specs: Mapping[str, ServiceSpec] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.settings = settings or Settings()
         self._crash_points = crash_points
         self._engine_wrapper = engine_wrapper
+        self._specs = dict(specs or {})
         self._services: dict[str, ServiceReplica] = {}
         self._engines: dict[str, AsyncEngine] = {}
         self._broker = broker
@@ -93,18 +98,23 @@ class EmbeddedSystem:
             broker_file = self.data_dir / BROKER_FILE
             self._broker = InProcessBroker(broker_file, self.settings.partitions)
         await self.broker.create_topics(topics.with_dead_letters(), self.settings.partitions)
-        for name in SERVICE_NAMES:
-            self._services[name] = await self._start_service(name)
+        try:
+            for name in SERVICE_NAMES:
+                self._services[name] = await self._start_service(name)
+        except BaseException:
+            await self.stop()
+            raise
         order_service = self._services["order"]
         self._app = create_app(order_service.engine, self.settings, order_service.wake_relay)
 
     async def _start_service(self, name: str) -> ServiceReplica:
-        spec = service_spec(name, self.settings)
+        spec = self._specs.get(name) or service_spec(name, self.settings)
         engine = make_engine(sqlite_url(database_path(self.data_dir, name)))
+        self._engines[name] = engine
         await create_schema(engine, spec.metadata)
         async with engine.begin() as conn:
             await spec.seed(conn)
-        self._engines[name] = engine
+        await run_startup_checks(spec, engine)
         if self._engine_wrapper is not None:
             engine = self._engine_wrapper(name, engine)
         replica = ServiceReplica(

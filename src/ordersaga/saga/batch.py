@@ -111,11 +111,10 @@ async def run_events(
 def _transition(
     runner: SagaRunner, state: SagaState, event: SagaEvent, now: datetime
 ) -> Transition:
+    definition = runner.definition_of(state)
     if isinstance(event, Start):
-        return transitions.start_again(runner.definition, state)
-    return transitions.on_reply(
-        runner.definition, state, event.topic, event.message, now, runner.timeouts
-    )
+        return transitions.start_again(definition, state)
+    return transitions.on_reply(definition, state, event.topic, event.message, now, runner.timeouts)
 
 
 def _apply(saga: _Saga, transition: Transition) -> None:

@@ -57,6 +57,7 @@ def instance_row(state: SagaState, saga_type: str, now: datetime) -> dict[str, A
     return {
         "saga_id": state.saga_id,
         "saga_type": saga_type,
+        "definition_version": state.definition_version,
         "created_at": now,
         **changed_columns(state, now),
         "version": state.version,
@@ -99,4 +100,5 @@ def saga_state(row: RowMapping) -> SagaState:
         version=row["version"],
         reason=row["reason"],
         traceparent=row["traceparent"],
+        definition_version=row["definition_version"],
     )

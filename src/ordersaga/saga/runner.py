@@ -2,7 +2,8 @@
 
 Each method reads the saga (locked), applies one transition, saves it with its version
 checked, appends the history entry and returns the messages to send, which the caller
-writes to its outbox in the same transaction.
+writes to its outbox in the same transaction. Every transition uses the definition the
+saga started on (its version, looked up in the registry), never merely the newest.
 """
 
 import logging
@@ -17,6 +18,7 @@ from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga import transitions
 from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
+from ordersaga.saga.registry import SagaRegistry
 from ordersaga.saga.state import HistoryEntry, SagaState, Transition
 from ordersaga.saga.store import SagaStore
 
@@ -25,14 +27,30 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SagaRunner:
-    """One saga definition, where its instances are stored, its timeouts, and the clock
-    its deadlines are set and compared with (the database's: see :mod:`~ordersaga.saga.clock`).
+    """The versions of one saga, where its instances are stored, its timeouts (of every
+    version), and the clock its deadlines are set and compared with (the database's:
+    see :mod:`~ordersaga.saga.clock`).
     """
 
-    definition: SagaDefinition
+    definitions: SagaRegistry
     store: SagaStore
     timeouts: Timeouts
     clock: SagaClock = field(default_factory=DatabaseClock)
+
+    @property
+    def definition(self) -> SagaDefinition:
+        """The definition new sagas start on."""
+        return self.definitions.newest
+
+    def definition_of(self, state: SagaState) -> SagaDefinition:
+        """The definition saga ``state`` started on;
+        :class:`~ordersaga.saga.registry.UnknownSagaVersion` if it is not registered here."""
+        return self.definitions.get(state.definition_version)
+
+    async def check_versions(self, conn: AsyncConnection) -> None:
+        """Refuse (:class:`~ordersaga.saga.registry.MissingSagaVersions`) when unfinished
+        sagas need a version not registered here."""
+        self.definitions.check(await self.store.unfinished_by_version(conn))
 
     async def start(
         self,
@@ -48,7 +66,7 @@ class SagaRunner:
         now = await self.clock.now(conn)
         existing = await self.store.load_locked(conn, saga_id)
         if existing is not None:
-            again = transitions.start_again(self.definition, existing.state)
+            again = transitions.start_again(self.definition_of(existing.state), existing.state)
             return await self._record(
                 conn, existing.state, again, now, message_id, existing.last_seq
             )
@@ -76,13 +94,13 @@ class SagaRunner:
             return []
         now = await self.clock.now(conn)
         transition = transitions.on_reply(
-            self.definition, locked.state, topic, message, now, self.timeouts
+            self.definition_of(locked.state), locked.state, topic, message, now, self.timeouts
         )
         return await self._record(conn, locked.state, transition, now, message_id, locked.last_seq)
 
     async def deadline(self, conn: AsyncConnection, state: SagaState, now: datetime) -> list[Send]:
         """Act on the passed deadline of ``state``, a saga read (and locked) in ``conn``."""
-        transition = transitions.on_deadline(self.definition, state, now, self.timeouts)
+        transition = transitions.on_deadline(self.definition_of(state), state, now, self.timeouts)
         return await self._record(conn, state, transition, now, None)
 
     async def retry(self, conn: AsyncConnection, saga_id: str) -> Transition | None:
@@ -95,7 +113,7 @@ class SagaRunner:
         if state is None:
             return None
         now = await self.clock.now(conn)
-        transition = transitions.retry(self.definition, state, now, self.timeouts)
+        transition = transitions.retry(self.definition_of(state), state, now, self.timeouts)
         if transition.entry.outcome != "ignored":
             await self._record(conn, state, transition, now, None)
         return transition

@@ -10,13 +10,14 @@ from ordersaga.saga.definition import Send
 
 class SagaStatus(StrEnum):
     RUNNING = "RUNNING"
-    """Commanding the steps in order, waiting for the current step's reply."""
+    """Commanding the steps in order, waiting for the current step's reply; at a
+    retriable step, sending its command again on each deadline until it is answered."""
     COMPENSATING = "COMPENSATING"
     """Undoing the steps already done, last first, waiting for each acknowledgement."""
     PARKED = "PARKED"
-    """A compensation (or the outcome) was sent as often as allowed and never
-    acknowledged: the saga waits, without a deadline, for that acknowledgement or for an
-    operator to retry. Not finished."""
+    """A compensation (or a retriable step's command, or the outcome) was sent as often
+    as allowed and never acknowledged: the saga waits, without a deadline, for that
+    acknowledgement or for an operator to retry. Not finished."""
     NOTIFYING = "NOTIFYING"
     """The outcome is decided and sent (``reason`` None: completed; else cancelled):
     waiting for its receiver to acknowledge it, sending it again on each deadline.
@@ -54,6 +55,7 @@ class SagaState:
     version: int = 0
     reason: str | None = None
     traceparent: str = ""
+    definition_version: int = 1
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,9 @@ class HistoryEntry:
 
     ``outcome`` is one of ``started``, ``advanced``, ``completed`` or ``cancelled`` (the
     outcome decided and sent), ``compensating``, ``compensated``, ``timed-out``,
-    ``retried``, ``parked``, ``resumed`` (an operator's retry), ``acknowledged`` (the
-    outcome applied: the saga is finished), ``resent`` (the outcome sent again on a
-    second start) or ``ignored``.
+    ``retried``, ``refused`` (a retriable step answered "not yet"), ``parked``,
+    ``resumed`` (an operator's retry), ``acknowledged`` (the outcome applied: the saga
+    is finished), ``resent`` (the outcome sent again on a second start) or ``ignored``.
     ``from_status`` is None for the event that started the saga.
     """
 

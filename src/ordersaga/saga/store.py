@@ -5,7 +5,7 @@ Portable: the same statements run on SQLite, PostgreSQL and MariaDB. Row locks
 check on every save is what makes a lost update impossible on all of them.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
@@ -54,6 +54,8 @@ def saga_tables(metadata: MetaData) -> tuple[Table, Table]:
         metadata,
         Column("saga_id", String(36), primary_key=True),
         Column("saga_type", String(64), nullable=False),
+        # The version of the saga_type's definition the saga started on and finishes on.
+        Column("definition_version", Integer, nullable=False, server_default="1"),
         Column("status", String(16), nullable=False),
         Column("step", Integer, nullable=False),
         Column("data", Text, nullable=False),
@@ -224,18 +226,29 @@ class SagaStore:
         if rows:
             await conn.execute(self._sql.insert_history, list(rows))
 
-    async def due(self, conn: AsyncConnection, now: datetime, limit: int) -> list[SagaState]:
-        """Up to ``limit`` waiting sagas whose deadline has passed, locked, earliest first.
+    async def due(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        limit: int,
+        versions: Collection[int] | None = None,
+    ) -> list[SagaState]:
+        """Up to ``limit`` waiting sagas whose deadline has passed, locked, earliest first;
+        only of the definition ``versions`` given (default: all).
 
-        Sagas another transaction holds are skipped, so several timers share the work.
+        Sagas another transaction holds are skipped, so several timers share the work,
+        and so are sagas of other versions, left to a replica that has their definition.
         """
+        conditions = [
+            self.instances.c.saga_type == self.saga_type,
+            self.instances.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+            self.instances.c.deadline <= now,
+        ]
+        if versions is not None:
+            conditions.append(self.instances.c.definition_version.in_(sorted(versions)))
         query = (
             select(self.instances)
-            .where(
-                self.instances.c.saga_type == self.saga_type,
-                self.instances.c.status.in_([s.value for s in ACTIVE_STATUSES]),
-                self.instances.c.deadline <= now,
-            )
+            .where(*conditions)
             .order_by(self.instances.c.deadline)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -308,6 +321,17 @@ class SagaStore:
         for value, number in (await conn.execute(query)).all():
             counts[SagaStatus(value)] = number
         return counts
+
+    async def unfinished_by_version(self, conn: AsyncConnection) -> dict[int, int]:
+        """How many sagas not yet COMPLETED or CANCELLED there are of each definition version."""
+        table = self.instances
+        finished = [SagaStatus.COMPLETED.value, SagaStatus.CANCELLED.value]
+        query = (
+            select(table.c.definition_version, func.count())
+            .where(table.c.saga_type == self.saga_type, table.c.status.not_in(finished))
+            .group_by(table.c.definition_version)
+        )
+        return {version: number for version, number in (await conn.execute(query)).all()}
 
     async def history_of(self, conn: AsyncConnection, saga_id: str) -> list[HistoryRecord]:
         """Every history entry of ``saga_id``, oldest first."""

@@ -54,7 +54,8 @@ async def fire_due_deadlines(
     async with engine.begin() as conn:
         await _begin_on_sqlite(conn)
         at = now or await runner.clock.now(conn)
-        due = await runner.store.due(conn, at, batch)
+        # Sagas of versions not registered here are left to replicas that have them.
+        due = await runner.store.due(conn, at, batch, versions=runner.definitions.versions)
         for state in due:
             await _fire(conn, runner, outbox, state, at, max_failures)
     return len(due)

@@ -15,6 +15,13 @@ in time and the compensation goes on (the participant did undo its step, so ther
 nothing for an operator to do). Otherwise an operator's :func:`retry` sends the
 compensation again and the count starts over.
 
+A retriable step (after the pivot) is never compensated: its deadline sends its
+command again, with the same backoff, and parks the saga after the same number of
+sends as a compensation; its reply, however late (even to a parked saga), moves the
+saga on; a negative reply changes nothing, the deadline sends the command again. A
+compensation, a retriable step's command and the outcome are the three things "sent
+until acknowledged" (:func:`_awaited`): they share the re-sending, parking and retry.
+
 Once the outcome is decided it is announced (``on_completed`` or ``on_cancelled``) and
 the saga is NOTIFYING: the announcement is a retriable step after the last, sent again
 on its deadline and parking the saga like a compensation, until its receiver
@@ -24,12 +31,12 @@ why when it was cancelled.
 """
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from ordersaga.contracts.messages import WireMessage
-from ordersaga.saga.definition import SagaDefinition, Send, Step, Timeouts
+from ordersaga.saga.definition import SagaDefinition, Send, Step, StepKind, Timeouts
 from ordersaga.saga.state import (
     ACTIVE_STATUSES,
     HistoryEntry,
@@ -44,6 +51,7 @@ OPERATOR_RETRY = "operator-retry"
 
 _AWAITING_ACK = (SagaStatus.COMPENSATING, SagaStatus.PARKED)
 _AWAITING_OUTCOME_ACK = (SagaStatus.NOTIFYING, SagaStatus.PARKED)
+_AWAITING_RETRIABLE = (SagaStatus.RUNNING, SagaStatus.PARKED)
 
 
 def start(
@@ -55,7 +63,7 @@ def start(
     *,
     traceparent: str = "",
 ) -> Transition:
-    """A new saga, commanding its first step."""
+    """A new saga on ``definition`` (whose version it records), commanding its first step."""
     first = definition.steps[0]
     state = SagaState(
         saga_id=saga_id,
@@ -64,8 +72,9 @@ def start(
         data=dict(data),
         deadline=_after(now, timeouts, first.timeout),
         traceparent=traceparent,
+        definition_version=definition.version,
     )
-    messages = [(first.command_topic, first.command(state.data))]
+    messages = [first.do(state.data)]
     return Transition(state, messages, _entry(START, "started", None, state, _sent(messages)))
 
 
@@ -91,31 +100,39 @@ def on_reply(
     timeouts: Timeouts,
 ) -> Transition:
     """Apply a participant's reply (or an acknowledgement) on ``topic``."""
-    if not state.status.is_terminal and _announcing(definition, state):
-        if state.status in _AWAITING_OUTCOME_ACK and topic == definition.outcome_ack_topic:
+    status = state.status
+    if status.is_terminal:
+        return _ignored(state, topic, _not_waiting_for(definition, state, topic))
+    if _announcing(definition, state):
+        if status in _AWAITING_OUTCOME_ACK and topic == definition.outcome_ack_topic:
             return _on_outcome_acknowledged(definition, state, topic)
-    elif not state.status.is_terminal:
-        step = definition.steps[state.step]
-        if state.status is SagaStatus.RUNNING and topic == step.reply_topic:
-            return _on_step_reply(definition, state, step, message, now, timeouts)
-        if state.status in _AWAITING_ACK and topic == step.ack_topic:
-            return _on_acknowledged(definition, state, step, now, timeouts)
+        return _ignored(state, topic, _not_waiting_for(definition, state, topic))
+    step = definition.steps[state.step]
+    if step.kind is StepKind.RETRIABLE:
+        if status in _AWAITING_RETRIABLE and topic == step.reply_topic:
+            return _on_retriable_reply(definition, state, step, message, now, timeouts)
+    elif status is SagaStatus.RUNNING and topic == step.reply_topic:
+        return _on_step_reply(definition, state, step, message, now, timeouts)
+    elif status in _AWAITING_ACK and topic == step.ack_topic:
+        return _on_acknowledged(definition, state, step, now, timeouts)
     return _ignored(state, topic, _not_waiting_for(definition, state, topic))
 
 
 def on_deadline(
     definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
 ) -> Transition:
-    """Act on a passed deadline: give up on a silent step, send a compensation (or the
-    outcome) again, or park the saga when it was sent as often as allowed.
+    """Act on a passed deadline: give up on a silent step, send a compensation, a
+    retriable step's command or the outcome again, or park the saga when it was sent as
+    often as allowed.
 
-    A step that did not answer may or may not have acted, so it is compensated itself
-    before the steps before it.
+    A (compensatable or pivot) step that did not answer may or may not have acted, so
+    it is compensated itself before the steps before it. A retriable step is never
+    given up on: its command is sent again.
     """
     due = state.deadline is not None and now >= state.deadline
     if state.status not in ACTIVE_STATUSES or not due:
         return _ignored(state, DEADLINE, "no deadline due")
-    if state.status is SagaStatus.RUNNING:
+    if state.status is SagaStatus.RUNNING and not _retriable(definition, state):
         step = definition.steps[state.step]
         seconds = _seconds(timeouts, step.timeout)
         reason = f"{step.party} did not answer within {seconds:g}s"
@@ -128,36 +145,37 @@ def on_deadline(
 def retry(
     definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
 ) -> Transition:
-    """An operator's retry of a parked saga: send its compensation (or its outcome)
-    again, count afresh.
+    """An operator's retry of a parked saga: send its compensation (or its retriable
+    step's command, or its outcome) again, count afresh.
 
-    The saga compensates the same step (or announces its outcome) again, as if that had
-    just been sent for the first time. The retry sends it itself rather than leaving it to the
-    timer with a deadline of now: ``attempts`` counts the sends after the first, so only
-    a send made here lets the new round have all its ``max_compensation_attempts``
-    (with a maximum of one, a timer's send would otherwise park the saga unsent).
+    The saga compensates the same step (or commands the same retriable step, or
+    announces its outcome) again, as if that had just been sent for the first time. The
+    retry sends it itself rather than leaving it to the timer with a deadline of now:
+    ``attempts`` counts the sends after the first, so only a send made here lets the new
+    round have all its ``max_compensation_attempts`` (with a maximum of one, a timer's
+    send would otherwise park the saga unsent).
     Any saga not PARKED is left alone (outcome ``ignored``).
     """
     if state.status is not SagaStatus.PARKED:
         return _ignored(
             state, OPERATOR_RETRY, f"only a PARKED saga can be retried; it is {state.status}"
         )
-    announcing = _announcing(definition, state)
+    awaited = _awaited(definition, state)
     resumed = replace(
         state,
-        status=SagaStatus.NOTIFYING if announcing else SagaStatus.COMPENSATING,
+        status=awaited.status,
         attempts=0,
-        deadline=_after(now, timeouts, definition.compensation_timeout),
+        deadline=_after(now, timeouts, awaited.timeout),
     )
-    messages = [_awaited(definition, state)[0]]
+    messages = [awaited.send]
     note = "retried by an operator; " + _sent(messages)
     return Transition(resumed, messages, _entry(OPERATOR_RETRY, "resumed", state, resumed, note))
 
 
 def parked_because(definition: SagaDefinition, state: SagaState) -> str:
-    """Why a parked saga waits: its compensation (or outcome), and how often it went
-    unanswered."""
-    (topic, _), _ack = _awaited(definition, state)
+    """Why a parked saga waits: its compensation (or retriable command, or outcome), and
+    how often it went unanswered."""
+    topic, _ = _awaited(definition, state).send
     return f"{topic} not acknowledged after {state.attempts + 1} attempts"
 
 
@@ -175,16 +193,48 @@ def _on_step_reply(
         if state.step == 0:
             return _cancel(definition, state, event, reason, now, timeouts)
         return _compensate(definition, state, state.step - 1, now, timeouts, event, reason)
+    return _forward(definition, state, step, event, now, timeouts)
+
+
+def _on_retriable_reply(
+    definition: SagaDefinition,
+    state: SagaState,
+    step: Step,
+    reply: WireMessage,
+    now: datetime,
+    timeouts: Timeouts,
+) -> Transition:
+    """A retriable step answered: on success go on (a parked saga too: the step is done);
+    a refusal changes nothing, the deadline sends the command again."""
+    event = step.reply_topic
+    if step.succeeded(reply):
+        return _forward(definition, state, step, event, now, timeouts)
+    if state.status is SagaStatus.PARKED:
+        return _ignored(state, event, f"{step.party}: {step.explain(reply)}; parked")
+    note = f"{step.party}: {step.explain(reply)}; {step.command_topic} is sent again when due"
+    return Transition(state, [], _entry(event, "refused", state, state, note))
+
+
+def _forward(
+    definition: SagaDefinition,
+    state: SagaState,
+    step: Step,
+    event: str,
+    now: datetime,
+    timeouts: Timeouts,
+) -> Transition:
+    """Step ``state.step`` succeeded: command the next step, or announce completion."""
     if state.step + 1 == len(definition.steps):
         return _announce(definition, state, event, None, f"{step.name} succeeded", now, timeouts)
     following = definition.steps[state.step + 1]
     advanced = replace(
         state,
+        status=SagaStatus.RUNNING,
         step=state.step + 1,
         deadline=_after(now, timeouts, following.timeout),
         attempts=0,
     )
-    messages = [(following.command_topic, following.command(state.data))]
+    messages = [following.do(state.data)]
     note = f"{step.name} succeeded; " + _sent(messages)
     return Transition(advanced, messages, _entry(event, "advanced", state, advanced, note))
 
@@ -198,9 +248,9 @@ def _on_acknowledged(
 ) -> Transition:
     reason = state.reason or "cancelled"
     if state.step == 0:
-        return _cancel(definition, state, step.ack_topic, reason, now, timeouts)
+        return _cancel(definition, state, step.undone_topic, reason, now, timeouts)
     return _compensate(
-        definition, state, state.step - 1, now, timeouts, step.ack_topic, reason, "compensated"
+        definition, state, state.step - 1, now, timeouts, step.undone_topic, reason, "compensated"
     )
 
 
@@ -224,7 +274,7 @@ def _compensate(
         attempts=0,
         reason=reason,
     )
-    messages = [(step.compensation_topic, step.compensation(state.data))]
+    messages = [step.undo(state.data)]
     if not outcome:
         outcome = "timed-out" if event == DEADLINE else "compensating"
     note = f"{reason}; " + _sent(messages)
@@ -234,22 +284,22 @@ def _compensate(
 def _send_again(
     definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts
 ) -> Transition:
-    """Send the same compensation (or outcome) again, waiting twice as long each time,
-    up to a cap."""
+    """Send the same compensation (or retriable command, or outcome) again, waiting
+    twice as long each time, up to a cap."""
     attempts = state.attempts + 1
-    base = _seconds(timeouts, definition.compensation_timeout)
+    awaited = _awaited(definition, state)
+    base = _seconds(timeouts, awaited.timeout)
     wait = base * min(2**attempts, definition.backoff_cap)
     retried = replace(state, attempts=attempts, deadline=now + timedelta(seconds=wait))
-    send, ack_topic = _awaited(definition, state)
-    note = f"{ack_topic} not received; attempt {attempts + 1}: " + _sent([send])
-    return Transition(retried, [send], _entry(DEADLINE, "retried", state, retried, note))
+    note = f"{awaited.ack_topic} not received; attempt {attempts + 1}: " + _sent([awaited.send])
+    return Transition(retried, [awaited.send], _entry(DEADLINE, "retried", state, retried, note))
 
 
 def _park(definition: SagaDefinition, state: SagaState) -> Transition:
-    """Stop sending an unanswered compensation (or outcome); wait for its ack or an
-    operator."""
+    """Stop sending an unanswered compensation (or retriable command, or outcome); wait
+    for its ack or an operator."""
     parked = replace(state, status=SagaStatus.PARKED, deadline=None)
-    _, ack_topic = _awaited(definition, state)
+    ack_topic = _awaited(definition, state).ack_topic
     note = (
         f"{parked_because(definition, state)}; parked until {ack_topic} arrives "
         "or an operator retries"
@@ -325,12 +375,44 @@ def _outcome(definition: SagaDefinition, state: SagaState) -> Send:
     return definition.on_cancelled(state.data, state.reason or "cancelled")
 
 
-def _awaited(definition: SagaDefinition, state: SagaState) -> tuple[Send, str]:
-    """What a saga that waits for an acknowledgement sent, and the topic of that ack."""
+@dataclass(frozen=True)
+class _Awaited:
+    """What a saga sends until it is acknowledged: the message, the topic of its
+    acknowledgement, the timeout of the first wait, and the status while it waits."""
+
+    send: Send
+    ack_topic: str
+    timeout: str
+    status: SagaStatus
+
+
+def _awaited(definition: SagaDefinition, state: SagaState) -> _Awaited:
+    """What a saga that waits for an acknowledgement sent: its outcome, its retriable
+    step's command, or its compensation."""
     if _announcing(definition, state):
-        return _outcome(definition, state), definition.outcome_ack_topic
+        return _Awaited(
+            _outcome(definition, state),
+            definition.outcome_ack_topic,
+            definition.compensation_timeout,
+            SagaStatus.NOTIFYING,
+        )
     step = definition.steps[state.step]
-    return (step.compensation_topic, step.compensation(state.data)), step.ack_topic
+    if step.kind is StepKind.RETRIABLE:
+        return _Awaited(step.do(state.data), step.reply_topic, step.timeout, SagaStatus.RUNNING)
+    return _Awaited(
+        step.undo(state.data),
+        step.undone_topic,
+        definition.compensation_timeout,
+        SagaStatus.COMPENSATING,
+    )
+
+
+def _retriable(definition: SagaDefinition, state: SagaState) -> bool:
+    """Whether the saga is at a retriable step (commanding it, or parked on it)."""
+    return (
+        not _announcing(definition, state)
+        and definition.steps[state.step].kind is StepKind.RETRIABLE
+    )
 
 
 def _ignored(state: SagaState, event: str, note: str) -> Transition:
@@ -347,6 +429,9 @@ def _not_waiting_for(definition: SagaDefinition, state: SagaState, topic: str) -
             f"({definition.outcome_name})"
         )
     step = definition.steps[state.step]
+    if step.kind is StepKind.RETRIABLE:
+        parked = "parked, " if state.status is SagaStatus.PARKED else ""
+        return f"{topic} not expected: {parked}waiting for {step.reply_topic} ({step.name})"
     if state.status is SagaStatus.RUNNING:
         return f"{topic} not expected: waiting for {step.reply_topic} ({step.name})"
     if state.status is SagaStatus.PARKED:

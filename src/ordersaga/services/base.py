@@ -16,6 +16,8 @@ SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
 WakeRelay = Callable[[], None]
 BackgroundTask = Callable[[AsyncEngine, WakeRelay], Coroutine[Any, Any, None]]
 """A loop a service runs beside its consumer (the orchestrator's deadline timer)."""
+StartupCheck = Callable[[AsyncEngine], Awaitable[None]]
+"""Run on the service's database before it starts; raises to refuse the start."""
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,12 @@ class ServiceSpec:
     """What the service prunes (its inbox; the orchestrator its finished sagas), run in
     the background every ``retention_interval`` seconds and by ``ordersaga prune``."""
     retention_interval: float = 60.0
+    startup_checks: Sequence[StartupCheck] = ()
+    """What must hold before the service starts (the orchestrator: every unfinished
+    saga's definition version is registered); each raises, saying why, if not."""
+
+
+async def run_startup_checks(spec: ServiceSpec, engine: AsyncEngine) -> None:
+    """Run ``spec``'s startup checks on ``engine``; the first that fails raises."""
+    for check in spec.startup_checks:
+        await check(engine)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
+from ordersaga.saga.registry import UnknownSagaVersion
 from ordersaga.saga.retention import export_finished_sagas
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.orchestrator.operations import (
@@ -141,6 +142,7 @@ def show_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
     saga, now = detail.saga, utc_now()
     console = Console()
     console.print(f"[bold]Saga {saga.saga_id}[/]: {_status_text(saga.status)}")
+    console.print(f"  definition {escape(saga.definition)}")
     console.print(f"  step       {saga.step} ({saga.step_name}), attempts {saga.attempts}")
     age = duration_text(now - saga.created_at)
     console.print(f"  begun      {saga.created_at.isoformat(timespec='seconds')} ({age} ago)")
@@ -269,7 +271,7 @@ def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]
 
     try:
         return asyncio.run(run())
-    except (UnknownSaga, NotParked) as error:
+    except (UnknownSaga, NotParked, UnknownSagaVersion) as error:
         Console().print(f"[red]{escape(str(error))}[/]")
         raise typer.Exit(1) from None
     except (OSError, DBAPIError) as error:

@@ -53,16 +53,21 @@ async def handle_saga_batch(
 
 
 def subscriptions(runner: SagaRunner) -> list[Subscription]:
-    """order-created, and every topic the saga waits on, bound to ``runner``.
+    """order-created, and every topic any registered version of the saga waits on,
+    bound to ``runner``.
 
     All of them share one batch handler, so a batch's messages of one saga, whatever
     their topics, are applied together and in order.
     """
-    replies: Sequence[str] = runner.definition.topics
+    replies: Sequence[str] = runner.definitions.topics
+    models = runner.definitions.reply_models
     batch = partial(handle_saga_batch, runner)
     return [
         Subscription(topics.ORDER_CREATED, partial(handle_order_created, runner), batch),
-        *(Subscription(topic, partial(handle_reply, runner, topic), batch) for topic in replies),
+        *(
+            Subscription(topic, partial(handle_reply, runner, topic), batch, models.get(topic))
+            for topic in replies
+        ),
     ]
 
 

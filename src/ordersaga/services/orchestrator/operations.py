@@ -54,6 +54,8 @@ class SagaView:
     status: SagaStatus
     step: int
     step_name: str
+    definition: str
+    """The name and version of the definition the saga runs on: ``place-order v1``."""
     attempts: int
     """How often the compensation (or outcome) under way was sent; 0 when none is."""
     created_at: datetime
@@ -142,11 +144,15 @@ class SagaOperations:
 
     def _view(self, stored: StoredSaga) -> SagaView:
         state = stored.state
+        known = state.definition_version in self.runner.definitions.versions
+        definition = self.runner.definition_of(state) if known else None
+        label = f"{self.runner.definitions.name} v{state.definition_version}"
         return SagaView(
             saga_id=state.saga_id,
             status=state.status,
             step=state.step,
-            step_name=self.runner.definition.step_name(state.step),
+            step_name=definition.step_name(state.step) if definition else f"step {state.step}",
+            definition=label if definition else f"{label} (not registered here)",
             attempts=_sends(state),
             created_at=stored.created_at,
             updated_at=stored.updated_at,
@@ -158,7 +164,9 @@ class SagaOperations:
     def _reason(self, state: SagaState) -> str | None:
         if state.status is not SagaStatus.PARKED or parked_by_error(state):
             return state.reason
-        waiting = parked_because(self.runner.definition, state)
+        if state.definition_version not in self.runner.definitions.versions:
+            return state.reason
+        waiting = parked_because(self.runner.definition_of(state), state)
         return f"{waiting} (cancelling: {state.reason})" if state.reason else waiting
 
 

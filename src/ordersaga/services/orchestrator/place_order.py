@@ -23,7 +23,7 @@ from ordersaga.contracts.messages import (
     WireMessage,
 )
 from ordersaga.contracts.statuses import OrderStatus, PaymentStatus, StockStatus
-from ordersaga.saga.definition import SagaData, SagaDefinition, Send, Step, Timeouts
+from ordersaga.saga.definition import SagaData, SagaDefinition, Send, Step, StepKind, Timeouts
 
 RESERVE_TIMEOUT = "reserve"
 PAYMENT_TIMEOUT = "payment"
@@ -114,6 +114,7 @@ PROCESS_PAYMENT = Step(
     compensation=_cancel_payment,
     ack_topic=topics.PAYMENT_CANCELLED,
     timeout=PAYMENT_TIMEOUT,
+    kind=StepKind.PIVOT,
 )
 
 PLACE_ORDER = SagaDefinition(
@@ -124,12 +125,16 @@ PLACE_ORDER = SagaDefinition(
     on_cancelled=_cancelled,
     outcome_ack_topic=topics.ORDER_STATUS_APPLIED,
     outcome_name="update_order",
+    version=1,
 )
-"""Payment is the last step, so the pivot: once approved, the order completes. The
+"""Stock is compensatable; payment is the pivot: once approved, the order completes. The
 order-updated that says so is acknowledged by the order service (order-status-applied)
 and sent again until it is."""
 
 
-def place_order_saga(settings: Settings) -> SagaDefinition:
-    """The place-order saga, parking after the configured number of compensation sends."""
-    return replace(PLACE_ORDER, max_compensation_attempts=settings.max_compensation_attempts)
+def place_order_saga(
+    settings: Settings, definition: SagaDefinition = PLACE_ORDER
+) -> SagaDefinition:
+    """The place-order saga (or a version of it), parking after the configured number
+    of compensation sends."""
+    return replace(definition, max_compensation_attempts=settings.max_compensation_attempts)

@@ -1,19 +1,22 @@
 """The orchestrator as the runtime sees it: tables, subscriptions and the deadline timer."""
 
+from collections.abc import Sequence
 from functools import partial
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordersaga.config import Settings
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.saga.clock import DatabaseClock, SagaClock
+from ordersaga.saga.definition import SagaDefinition
+from ordersaga.saga.registry import SagaRegistry
 from ordersaga.saga.retention import saga_pruner
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.store import SagaStore
 from ordersaga.saga.timer import run_deadlines
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.orchestrator.handlers import subscriptions
-from ordersaga.services.orchestrator.place_order import place_order_saga, timeouts
+from ordersaga.services.orchestrator.place_order import PLACE_ORDER, place_order_saga, timeouts
 from ordersaga.services.orchestrator.tables import (
     inbox,
     metadata,
@@ -22,13 +25,24 @@ from ordersaga.services.orchestrator.tables import (
     saga_instances,
 )
 
+PLACE_ORDER_VERSIONS: tuple[SagaDefinition, ...] = (PLACE_ORDER,)
+"""Every version of the place-order saga this release runs; the highest starts new
+sagas. Keep a version here until no unfinished saga needs it (docs/sagas.md)."""
 
-def place_order_runner(settings: Settings, clock: SagaClock | None = None) -> SagaRunner:
-    """The place-order saga on the orchestrator's tables, with the configured timeouts
-    and number of compensation attempts, on ``clock`` (default: the database's)."""
-    definition = place_order_saga(settings)
-    store = SagaStore(saga_instances, saga_history, definition.name)
-    return SagaRunner(definition, store, timeouts(settings), clock or DatabaseClock())
+
+def place_order_runner(
+    settings: Settings,
+    clock: SagaClock | None = None,
+    versions: Sequence[SagaDefinition] = PLACE_ORDER_VERSIONS,
+    *,
+    current: int | None = None,
+) -> SagaRunner:
+    """The place-order saga's ``versions`` (new sagas on ``current``, default the
+    highest) on the orchestrator's tables, with the configured timeouts and number of
+    compensation attempts, on ``clock`` (default: the database's)."""
+    registry = SagaRegistry.of(*(place_order_saga(settings, v) for v in versions), current=current)
+    store = SagaStore(saga_instances, saga_history, registry.name)
+    return SagaRunner(registry, store, timeouts(settings), clock or DatabaseClock())
 
 
 async def seed(conn: AsyncConnection) -> None:
@@ -36,9 +50,11 @@ async def seed(conn: AsyncConnection) -> None:
     del conn
 
 
-def spec(settings: Settings) -> ServiceSpec:
-    """The orchestrator: runs the place-order saga, and times out the steps that hang."""
-    runner = place_order_runner(settings)
+def spec(settings: Settings, runner: SagaRunner | None = None) -> ServiceSpec:
+    """The orchestrator: runs the place-order saga (or ``runner``'s), and times out the
+    steps that hang. It refuses to start while unfinished sagas need a version it does
+    not register."""
+    runner = runner or place_order_runner(settings)
     deadlines = partial(
         run_deadlines, runner=runner, outbox=outbox, interval=settings.timer_interval
     )
@@ -55,4 +71,12 @@ def spec(settings: Settings) -> ServiceSpec:
         ],
         retention_interval=settings.retention_interval,
         background=[deadlines],
+        startup_checks=[partial(check_saga_versions, runner)],
     )
+
+
+async def check_saga_versions(runner: SagaRunner, engine: AsyncEngine) -> None:
+    """Raise :class:`~ordersaga.saga.registry.MissingSagaVersions` when the database holds
+    unfinished sagas of a version ``runner`` does not register."""
+    async with engine.connect() as conn:
+        await runner.check_versions(conn)
