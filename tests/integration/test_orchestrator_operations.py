@@ -53,6 +53,7 @@ from ordersaga.services.orchestrator.commands import sagas_app
 from ordersaga.services.orchestrator.handlers import subscriptions
 from ordersaga.services.orchestrator.tables import metadata, outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner
+from tests.support import until_async
 from tests.system.conftest import api_of
 
 SETTINGS = Settings(
@@ -431,11 +432,10 @@ async def saga_status(system: EmbeddedSystem, saga_id: str) -> str | None:
 async def wait_for_status(
     system: EmbeddedSystem, saga_id: str, status: str, timeout: float = 5.0
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await saga_status(system, saga_id) != status:
-        assert loop.time() < deadline, f"saga {saga_id} never got {status}"
-        await asyncio.sleep(0.02)
+    async def reached() -> bool:
+        return await saga_status(system, saga_id) == status
+
+    await until_async(reached, timeout, f"saga {saga_id} {status}")
 
 
 async def cli_in_thread(*args: str, app: Any = sagas_app) -> Result:
@@ -498,14 +498,12 @@ async def test_a_parked_saga_resumes_by_itself_when_the_late_acknowledgement_com
 async def wait_for_history(
     system: EmbeddedSystem, saga_id: str, event: str, timeout: float = 5.0
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     query = select(saga_history.c.seq).where(
         saga_history.c.saga_id == saga_id, saga_history.c.event == event
     )
-    while True:
+
+    async def seen() -> bool:
         async with system.engines["orchestrator"].connect() as conn:
-            if (await conn.execute(query)).first() is not None:
-                return
-        assert loop.time() < deadline, f"saga {saga_id} never saw {event}"
-        await asyncio.sleep(0.02)
+            return (await conn.execute(query)).first() is not None
+
+    await until_async(seen, timeout, f"saga {saga_id} seeing {event}")
