@@ -5,8 +5,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,7 +13,6 @@ from uuid import UUID, uuid4
 import pytest
 from click.testing import Result
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from ordersaga.cli import app as ordersaga_app
@@ -24,35 +22,31 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.codec import decode
 from ordersaga.contracts.messages import (
     CancelPayment,
-    OrderCreated,
-    OrderStatusApplied,
-    PaymentCancelled,
-    PaymentProcessed,
-    ProductReservationCancelled,
-    ProductReserved,
-    WireMessage,
 )
 from ordersaga.contracts.statuses import (
     OrderStatus,
-    PaymentCancelStatus,
-    PaymentStatus,
-    ReservationCancelStatus,
     StockStatus,
 )
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
-from ordersaga.messaging.envelope import Trace, new_traceparent
-from ordersaga.messaging.handler import HandlerContext
 from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.saga.clock import ProcessClock
-from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.timer import fire_due_deadlines
 from ordersaga.services.orchestrator.commands import sagas_app
-from ordersaga.services.orchestrator.handlers import subscriptions
 from ordersaga.services.orchestrator.tables import metadata, outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner
+from tests.saga_fixtures import (
+    SetClock,
+    an_order,
+    applied,
+    deliver,
+    paid,
+    refunded,
+    released,
+    reserved,
+)
 from tests.support import until_async
 from tests.system.conftest import api_of
 
@@ -63,75 +57,11 @@ SETTINGS = Settings(
 CLI_ENV = {"COLUMNS": "250"}
 
 
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def cli(*args: str, app: Any = sagas_app) -> Result:
     return CliRunner().invoke(app, list(args), env=CLI_ENV)
 
 
 # -- an orchestrator database filled through the saga runner --------------------------
-
-
-def created_order() -> OrderCreated:
-    return OrderCreated(
-        orderID=uuid4(),
-        userID=1,
-        productID=3,
-        quantity=1,
-        amount=Decimal("50.00"),
-        status=OrderStatus.ORDER_CREATED,
-    )
-
-
-def reserved(order: OrderCreated, status: StockStatus = StockStatus.AVAILABLE) -> WireMessage:
-    return ProductReserved(orderID=order.orderID, userID=1, productID=3, quantity=1, status=status)
-
-
-def approved(order: OrderCreated) -> WireMessage:
-    return PaymentProcessed(
-        orderID=order.orderID,
-        userID=1,
-        amount=order.amount,
-        status=PaymentStatus.PAYMENT_APPROVED,
-    )
-
-
-def refunded(order: OrderCreated) -> WireMessage:
-    return PaymentCancelled(
-        orderID=order.orderID,
-        userID=1,
-        amount=order.amount,
-        status=PaymentCancelStatus.PAYMENT_REFUNDED,
-    )
-
-
-def released(order: OrderCreated) -> WireMessage:
-    return ProductReservationCancelled(
-        orderID=order.orderID,
-        productID=3,
-        quantity=1,
-        status=ReservationCancelStatus.RESERVATION_RELEASED,
-    )
-
-
-def applied(order: OrderCreated, status: OrderStatus) -> WireMessage:
-    return OrderStatusApplied(orderID=order.orderID, status=status)
-
-
-async def deliver(
-    engine: AsyncEngine, runner: SagaRunner, topic: str, message: WireMessage
-) -> None:
-    """Run the orchestrator's handler of ``topic`` in a transaction, as its consumer would."""
-    handle = {s.topic: s.handle for s in subscriptions(runner)}[topic]
-    cause = Trace(str(uuid4()), str(message.orderID), new_traceparent(message.orderID))
-    async with engine.begin() as conn:
-        await handle(HandlerContext(conn, cause), message)
 
 
 @dataclass(frozen=True)
@@ -148,14 +78,14 @@ async def fill(path: Path) -> Sagas:
     """Four sagas begun 4 h, 3 h, 2 h and 1 min ago: completed, cancelled, parked, running."""
     engine = make_engine(sqlite_url(path))
     await create_schema(engine, metadata)
-    clock = Clock(utc_now() - timedelta(hours=4))
+    clock = SetClock(utc_now() - timedelta(hours=4))
     runner = place_order_runner(SETTINGS, clock=ProcessClock(clock))
-    orders = [created_order() for _ in range(4)]
+    orders = [an_order() for _ in range(4)]
     completed, cancelled, parked, running = orders
 
     await deliver(engine, runner, topics.ORDER_CREATED, completed)
     await deliver(engine, runner, topics.PRODUCT_RESERVED, reserved(completed))
-    await deliver(engine, runner, topics.PAYMENT_PROCESSED, approved(completed))
+    await deliver(engine, runner, topics.PAYMENT_PROCESSED, paid(completed))
     applied_completed = applied(completed, OrderStatus.ORDER_COMPLETED)
     await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, applied_completed)
     clock.now += timedelta(hours=1)
@@ -295,9 +225,9 @@ async def park_by_a_failing_deadline(path: Path) -> str:
     by the timer after three failed deadline scans."""
     engine = make_engine(sqlite_url(path))
     await create_schema(engine, metadata)
-    clock = Clock(utc_now() - timedelta(minutes=5))
+    clock = SetClock(utc_now() - timedelta(minutes=5))
     runner = place_order_runner(SETTINGS, clock=ProcessClock(clock))
-    order = created_order()
+    order = an_order()
     await deliver(engine, runner, topics.ORDER_CREATED, order)
     saga_id = str(order.orderID)
     async with engine.begin() as conn:
@@ -353,7 +283,7 @@ def test_retry_sends_the_compensation_again_and_the_saga_finishes(
     async def acknowledge() -> None:
         engine = make_engine(sqlite_url(path))
         runner = place_order_runner(SETTINGS)
-        order = created_order().model_copy(update={"orderID": UUID(sagas.parked)})
+        order = an_order().model_copy(update={"orderID": UUID(sagas.parked)})
         await deliver(engine, runner, topics.PAYMENT_CANCELLED, refunded(order))
         await deliver(engine, runner, topics.PRODUCT_RESERVATION_CANCELLED, released(order))
         ack = applied(order, OrderStatus.ORDER_CANCELLED)
