@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean up fuzz bench
+.PHONY: demo test test-fast lint typecheck install clean up fuzz bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	bash infra/with-infra.sh $(BIN)/pytest -q
+
+# The in-process tests only, for the edit-run loop: no Kafka, PostgreSQL or MariaDB needed
+# (persistence on SQLite alone, 10 fault-injection seeds, no test marked slow). No lint.
+FAST_SEEDS ?= 10
+
+test-fast: $(STAMP)
+	ORDERSAGA_FUZZ_SEEDS=$(FAST_SEEDS) $(BIN)/pytest -q --backend sqlite -m "not slow" \
+		tests/unit tests/integration tests/api tests/system tests/faults tests/persistence
 
 # The seeded fault-injection suite with more seeds and bigger batches than make test runs:
 # make fuzz SEEDS=1000 (seeds 0-999; SEEDS=1000-1999 for a range), ORDERS=10-20 per seed.

@@ -1,7 +1,8 @@
 """Small helpers shared by the tests: waiting for a condition, running one handler."""
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -10,14 +11,43 @@ from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.envelope import Trace, new_traceparent
 from ordersaga.messaging.handler import Handler, HandlerContext
 
+POLL_INTERVAL = 0.01
+"""How often a condition is checked again; short, so a wait ends soon after it holds."""
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+
+async def until(
+    condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+) -> None:
     """Wait until ``condition()`` holds; fail the test if ``timeout`` seconds pass first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():
-        assert loop.time() < deadline, f"condition not reached within {timeout} s"
-        await asyncio.sleep(0.01)
+        assert loop.time() < deadline, f"{what} not reached within {timeout} s"
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def until_async(
+    condition: Callable[[], Awaitable[bool]], timeout: float = 5.0, what: str = "condition"
+) -> None:
+    """:func:`until` for a condition that must await (a query, a poll of a broker)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        assert loop.time() < deadline, f"{what} not reached within {timeout} s"
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+def until_sync(
+    condition: Callable[[], bool],
+    timeout: float = 5.0,
+    what: str = "condition",
+    interval: float = POLL_INTERVAL,
+) -> None:
+    """:func:`until` outside an event loop (child processes, HTTP servers of other processes)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
+        time.sleep(interval)
 
 
 async def run_handler(engine: AsyncEngine, handler: Handler, message: WireMessage) -> WireMessage:

@@ -1,5 +1,5 @@
 """A tiny HTTP/1.1 server for the load generator's tests: answers every request 201,
-after a delay, and notes when each request arrived."""
+after a delay or once released, and notes when each request arrived."""
 
 import asyncio
 import time
@@ -10,8 +10,11 @@ ANSWER = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Len
 
 
 class FakeServer:
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, held: bool) -> None:
         self.delay = delay
+        self._released = asyncio.Event()
+        if not held:
+            self._released.set()
         self.arrivals: list[float] = []
         self.bodies: list[bytes] = []
         self.connections = 0
@@ -29,16 +32,22 @@ class FakeServer:
                 )
                 self.bodies.append(await reader.readexactly(length))
                 await asyncio.sleep(self.delay)
+                await self._released.wait()
                 writer.write(ANSWER)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
+    def release(self) -> None:
+        """Answer every request held so far, and the later ones at once."""
+        self._released.set()
+
 
 @asynccontextmanager
-async def fake_server(delay: float = 0.0) -> AsyncIterator[FakeServer]:
-    fake = FakeServer(delay)
+async def fake_server(delay: float = 0.0, held: bool = False) -> AsyncIterator[FakeServer]:
+    """The server; with ``held``, it answers nothing until :meth:`FakeServer.release`."""
+    fake = FakeServer(delay, held)
     server = await asyncio.start_server(fake._serve, "127.0.0.1", 0)
     fake.port = server.sockets[0].getsockname()[1]
     try:

@@ -9,6 +9,7 @@ from ordersaga.bench.data import BENCH_PRODUCTS, BENCH_USERS
 from ordersaga.bench.http import HttpPool, ResponseError, parse_head, post_request, take_response
 from ordersaga.bench.load import LoadGenerator, LoadSpec, due_at, due_count
 from tests.bench.fake_server import fake_server
+from tests.support import until
 
 
 def test_the_open_loop_schedule_is_fixed_by_the_rate_alone() -> None:
@@ -64,19 +65,23 @@ async def test_a_pool_keeps_its_connections_alive() -> None:
 
 
 async def test_the_open_loop_sends_on_schedule_however_slow_the_answers() -> None:
-    async with fake_server(delay=1.0) as server:
-        generator = LoadGenerator(f"http://127.0.0.1:{server.port}", LoadSpec(rate=40))
+    rate = 40
+    async with fake_server(held=True) as server:
+        generator = LoadGenerator(f"http://127.0.0.1:{server.port}", LoadSpec(rate=rate))
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         running = asyncio.create_task(generator.run(stop))
-        await asyncio.sleep(0.5)
-        arrived_unanswered = len(server.arrivals)
+        # Not one answer comes back, yet the requests keep arriving...
+        await until(lambda: len(server.arrivals) >= 12, 30.0, "12 unanswered requests")
+        # ...never ahead of their schedule, however late the loop runs.
+        sent_by_then, due_by_then = generator.stats.sent, due_count(rate, loop.time() - started)
         answered_by_then = generator.stats.accepted
         stop.set()
-        await running
-    # ~21 requests were due in 0.5 s; none could have been answered yet
+        server.release()
+        await asyncio.wait_for(running, 30)
     assert answered_by_then == 0
-    assert arrived_unanswered >= 12
-    assert server.arrivals[-1] - server.arrivals[0] >= 0.25  # spread out, not a burst
+    assert sent_by_then <= due_by_then
     assert generator.stats.accepted == generator.stats.sent == len(server.arrivals)
     order = json.loads(server.bodies[0])
     assert order["userID"] in BENCH_USERS and order["productID"] in BENCH_PRODUCTS
@@ -88,12 +93,15 @@ async def test_the_closed_loop_waits_while_too_many_sagas_are_unfinished() -> No
         spec = LoadSpec(rate=None, concurrency=3, max_in_flight=5)
         generator = LoadGenerator(f"http://127.0.0.1:{server.port}", spec)
         stop = asyncio.Event()
+        stats = generator.stats
         running = asyncio.create_task(generator.run(stop))
-        await asyncio.sleep(0.3)
-        held_at = generator.stats.sent
+        # Once every request sent is answered and five are unfinished, each worker's next
+        # step is the check that holds it: nothing more is sent until room is made.
+        await until(lambda: stats.sent >= 5 and stats.accepted == stats.sent, 30.0)
+        held_at = stats.sent
         generator.note_finished(5)  # five sagas ended: room for five more
-        await asyncio.sleep(0.3)
-        after_room = generator.stats.sent
+        await until(lambda: stats.sent >= 10 and stats.accepted == stats.sent, 30.0)
+        after_room = stats.sent
         stop.set()
         await asyncio.wait_for(running, 5)
     # a worker checks before its request is answered, so up to concurrency - 1 over

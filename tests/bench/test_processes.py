@@ -4,7 +4,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
+
+from tests.support import until_sync
 
 ORPHANING_PARENT = """
 import asyncio, sys
@@ -43,9 +44,6 @@ def test_a_child_is_ended_when_the_tool_is_killed(tmp_path: object) -> None:
         assert alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        deadline = time.monotonic() + 5
-        while alive(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(child)
+        until_sync(lambda: not alive(child), 5, f"the end of child {child}")
     finally:
         parent.kill()

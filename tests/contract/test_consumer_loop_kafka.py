@@ -8,7 +8,7 @@ sees them.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +36,7 @@ from ordersaga.messaging.outbox import outbox_table
 from ordersaga.messaging.port import OutgoingMessage, Record
 from tests.contract.conftest import KafkaTopics, unique
 from tests.fault_kinds import SURROUNDINGS
+from tests.support import until
 
 PATIENCE = 60.0
 
@@ -131,13 +132,6 @@ def an_update(topic: str) -> OutgoingMessage:
     )
 
 
-async def until(condition: Callable[[], bool], timeout: float = PATIENCE) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def read_all(broker: KafkaBroker, topic: str, want: int, group: str) -> list[Record]:
     """``want`` records of ``topic``, then a second more to show there are no others."""
     consumer = broker.consumer(group, [topic], f"{group}-reader")
@@ -175,9 +169,9 @@ async def test_a_message_sent_twice_is_applied_once_and_answered_once(
     message = an_update(names.source)
     await broker.producer().send_batch([message, message])
     endpoint = run_endpoint(broker, engine, names)
-    await until(lambda: endpoint.consumer.stats.duplicates == 1)
+    await until(lambda: endpoint.consumer.stats.duplicates == 1, PATIENCE)
     replies = await read_all(broker, names.replies, 1, unique("replies-reader"))
-    await until(lambda: endpoint.relay.published == 1)
+    await until(lambda: endpoint.relay.published == 1, PATIENCE)
     await endpoint.stop()
 
     assert endpoint.consumer.stats.handled == 1
@@ -202,7 +196,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on(
     # Partitions are fetched in no particular order: the good record, on a partition of
     # its own, may be handled before or after the two poison ones.
     stats = endpoint.consumer.stats
-    await until(lambda: stats.handled == 1 and stats.dead_lettered == 2)
+    await until(lambda: stats.handled == 1 and stats.dead_lettered == 2, PATIENCE)
     await endpoint.stop()
 
     dead = await read_all(broker, dead_letter(names.source), 2, unique("dlq-reader"))
@@ -254,7 +248,7 @@ async def test_bytes_that_are_not_utf8_reach_the_dead_letter_topic_unchanged(
     await broker.producer().send_batch([an_update(names.source)])
     endpoint = run_endpoint(broker, engine, names)
     stats = endpoint.consumer.stats
-    await until(lambda: stats.handled == 1 and stats.dead_lettered == 1)
+    await until(lambda: stats.handled == 1 and stats.dead_lettered == 1, PATIENCE)
     await endpoint.stop()
 
     (dead,) = await consume_raw(kafka_settings, dead_letter(names.source))
@@ -300,7 +294,7 @@ async def test_a_fault_is_retried_and_only_an_invalid_message_is_dead_lettered(
     )
     endpoint.start()
     stats = endpoint.consumer.stats
-    await until(lambda: stats.handled == 1 and stats.dead_lettered == 1)
+    await until(lambda: stats.handled == 1 and stats.dead_lettered == 1, PATIENCE)
     await endpoint.stop()
 
     assert stats.retries >= 5
@@ -322,7 +316,7 @@ async def test_a_newer_schema_version_is_not_dead_lettered_nor_committed(
     )
     await broker.producer().send_batch([newer])
     endpoint = run_endpoint(broker, engine, names)
-    await until(lambda: endpoint.consumer.stats.newer_schema >= 1)
+    await until(lambda: endpoint.consumer.stats.newer_schema >= 1, PATIENCE)
     await endpoint.stop()
 
     assert endpoint.consumer.stats.dead_lettered == 0 and endpoint.consumer.stats.handled == 0

@@ -8,7 +8,7 @@ test's own (read as ``order-updated``), so nothing else on the cluster sees them
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -43,6 +43,9 @@ from ordersaga.messaging.kafka import KafkaBroker
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.messaging.port import OutgoingMessage
 from tests.contract.conftest import KafkaTopics, unique
+from tests.support import until
+
+PATIENCE = 30.0
 
 # Patience only matters for an empty topic, which these tests never read.
 LIMITS = ReadLimits(patience=30.0, quiet=1.0)
@@ -121,13 +124,6 @@ def an_update(topic: str) -> OutgoingMessage:
     )
 
 
-async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def times_seen(engine: AsyncEngine) -> list[int]:
     async with engine.connect() as conn:
         return list((await conn.scalars(select(seen.c.times))).all())
@@ -159,7 +155,7 @@ async def test_dead_letters_are_found_and_a_replay_after_the_fix_is_handled_once
     endpoint.start()
     stats = endpoint.consumer.stats
     try:
-        await until(lambda: stats.dead_lettered == 2)
+        await until(lambda: stats.dead_lettered == 2, PATIENCE)
 
         letters = (await inspect(broker, [names.dlq], LIMITS)).letters
         by_key = {letter.record.key: letter for letter in letters}
@@ -190,9 +186,9 @@ async def test_dead_letters_are_found_and_a_replay_after_the_fix_is_handled_once
 
         counter.broken = False
         await replay(broker, [failed])
-        await until(lambda: stats.handled == 1)
+        await until(lambda: stats.handled == 1, PATIENCE)
         await replay(broker, [failed])  # the same message-id: the inbox skips it
-        await until(lambda: stats.duplicates == 1)
+        await until(lambda: stats.duplicates == 1, PATIENCE)
         assert await times_seen(engine) == [1]
 
         found = await inspect(broker, [names.dlq], LIMITS, count_replays=True)

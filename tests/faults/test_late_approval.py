@@ -1,7 +1,6 @@
 """A payment approved too late: the saga has given up on it, so the money goes back."""
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ordersaga.config import SAMPLE_BALANCES, SAMPLE_STOCK, Settings
@@ -13,6 +12,7 @@ from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.verify import snapshot, verify
+from tests.support import until
 from tests.system.conftest import api_of, failed
 
 
@@ -42,14 +42,6 @@ class LateApprovalBroker(InProcessBroker):
         self.held.clear()
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
-
-
 async def test_an_approval_after_the_payment_timeout_is_refunded_and_the_stock_released(
     tmp_path: Path,
 ) -> None:
@@ -64,7 +56,7 @@ async def test_an_approval_after_the_payment_timeout_is_refunded_and_the_stock_r
     system = EmbeddedSystem(tmp_path, settings, broker=broker)
     async with system, api_of(system) as api:
         placed = await api.place(1, 1, 2)
-        await eventually(lambda: broker.held)
+        await until(lambda: bool(broker.held), 10.0)
         approval = decode(topics.PAYMENT_PROCESSED, broker.held[0].value)
         assert isinstance(approval, PaymentProcessed)
         assert approval.status is PaymentStatus.PAYMENT_APPROVED
@@ -76,8 +68,9 @@ async def test_an_approval_after_the_payment_timeout_is_refunded_and_the_stock_r
         broker.release()  # the approval arrives, long after the saga gave up on it
         orchestrator = system.endpoints["orchestrator"].consumer.group
         end = broker.end_offsets(topics.PAYMENT_PROCESSED)
-        await eventually(
-            lambda: all(broker.committed(orchestrator).get(tp, 0) >= o for tp, o in end.items())
+        await until(
+            lambda: all(broker.committed(orchestrator).get(tp, 0) >= o for tp, o in end.items()),
+            10.0,
         )
         checks = await verify(system.engines)
         state = await snapshot(system.engines)

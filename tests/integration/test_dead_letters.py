@@ -36,6 +36,7 @@ from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.messaging.port import OutgoingMessage, Record
+from tests.support import until as wait_for
 
 SOURCE = topics.ORDER_UPDATED
 DLQ = topics.dead_letter(SOURCE)
@@ -95,11 +96,7 @@ class Service:
         )
         endpoint.start()
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
-            while not until(endpoint.consumer.stats):
-                assert loop.time() < deadline, f"not reached: {endpoint.consumer.stats}"
-                await asyncio.sleep(0.01)
+            await wait_for(lambda: until(endpoint.consumer.stats), 10, "the consumer's stats")
         finally:
             await endpoint.stop()
             await broker.close()

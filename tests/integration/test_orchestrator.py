@@ -3,7 +3,6 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,21 +21,13 @@ from ordersaga.contracts.messages import (
     CancelPayment,
     CancelProductReservation,
     OrderCreated,
-    OrderStatusApplied,
     OrderUpdated,
-    PaymentCancelled,
-    PaymentProcessed,
     ProcessPayment,
-    ProductReservationCancelled,
-    ProductReserved,
     ReserveProduct,
-    WireMessage,
 )
 from ordersaga.contracts.statuses import (
     OrderStatus,
-    PaymentCancelStatus,
     PaymentStatus,
-    ReservationCancelStatus,
     StockStatus,
 )
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
@@ -46,33 +37,23 @@ from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.store import StaleSaga
 from ordersaga.saga.timer import fire_due_deadlines
-from ordersaga.services.orchestrator.handlers import subscriptions
 from ordersaga.services.orchestrator.tables import metadata, outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner, spec
+from tests.saga_fixtures import (
+    Sent,
+    SetClock,
+    an_order,
+    applied,
+    deliver,
+    paid,
+    refunded,
+    released,
+    reserved,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SETTINGS = Settings(reserve_timeout=30, payment_timeout=20, compensation_timeout=10)
 INSUFFICIENT_FUNDS = "insufficient funds: balance 100.00, amount 150.00"
-
-
-@dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Sent:
-    """What one delivery made the orchestrator send, decoded, with its headers."""
-
-    messages: list[tuple[str, WireMessage]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def topics(self) -> list[str]:
-        return [topic for topic, _ in self.messages]
 
 
 @pytest.fixture
@@ -84,93 +65,17 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SetClock:
+    return SetClock(NOW)
 
 
 @pytest.fixture
-def runner(clock: Clock) -> SagaRunner:
+def runner(clock: SetClock) -> SagaRunner:
     return place_order_runner(SETTINGS, clock=ProcessClock(clock))
 
 
 def order(user: int = 1, product: int = 3, quantity: int = 3) -> OrderCreated:
-    return OrderCreated(
-        orderID=uuid4(),
-        userID=user,
-        productID=product,
-        quantity=quantity,
-        amount=Decimal("50.00") * quantity,
-        status=OrderStatus.ORDER_CREATED,
-    )
-
-
-def reserved(created: OrderCreated, status: StockStatus = StockStatus.AVAILABLE) -> WireMessage:
-    return ProductReserved(
-        orderID=created.orderID,
-        userID=created.userID,
-        productID=created.productID,
-        quantity=created.quantity,
-        status=status,
-    )
-
-
-def paid(
-    created: OrderCreated,
-    status: PaymentStatus = PaymentStatus.PAYMENT_APPROVED,
-    reason: str | None = None,
-) -> WireMessage:
-    return PaymentProcessed(
-        orderID=created.orderID,
-        userID=created.userID,
-        amount=created.amount,
-        status=status,
-        reason=reason,
-    )
-
-
-def released(created: OrderCreated) -> WireMessage:
-    return ProductReservationCancelled(
-        orderID=created.orderID,
-        productID=created.productID,
-        quantity=created.quantity,
-        status=ReservationCancelStatus.RESERVATION_RELEASED,
-    )
-
-
-def refunded(created: OrderCreated) -> WireMessage:
-    return PaymentCancelled(
-        orderID=created.orderID,
-        userID=created.userID,
-        amount=created.amount,
-        status=PaymentCancelStatus.PAYMENT_REFUNDED,
-    )
-
-
-def applied(created: OrderCreated, status: OrderStatus) -> WireMessage:
-    return OrderStatusApplied(orderID=created.orderID, status=status)
-
-
-async def deliver(
-    engine: AsyncEngine,
-    runner: SagaRunner,
-    topic: str,
-    message: WireMessage,
-    message_id: str | None = None,
-) -> Sent:
-    """Run the handler of ``topic`` in a transaction, as the consumer loop would."""
-    handle = {s.topic: s.handle for s in subscriptions(runner)}[topic]
-    saga_id = message.orderID
-    cause = Trace(message_id or str(uuid4()), str(saga_id), new_traceparent(saga_id))
-    async with engine.begin() as conn:
-        ctx = HandlerContext(conn, cause)
-        await handle(ctx, message)
-    sent = Sent()
-    for record in ctx.outgoing:
-        sent.messages.append((record.topic, decode(record.topic, record.value)))
-        sent.headers.append(dict(record.headers))
-        assert record.headers[h.CAUSATION_ID] == cause.message_id
-        assert record.headers[h.TRACEPARENT] == cause.traceparent
-    return sent
+    return an_order(user, product, quantity)
 
 
 async def saga_row(engine: AsyncEngine, order_id: UUID) -> Any:
@@ -212,7 +117,7 @@ def as_utc(value: datetime) -> datetime:
 
 
 async def test_an_order_in_stock_and_paid_for_completes(
-    engine: AsyncEngine, runner: SagaRunner, clock: Clock
+    engine: AsyncEngine, runner: SagaRunner, clock: SetClock
 ) -> None:
     created = order()
 
@@ -313,7 +218,7 @@ async def test_a_second_order_created_does_not_start_a_second_saga(
 
 
 async def test_an_unacknowledged_order_updated_is_sent_again_until_acknowledged(
-    engine: AsyncEngine, runner: SagaRunner, clock: Clock
+    engine: AsyncEngine, runner: SagaRunner, clock: SetClock
 ) -> None:
     created = order()
     await deliver(engine, runner, topics.ORDER_CREATED, created)
@@ -407,7 +312,7 @@ async def test_stock_silent_past_its_deadline_is_compensated_and_a_late_reply_ig
 
 
 async def test_payment_silent_is_refunded_then_stock_released_resent_until_acknowledged(
-    engine: AsyncEngine, runner: SagaRunner, clock: Clock
+    engine: AsyncEngine, runner: SagaRunner, clock: SetClock
 ) -> None:
     created = order()
     await deliver(engine, runner, topics.ORDER_CREATED, created)

@@ -5,8 +5,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,7 +13,6 @@ from uuid import UUID, uuid4
 import pytest
 from click.testing import Result
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from ordersaga.cli import app as ordersaga_app
@@ -24,35 +22,32 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.codec import decode
 from ordersaga.contracts.messages import (
     CancelPayment,
-    OrderCreated,
-    OrderStatusApplied,
-    PaymentCancelled,
-    PaymentProcessed,
-    ProductReservationCancelled,
-    ProductReserved,
-    WireMessage,
 )
 from ordersaga.contracts.statuses import (
     OrderStatus,
-    PaymentCancelStatus,
-    PaymentStatus,
-    ReservationCancelStatus,
     StockStatus,
 )
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
-from ordersaga.messaging.envelope import Trace, new_traceparent
-from ordersaga.messaging.handler import HandlerContext
 from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.saga.clock import ProcessClock
-from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.timer import fire_due_deadlines
 from ordersaga.services.orchestrator.commands import sagas_app
-from ordersaga.services.orchestrator.handlers import subscriptions
 from ordersaga.services.orchestrator.tables import metadata, outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner
+from tests.saga_fixtures import (
+    SetClock,
+    an_order,
+    applied,
+    deliver,
+    paid,
+    refunded,
+    released,
+    reserved,
+)
+from tests.support import until_async
 from tests.system.conftest import api_of
 
 SETTINGS = Settings(
@@ -62,75 +57,11 @@ SETTINGS = Settings(
 CLI_ENV = {"COLUMNS": "250"}
 
 
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def cli(*args: str, app: Any = sagas_app) -> Result:
     return CliRunner().invoke(app, list(args), env=CLI_ENV)
 
 
 # -- an orchestrator database filled through the saga runner --------------------------
-
-
-def created_order() -> OrderCreated:
-    return OrderCreated(
-        orderID=uuid4(),
-        userID=1,
-        productID=3,
-        quantity=1,
-        amount=Decimal("50.00"),
-        status=OrderStatus.ORDER_CREATED,
-    )
-
-
-def reserved(order: OrderCreated, status: StockStatus = StockStatus.AVAILABLE) -> WireMessage:
-    return ProductReserved(orderID=order.orderID, userID=1, productID=3, quantity=1, status=status)
-
-
-def approved(order: OrderCreated) -> WireMessage:
-    return PaymentProcessed(
-        orderID=order.orderID,
-        userID=1,
-        amount=order.amount,
-        status=PaymentStatus.PAYMENT_APPROVED,
-    )
-
-
-def refunded(order: OrderCreated) -> WireMessage:
-    return PaymentCancelled(
-        orderID=order.orderID,
-        userID=1,
-        amount=order.amount,
-        status=PaymentCancelStatus.PAYMENT_REFUNDED,
-    )
-
-
-def released(order: OrderCreated) -> WireMessage:
-    return ProductReservationCancelled(
-        orderID=order.orderID,
-        productID=3,
-        quantity=1,
-        status=ReservationCancelStatus.RESERVATION_RELEASED,
-    )
-
-
-def applied(order: OrderCreated, status: OrderStatus) -> WireMessage:
-    return OrderStatusApplied(orderID=order.orderID, status=status)
-
-
-async def deliver(
-    engine: AsyncEngine, runner: SagaRunner, topic: str, message: WireMessage
-) -> None:
-    """Run the orchestrator's handler of ``topic`` in a transaction, as its consumer would."""
-    handle = {s.topic: s.handle for s in subscriptions(runner)}[topic]
-    cause = Trace(str(uuid4()), str(message.orderID), new_traceparent(message.orderID))
-    async with engine.begin() as conn:
-        await handle(HandlerContext(conn, cause), message)
 
 
 @dataclass(frozen=True)
@@ -147,14 +78,14 @@ async def fill(path: Path) -> Sagas:
     """Four sagas begun 4 h, 3 h, 2 h and 1 min ago: completed, cancelled, parked, running."""
     engine = make_engine(sqlite_url(path))
     await create_schema(engine, metadata)
-    clock = Clock(utc_now() - timedelta(hours=4))
+    clock = SetClock(utc_now() - timedelta(hours=4))
     runner = place_order_runner(SETTINGS, clock=ProcessClock(clock))
-    orders = [created_order() for _ in range(4)]
+    orders = [an_order() for _ in range(4)]
     completed, cancelled, parked, running = orders
 
     await deliver(engine, runner, topics.ORDER_CREATED, completed)
     await deliver(engine, runner, topics.PRODUCT_RESERVED, reserved(completed))
-    await deliver(engine, runner, topics.PAYMENT_PROCESSED, approved(completed))
+    await deliver(engine, runner, topics.PAYMENT_PROCESSED, paid(completed))
     applied_completed = applied(completed, OrderStatus.ORDER_COMPLETED)
     await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, applied_completed)
     clock.now += timedelta(hours=1)
@@ -295,9 +226,9 @@ async def park_by_a_failing_deadline(path: Path) -> str:
     by the timer after three failed deadline scans."""
     engine = make_engine(sqlite_url(path))
     await create_schema(engine, metadata)
-    clock = Clock(utc_now() - timedelta(minutes=5))
+    clock = SetClock(utc_now() - timedelta(minutes=5))
     runner = place_order_runner(SETTINGS, clock=ProcessClock(clock))
-    order = created_order()
+    order = an_order()
     await deliver(engine, runner, topics.ORDER_CREATED, order)
     saga_id = str(order.orderID)
     async with engine.begin() as conn:
@@ -353,7 +284,7 @@ def test_retry_sends_the_compensation_again_and_the_saga_finishes(
     async def acknowledge() -> None:
         engine = make_engine(sqlite_url(path))
         runner = place_order_runner(SETTINGS)
-        order = created_order().model_copy(update={"orderID": UUID(sagas.parked)})
+        order = an_order().model_copy(update={"orderID": UUID(sagas.parked)})
         await deliver(engine, runner, topics.PAYMENT_CANCELLED, refunded(order))
         await deliver(engine, runner, topics.PRODUCT_RESERVATION_CANCELLED, released(order))
         ack = applied(order, OrderStatus.ORDER_CANCELLED)
@@ -432,11 +363,10 @@ async def saga_status(system: EmbeddedSystem, saga_id: str) -> str | None:
 async def wait_for_status(
     system: EmbeddedSystem, saga_id: str, status: str, timeout: float = 5.0
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await saga_status(system, saga_id) != status:
-        assert loop.time() < deadline, f"saga {saga_id} never got {status}"
-        await asyncio.sleep(0.02)
+    async def reached() -> bool:
+        return await saga_status(system, saga_id) == status
+
+    await until_async(reached, timeout, f"saga {saga_id} {status}")
 
 
 async def cli_in_thread(*args: str, app: Any = sagas_app) -> Result:
@@ -499,14 +429,12 @@ async def test_a_parked_saga_resumes_by_itself_when_the_late_acknowledgement_com
 async def wait_for_history(
     system: EmbeddedSystem, saga_id: str, event: str, timeout: float = 5.0
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     query = select(saga_history.c.seq).where(
         saga_history.c.saga_id == saga_id, saga_history.c.event == event
     )
-    while True:
+
+    async def seen() -> bool:
         async with system.engines["orchestrator"].connect() as conn:
-            if (await conn.execute(query)).first() is not None:
-                return
-        assert loop.time() < deadline, f"saga {saga_id} never saw {event}"
-        await asyncio.sleep(0.02)
+            return (await conn.execute(query)).first() is not None
+
+    await until_async(seen, timeout, f"saga {saga_id} seeing {event}")

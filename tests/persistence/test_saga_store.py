@@ -141,17 +141,24 @@ async def test_due_returns_waiting_sagas_past_their_deadline_earliest_first(
     assert [s.saga_id for s in first_only] == [earlier.saga_id]
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+@pytest.mark.parametrize("backend", ROW_LOCKING_BACKENDS)
 async def test_a_saga_loaded_for_update_waits_for_the_holder_to_commit(db: Databases) -> None:
     engine = await db.fresh("orchestrator")
     state = saga()
     await inserted(engine, state)
+    waiter = db.engine("orchestrator")
 
+    async def load_as(session: asyncio.Future[int]) -> SagaState | None:
+        async with waiter.begin() as conn:
+            session.set_result(await session_id(conn))
+            return await STORE.load_for_update(conn, state.saga_id)
+
+    session: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     async with engine.begin() as holder:
         held = await STORE.load_for_update(holder, state.saga_id)
         assert held is not None
-        waiting = asyncio.create_task(load(db.engine("orchestrator"), state.saga_id))
-        await asyncio.sleep(0.3)
+        waiting = asyncio.create_task(load_as(session))
+        await until_waiting_for_a_lock(db.engine("orchestrator"), await session)
         blocked = not waiting.done()
         saved = await STORE.save(holder, replace(held, step=1), NOW)
 
@@ -159,7 +166,7 @@ async def test_a_saga_loaded_for_update_waits_for_the_holder_to_commit(db: Datab
     assert await waiting == saved
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+@pytest.mark.parametrize("backend", ROW_LOCKING_BACKENDS)
 async def test_two_deadline_scans_take_different_sagas(db: Databases) -> None:
     engine = await db.fresh("orchestrator")
     sagas = [saga(deadline=NOW - timedelta(seconds=i)) for i in range(1, 7)]

@@ -5,11 +5,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support import until_sync
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +29,20 @@ def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(
-        f"did not come up: {process.stderr.read().decode() if process.stderr else ''}"
-    )
+            return False
+
+    try:
+        until_sync(ready, 30, "readiness", interval=0.1)
+    except AssertionError:
+        process.kill()
+        stderr = process.stderr.read().decode() if process.stderr else ""
+        raise AssertionError(f"did not come up: {stderr}") from None
+    return process
 
 
 def test_sigkill_mid_flight_loses_nothing(tmp_path: Path) -> None:
@@ -60,14 +64,12 @@ def test_sigkill_mid_flight_loses_nothing(tmp_path: Path) -> None:
     process = start(tmp_path, port)
     try:
         with httpx.Client(timeout=5) as http:
-            deadline = time.monotonic() + 60
-            statuses: list[str] = []
-            while time.monotonic() < deadline:
+
+            def all_ended() -> bool:
                 statuses = [http.get(f"{api}/{i}").json()["status"] for i in ids]
-                if "ORDER_CREATED" not in statuses:
-                    break
-                time.sleep(0.2)
-        assert "ORDER_CREATED" not in statuses
+                return "ORDER_CREATED" not in statuses
+
+            until_sync(all_ended, 60, "every order ended", interval=0.2)
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
