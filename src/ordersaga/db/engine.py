@@ -137,7 +137,7 @@ async def create_schema(engine: AsyncEngine, metadata: MetaData) -> None:
 # Kept, by measurement, over the supported route (the dialect on aiosqlite's own
 # thread): 2,000 transactions of one insert each on a WAL file with synchronous=FULL run
 # at about 390 a second through these classes against 215 through aiosqlite (SQLAlchemy
-# 2.1.9, aiosqlite 0.22.1, 2 shared cores; `python tools/sqlite_adapter_speed.py`).
+# 2.1.9, aiosqlite 0.22.1, 2 shared cores; `python scripts/sqlite_adapter_speed.py`).
 # The price: the dialect reads private attributes of aiosqlite's connection, which
 # InlineSqliteConnection mimics (SQLALCHEMY_READS). tests/integration/
 # test_sqlite_adapter_contract.py runs the dialect's every use of them and fails, naming

@@ -1,7 +1,7 @@
 """How fast small SQLite transactions are through each way SQLAlchemy's async engine can
 reach a file: this project's inline adapter (``db/engine.py``) or aiosqlite's own thread.
 
-    .venv/bin/python tools/sqlite_adapter_speed.py [--transactions 2000] [--rounds 3]
+    .venv/bin/python scripts/sqlite_adapter_speed.py [--transactions 2000] [--rounds 3]
 
 Each transaction inserts one row and commits, on a file in WAL mode with
 ``synchronous=FULL`` (as the services run it); a second figure with ``synchronous=OFF``
