@@ -17,7 +17,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
-from ordersaga.cli import app as ordersaga_app
+from ordersaga.cli.app import app as ordersaga_app
+from ordersaga.cli.sagas import sagas_app
 from ordersaga.config import Settings
 from ordersaga.contracts import headers as h
 from ordersaga.contracts import topics
@@ -49,7 +50,6 @@ from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.timer import fire_due_deadlines
-from ordersaga.services.orchestrator.commands import sagas_app
 from ordersaga.services.orchestrator.handlers import subscriptions
 from ordersaga.services.orchestrator.tables import metadata, outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner

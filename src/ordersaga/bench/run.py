@@ -37,7 +37,7 @@ from ordersaga.bench.results import (
 )
 from ordersaga.bench.stack import NullChain
 from ordersaga.services.order.tables import orders
-from ordersaga.verify import verify
+from ordersaga.tools.verify import verify
 
 PENDING = "ORDER_CREATED"
 TICK = 0.5  # seconds between progress updates (and the closed loop's brake)

@@ -41,7 +41,7 @@ from ordersaga.runtime.scratch import (
     recreate_databases,
     scratch_urls,
 )
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.registry import SERVICE_NAMES, service
 
 SCRATCH_NAME = "{database}_test_bench"
 """The bench's databases, next to the configured ones (``orders_test_bench``...): the
@@ -118,9 +118,9 @@ class RealStack(_ServedSystem):
         await recreate_databases(self.urls)
         await delete_topics(self.settings)
         # what `ordersaga db upgrade` and `ordersaga seed` run, without two interpreters
-        for service, url in self.urls.items():
-            await upgrade(service, url)
-            await seed(service, url)
+        for name, url in self.urls.items():
+            await upgrade(service(name), url)
+            await seed(service(name), url)
         self.engines = {s: make_engine(url) for s, url in self.urls.items()}
         await add_bench_data(self.engines)
 

@@ -42,9 +42,9 @@ from ordersaga.runtime.processes import (
     stop_all,
     wait_ready,
 )
-from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.order.tables import orders
-from ordersaga.verify import Check, snapshot, verify
+from ordersaga.services.registry import SERVICE_NAMES, SERVICES
+from ordersaga.tools.verify import Check, snapshot, verify
 
 INFRA_PARTS = ("kafka", "postgres", "mariadb")
 Say = Callable[[str], None]
@@ -290,7 +290,7 @@ async def _until_quiet(engines: dict[str, AsyncEngine], timeout: float) -> float
 async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -> ChaosReport:
     """Run the services under faults for ``config.duration`` seconds, then verify."""
     run = ChaosRun(config, settings, say)
-    engines = {name: make_engine(settings.database_url(name)) for name in SERVICE_NAMES}
+    engines = {s.name: make_engine(s.database_url(settings)) for s in SERVICES}
     try:
         if not config.reuse and (existing := await _order_count(engines["order"])):
             raise ChaosError(
