@@ -3,7 +3,7 @@
 import random
 from collections import Counter
 
-from ordersaga.bench.data import CHAOS, CHAOS_BROKE, CHAOS_SOLD_OUT, chaos_order
+from ordersaga.tools.bench.data import CHAOS, CHAOS_BROKE, CHAOS_SOLD_OUT, chaos_order
 from ordersaga.tools.chaos import ChaosReport, outcome_class
 from ordersaga.tools.verify import Check
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from ordersaga.bench.command import bench_command
+from ordersaga.cli.bench import bench_command
 from ordersaga.cli.chaos import chaos_command
 from ordersaga.cli.db import db_app, seed_command
 from ordersaga.cli.demo import demo_command

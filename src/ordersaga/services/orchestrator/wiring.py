@@ -26,9 +26,14 @@ from ordersaga.services.orchestrator.tables import (
 def place_order_runner(settings: Settings, clock: SagaClock | None = None) -> SagaRunner:
     """The place-order saga on the orchestrator's tables, with the configured timeouts
     and number of compensation attempts, on ``clock`` (default: the database's)."""
-    definition = place_order_saga(settings)
+    definition = place_order_saga(settings.max_compensation_attempts)
     store = SagaStore(saga_instances, saga_history, definition.name)
-    return SagaRunner(definition, store, timeouts(settings), clock or DatabaseClock())
+    limits = timeouts(
+        reserve=settings.reserve_timeout,
+        payment=settings.payment_timeout,
+        compensation=settings.compensation_timeout,
+    )
+    return SagaRunner(definition, store, limits, clock or DatabaseClock())
 
 
 async def seed(conn: AsyncConnection) -> None:
