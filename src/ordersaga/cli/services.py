@@ -17,15 +17,13 @@ def parse_service(text: str) -> str:
 
 
 ServiceName = Annotated[
-    str, typer.Argument(parser=parse_service, metavar="SERVICE", help=f"{CHOICES}.")
+    str, typer.Argument(parser=parse_service, help=f"{CHOICES}.")
 ]
 """One service, required."""
 
 SomeService = Annotated[
     str | None,
-    typer.Argument(
-        parser=parse_service, metavar="SERVICE", help=f"{CHOICES}; all of them when omitted."
-    ),
+    typer.Argument(parser=parse_service, help=f"{CHOICES}; all of them when omitted."),
 ]
 """One service, or every one when omitted."""
 
