@@ -150,6 +150,6 @@ async def test_seed_leaves_tables_that_have_data_alone(db: Databases) -> None:
     async with engine.begin() as conn:
         await conn.execute(stock.insert().values(product_id=7, quantity=1, initial_quantity=1))
 
-    await seed("stock", db.urls["stock"])
+    await seed(service_("stock"), db.urls["stock"])
 
     assert await rows(engine, select(func.count()).select_from(stock)) == [(1,)]
