@@ -98,19 +98,6 @@ class Settings(BaseSettings):
     def saga_window(self) -> timedelta:
         return timedelta(seconds=self.saga_retention)
 
-    def database_url(self, service: str) -> str:
-        """The database URL of ``service`` (order, orchestrator, stock or payment)."""
-        urls = {
-            "order": self.order_db_url,
-            "orchestrator": self.orchestrator_db_url,
-            "stock": self.stock_db_url,
-            "payment": self.payment_db_url,
-        }
-        try:
-            return urls[service]
-        except KeyError:
-            raise ValueError(f"unknown service {service!r}; one of {', '.join(urls)}") from None
-
 
 SAMPLE_PRICES: dict[int, tuple[str, Decimal]] = {
     1: ("Product 1", Decimal("20.00")),

@@ -5,9 +5,15 @@ import json
 
 import pytest
 
-from ordersaga.bench.data import BENCH_PRODUCTS, BENCH_USERS
-from ordersaga.bench.http import HttpPool, ResponseError, parse_head, post_request, take_response
-from ordersaga.bench.load import LoadGenerator, LoadSpec, due_at, due_count
+from ordersaga.tools.bench.data import BENCH_PRODUCTS, BENCH_USERS
+from ordersaga.tools.bench.http import (
+    HttpPool,
+    ResponseError,
+    parse_head,
+    post_request,
+    take_response,
+)
+from ordersaga.tools.bench.load import LoadGenerator, LoadSpec, due_at, due_count
 from tests.bench.fake_server import fake_server
 from tests.support import until
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ordersaga.bench.measure import (
+from ordersaga.tools.bench.measure import (
     CLOCK_TICKS,
     MachineTimes,
     Sample,

@@ -1,7 +1,7 @@
 """The null chain carries a completed saga's messages, in the real flow's order."""
 
-from ordersaga.bench.null_chain import STAGES, completed_flow, parse_args, routes, taken
 from ordersaga.contracts import topics
+from ordersaga.tools.bench.null_chain import STAGES, completed_flow, parse_args, routes, taken
 
 
 def test_a_completed_saga_is_seven_messages_in_the_real_order() -> None:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ordersaga.bench.results import (
+from ordersaga.tools.bench.results import (
     CANCELLED,
     COMPLETED,
     SagaTimes,

@@ -20,13 +20,13 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select,
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
+from ordersaga.cli import dlq as dlq_commands
 from ordersaga.config import Settings
 from ordersaga.contracts import headers as h
 from ordersaga.contracts.messages import MODEL_BY_TOPIC, OrderUpdated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
-from ordersaga.messaging import dlq_commands
 from ordersaga.messaging.dead_letters import (
     NoSuchRecord,
     ReadLimits,

@@ -11,7 +11,7 @@ from ordersaga.contracts.statuses import PaymentStatus
 from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
-from ordersaga.verify import snapshot, verify
+from ordersaga.tools.verify import snapshot, verify
 from tests.support import until
 from tests.system.conftest import api_of, failed
 

@@ -30,15 +30,15 @@ import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.client import ApiError, OrderClient
 from ordersaga.config import Settings
 from ordersaga.runtime.embedded import EmbeddedSystem
-from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.orchestrator import tables as orchestrator_tables
 from ordersaga.services.order import tables as order_tables
 from ordersaga.services.payment import tables as payment_tables
+from ordersaga.services.registry import SERVICE_NAMES
 from ordersaga.services.stock import tables as stock_tables
-from ordersaga.verify import verify
+from ordersaga.tools.client import ApiError, OrderClient
+from ordersaga.tools.verify import verify
 from tests.faults.faulty_engine import DB_FAULT_KINDS, DatabaseFaults, DbFaultPlan
 from tests.faults.injector import CrashAfterCommit, FaultLog, FaultPlan, FaultyBroker, inject_poison
 from tests.system.conftest import failed

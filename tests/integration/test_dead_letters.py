@@ -20,6 +20,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
+from ordersaga.cli.dlq import BROKER_FILE, dlq_app
+from ordersaga.cli.dlq_report import pretty_json
 from ordersaga.contracts import headers as h
 from ordersaga.contracts import topics
 from ordersaga.contracts.headers import DLQ_REPLAYED_FROM
@@ -27,8 +29,6 @@ from ordersaga.contracts.messages import OrderUpdated, ProductReservationCancell
 from ordersaga.contracts.statuses import OrderStatus, ReservationCancelStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import ConsumerStats
-from ordersaga.messaging.dlq_commands import BROKER_FILE, dlq_app
-from ordersaga.messaging.dlq_report import pretty_json
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription

@@ -15,7 +15,8 @@ from click.testing import Result
 from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
-from ordersaga.cli import app as ordersaga_app
+from ordersaga.cli.app import app as ordersaga_app
+from ordersaga.cli.sagas import sagas_app
 from ordersaga.config import Settings
 from ordersaga.contracts import headers as h
 from ordersaga.contracts import topics
@@ -34,7 +35,6 @@ from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.timer import fire_due_deadlines
-from ordersaga.services.orchestrator.commands import sagas_app
 from ordersaga.services.orchestrator.tables import metadata, outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner
 from tests.saga_fixtures import (

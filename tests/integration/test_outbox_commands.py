@@ -6,15 +6,15 @@ from pathlib import Path
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from ordersaga.cli import app
+from ordersaga.cli.app import app
 from ordersaga.config import Settings
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.outbox import write_outbox
 from ordersaga.messaging.outbox_rows import claim, failed_table, park, remove
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import database_path
-from ordersaga.runtime.service import service_spec
 from ordersaga.services.payment.tables import outbox
+from ordersaga.services.registry import service_spec
 
 CLI_ENV = {"COLUMNS": "200"}
 

@@ -8,14 +8,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from ordersaga.cli import app
+from ordersaga.cli.app import app
 from ordersaga.config import Settings
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
 from ordersaga.runtime.embedded import database_path
-from ordersaga.runtime.service import service_spec
-from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.orchestrator.tables import saga_instances
+from ordersaga.services.registry import SERVICE_NAMES, service_spec
 from ordersaga.services.stock.tables import inbox
 from tests.persistence.test_retention import add_inbox_rows, add_saga
 

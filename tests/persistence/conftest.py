@@ -14,25 +14,17 @@ from sqlalchemy import MetaData, delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.db.engine import make_engine, sqlite_url
-from ordersaga.db.migrate import SEEDS, upgrade
-from ordersaga.services.base import SERVICE_NAMES
-from ordersaga.services.orchestrator.tables import metadata as orchestrator_metadata
-from ordersaga.services.order.tables import metadata as order_metadata
-from ordersaga.services.payment.tables import metadata as payment_metadata
-from ordersaga.services.stock.tables import metadata as stock_metadata
+from ordersaga.db.migrate import upgrade
+from ordersaga.services import registry
+from ordersaga.services.registry import SERVICE_NAMES, SERVICES
 from tests.persistence.servers import BACKENDS, create_scratch, scratch_names, server
 
-METADATA: dict[str, MetaData] = {
-    "order": order_metadata,
-    "orchestrator": orchestrator_metadata,
-    "stock": stock_metadata,
-    "payment": payment_metadata,
-}
+METADATA: dict[str, MetaData] = {s.name: s.metadata for s in SERVICES}
 
 
 async def _upgrade_all(urls: dict[str, str]) -> None:
-    for service, url in urls.items():
-        await upgrade(service, url)
+    for name, url in urls.items():
+        await upgrade(registry.service(name), url)
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +90,7 @@ class Databases:
             for table in reversed(METADATA[service].sorted_tables):
                 await conn.execute(delete(table))
             if seeded:
-                await SEEDS[service](conn)
+                await registry.service(service).seed(conn)
         return engine
 
     def engine(self, service: str) -> AsyncEngine:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ordersaga.config import Settings
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.registry import SERVICE_NAMES, database_url
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 
@@ -79,7 +79,7 @@ def server(backend: str) -> Server:
     settings = Settings()
     wanted = "mysql" if backend == "mariadb" else backend
     for service in SERVICE_NAMES:
-        url = make_url(settings.database_url(service))
+        url = make_url(database_url(settings, service))
         if url.get_backend_name() == wanted:
             label = "MariaDB" if backend == "mariadb" else "PostgreSQL"
             return Server(label, url)

@@ -14,16 +14,11 @@ from sqlalchemy.sql import Select
 
 from ordersaga.config import SAMPLE_BALANCES, SAMPLE_PRICES, SAMPLE_STOCK
 from ordersaga.db.engine import make_engine, sqlite_url
-from ordersaga.db.migrate import (
-    SERVICE_NAMES,
-    SchemaNotCurrent,
-    current_revision,
-    head_revision,
-    seed,
-    upgrade,
-)
+from ordersaga.db.migrate import SchemaNotCurrent, current_revision, head_revision, seed, upgrade
 from ordersaga.services.order.tables import products
 from ordersaga.services.payment.tables import balances
+from ordersaga.services.registry import SERVICE_NAMES
+from ordersaga.services.registry import service as service_
 from ordersaga.services.stock.tables import stock
 from tests.persistence.conftest import METADATA, Databases
 from tests.persistence.servers import BACKENDS, create_scratch, scratch_names, server
@@ -83,7 +78,7 @@ async def test_the_migrated_schema_is_exactly_the_metadata(
 
     assert diff == []
     assert checks == declared_checks(METADATA[service])
-    assert await current_revision(urls[service]) == head_revision(service)
+    assert await current_revision(urls[service]) == head_revision(service_(service))
 
 
 @pytest.fixture
@@ -108,12 +103,13 @@ async def test_upgrade_is_idempotent_even_when_replicas_run_it_at_once(
     # A new SQLite file switches to WAL on its first connection; two first connections
     # at once may find it locked (SQLite does not wait for that lock), so open it first.
     assert await current_revision(empty_url) is None
-    await asyncio.gather(upgrade(service, empty_url), upgrade(service, empty_url))
-    await upgrade(service, empty_url)
+    schema = service_(service)
+    await asyncio.gather(upgrade(schema, empty_url), upgrade(schema, empty_url))
+    await upgrade(schema, empty_url)
 
     diff, _ = await schema_report(empty_url, METADATA[service])
     assert diff == []
-    assert await current_revision(empty_url) == head_revision(service)
+    assert await current_revision(empty_url) == head_revision(schema)
 
 
 @pytest.mark.parametrize(("backend", "service"), [("sqlite", "stock")])
@@ -121,7 +117,7 @@ async def test_seed_refuses_a_database_that_was_never_upgraded(
     empty_url: str, service: str
 ) -> None:
     with pytest.raises(SchemaNotCurrent, match=r"run `ordersaga db upgrade stock` first"):
-        await seed(service, empty_url)
+        await seed(service_(service), empty_url)
 
 
 async def rows(engine: AsyncEngine, query: Select[Any]) -> list[tuple[Any, ...]]:
@@ -133,7 +129,7 @@ async def test_seed_loads_the_sample_data_into_empty_tables_once(db: Databases) 
     engines = {s: await db.fresh(s, seeded=False) for s in ("order", "stock", "payment")}
 
     for _ in range(2):
-        await asyncio.gather(*(seed(s, db.urls[s]) for s in SERVICE_NAMES))
+        await asyncio.gather(*(seed(service_(s), db.urls[s]) for s in SERVICE_NAMES))
 
     assert await rows(
         engines["order"],
@@ -154,6 +150,6 @@ async def test_seed_leaves_tables_that_have_data_alone(db: Databases) -> None:
     async with engine.begin() as conn:
         await conn.execute(stock.insert().values(product_id=7, quantity=1, initial_quantity=1))
 
-    await seed("stock", db.urls["stock"])
+    await seed(service_("stock"), db.urls["stock"])
 
     assert await rows(engine, select(func.count()).select_from(stock)) == [(1,)]

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ordersaga.chaos import INFRA_PARTS, plan_faults
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.outbox import OutboxRelay, write_outbox
 from ordersaga.messaging.port import OutgoingMessage
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.registry import SERVICE_NAMES
 from ordersaga.services.stock.tables import metadata, outbox
+from ordersaga.tools.chaos import INFRA_PARTS, plan_faults
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import place, wait_all
 
@@ -35,7 +35,8 @@ def test_a_seeded_chaos_run_keeps_every_invariant(stack: Stack, tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "ordersaga.chaos_commands",
+            "ordersaga.cli",
+            "chaos",
             "--duration=30",
             "--orders-per-second=4",
             "--seed=7",

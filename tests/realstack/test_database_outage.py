@@ -10,8 +10,8 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ordersaga.bench.data import CHAOS, add_data, chaos_order
 from ordersaga.db.engine import make_engine
+from ordersaga.tools.bench.data import CHAOS, add_data, chaos_order
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import assert_verified, place, wait_all
 

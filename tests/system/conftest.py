@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 
-from ordersaga.client import OrderClient
 from ordersaga.config import Settings
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.runtime.embedded import EmbeddedSystem
-from ordersaga.verify import Check, verify
+from ordersaga.tools.client import OrderClient
+from ordersaga.tools.verify import Check, verify
 
 
 @asynccontextmanager

@@ -11,13 +11,13 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from ordersaga.client import OrderClient
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.codec import decode
 from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.tools.client import OrderClient
 from tests.support import until
 from tests.system.conftest import api_of, assert_invariants
 

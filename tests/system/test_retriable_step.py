@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from ordersaga.client import OrderClient
+from ordersaga.tools.client import OrderClient
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.messaging.memory import InProcessBroker

@@ -3,9 +3,9 @@
 import random
 from collections import Counter
 
-from ordersaga.bench.data import CHAOS, CHAOS_BROKE, CHAOS_SOLD_OUT, chaos_order
-from ordersaga.chaos import ChaosReport, outcome_class
-from ordersaga.verify import Check
+from ordersaga.tools.bench.data import CHAOS, CHAOS_BROKE, CHAOS_SOLD_OUT, chaos_order
+from ordersaga.tools.chaos import ChaosReport, outcome_class
+from ordersaga.tools.verify import Check
 
 
 def test_orders_are_classed_by_status_and_by_who_refused_them() -> None:

@@ -8,7 +8,6 @@ from uuid import UUID
 
 import pytest
 
-from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import (
     CancelPayment,
@@ -123,7 +122,7 @@ def test_a_compensation_sent_the_maximum_times_unacknowledged_parks_the_saga() -
 
 
 def test_the_configured_maximum_is_the_one_the_saga_uses() -> None:
-    saga = place_order_saga(Settings(max_compensation_attempts=10))
+    saga = place_order_saga(max_compensation_attempts=10)
 
     last, seen = until_parked(saga, payment_timed_out(saga))
 

@@ -9,8 +9,8 @@ others wait and then find nothing left to do.
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
+from importlib import resources
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
@@ -19,25 +19,27 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ordersaga import migrations
 from ordersaga.db.engine import make_engine
-from ordersaga.services.base import SERVICE_NAMES
-from ordersaga.services.orchestrator import wiring as orchestrator_wiring
-from ordersaga.services.order import wiring as order_wiring
-from ordersaga.services.payment import wiring as payment_wiring
-from ordersaga.services.stock import wiring as stock_wiring
 
 log = logging.getLogger(__name__)
 
 Seed = Callable[[AsyncConnection], Awaitable[None]]
 
-SEEDS: dict[str, Seed] = {
-    "order": order_wiring.seed,
-    "orchestrator": orchestrator_wiring.seed,
-    "stock": stock_wiring.seed,
-    "payment": payment_wiring.seed,
-}
-"""Each service's sample data loader, by service name."""
+
+class Schema(Protocol):
+    """What migrating and seeding a service's database needs of the service (a service
+    of :mod:`ordersaga.services.registry` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def migrations(self) -> str:
+        """The package of its Alembic history (``env.py`` and ``versions/``)."""
+        ...
+
+    @property
+    def seed(self) -> Seed: ...
 
 
 LOCK_TIMEOUT_SECONDS = 300
@@ -48,28 +50,26 @@ class SchemaNotCurrent(RuntimeError):
     """The database is not at the latest revision: ``ordersaga db upgrade`` first."""
 
 
-def alembic_config(service: str) -> Config:
-    """The alembic configuration of ``service``'s migrations, built in code (no ini file)."""
-    if service not in SEEDS:
-        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICE_NAMES)}")
+def alembic_config(schema: Schema) -> Config:
+    """The alembic configuration of ``schema``'s migrations, built in code (no ini file)."""
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent / service))
+    config.set_main_option("script_location", str(resources.files(schema.migrations)))
     # Revision files must be importable module names for the type checker: no leading digit.
     config.set_main_option("file_template", "v%%(rev)s_%%(slug)s")
     return config
 
 
-def head_revision(service: str) -> str:
-    """The latest revision of ``service``'s schema."""
-    head = ScriptDirectory.from_config(alembic_config(service)).get_current_head()
+def head_revision(schema: Schema) -> str:
+    """The latest revision of ``schema``."""
+    head = ScriptDirectory.from_config(alembic_config(schema)).get_current_head()
     if head is None:
-        raise RuntimeError(f"{service} has no migrations")
+        raise RuntimeError(f"{schema.name} has no migrations")
     return head
 
 
-async def upgrade(service: str, url: str) -> None:
-    """Migrate ``service``'s database at ``url`` to the latest revision; a no-op if it is."""
-    config = alembic_config(service)
+async def upgrade(schema: Schema, url: str) -> None:
+    """Migrate ``schema``'s database at ``url`` to the latest revision; a no-op if it is."""
+    config = alembic_config(schema)
     engine = _engine(url)
     try:
         async with engine.begin() as conn, _exclusive(conn):
@@ -77,29 +77,26 @@ async def upgrade(service: str, url: str) -> None:
             await conn.run_sync(_upgrade_to_head, config)
     finally:
         await engine.dispose()
-    head = head_revision(service)
+    head = head_revision(schema)
     if before != head:
-        log.info("%s: schema upgraded from %s to %s", service, before or "nothing", head)
+        log.info("%s: schema upgraded from %s to %s", schema.name, before or "nothing", head)
 
 
-async def seed(service: str, url: str) -> None:
-    """Load ``service``'s sample data into its tables that are empty; leave the others.
+async def seed(schema: Schema, url: str) -> None:
+    """Load ``schema``'s sample data into its tables that are empty; leave the others.
 
     Raises :class:`SchemaNotCurrent` when the database has not been upgraded.
     """
-    load = SEEDS.get(service)
-    if load is None:
-        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICE_NAMES)}")
     engine = _engine(url)
     try:
         async with engine.begin() as conn, _exclusive(conn):
             current = await conn.run_sync(_current_revision)
-            if current != head_revision(service):
+            if current != head_revision(schema):
                 raise SchemaNotCurrent(
-                    f"the {service} database is at revision {current or 'none'}, not the "
-                    f"latest: run `ordersaga db upgrade {service}` first"
+                    f"the {schema.name} database is at revision {current or 'none'}, not "
+                    f"the latest: run `ordersaga db upgrade {schema.name}` first"
                 )
-            await load(conn)
+            await schema.seed(conn)
     finally:
         await engine.dispose()
 

@@ -6,7 +6,9 @@ code and hands alembic a connection. A new revision, after changing a service's 
 
     from alembic import command
     from ordersaga.db.migrate import alembic_config
-    command.revision(alembic_config("stock"), "what changed", autogenerate=True, rev_id="0002")
+    from ordersaga.services.registry import service
+    config = alembic_config(service("stock"))
+    command.revision(config, "what changed", autogenerate=True, rev_id="0004")
 
 run with ``connection`` in the config's ``attributes`` set to a connection to a database
 at the previous revision; then read and tidy what it wrote.

@@ -14,10 +14,11 @@ from ordersaga.db.engine import make_engine
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.port import Broker
-from ordersaga.runtime.service import ServiceReplica, relay_limits, service_spec
+from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.services.base import run_startup_checks
 from ordersaga.services.order.api import create_app, server_config
 from ordersaga.services.order.routers.health import add_readiness_check
+from ordersaga.services.registry import database_url, service_spec
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
     may run at once: their consumer group shares the partitions.
     """
     spec = service_spec(service, settings)
-    engine = make_engine(settings.database_url(service))
+    engine = make_engine(database_url(settings, service))
     broker = make_broker(settings)
     running = ServiceReplica(
         spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)

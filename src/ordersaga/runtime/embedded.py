@@ -18,12 +18,13 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
-from ordersaga.runtime.service import ServiceReplica, relay_limits, service_spec
+from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.saga.state import SagaStatus
-from ordersaga.services.base import SERVICE_NAMES, ServiceSpec, run_startup_checks
+from ordersaga.services.base import ServiceSpec, run_startup_checks
 from ordersaga.services.orchestrator.tables import saga_instances
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
+from ordersaga.services.registry import SERVICE_NAMES, service_spec
 
 
 def database_path(data_dir: Path, service: str) -> Path:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.messaging.kafka_config import client_options
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.registry import SERVICES
 
 
 def scratch_urls(settings: Settings, name: str) -> dict[str, str]:
@@ -28,10 +28,10 @@ def scratch_urls(settings: Settings, name: str) -> dict[str, str]:
     ``_test`` after it.
     """
     urls = {}
-    for service in SERVICE_NAMES:
-        url = make_url(settings.database_url(service))
-        database = name.format(database=url.database or service)
-        urls[service] = url.set(database=database).render_as_string(hide_password=False)
+    for service in SERVICES:
+        url = make_url(service.database_url(settings))
+        database = name.format(database=url.database or service.name)
+        urls[service.name] = url.set(database=database).render_as_string(hide_password=False)
     return urls
 
 

@@ -3,7 +3,6 @@ database and a broker. Both ways of running the system are made of these."""
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,11 +12,7 @@ from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.outbox import RelayLimits
 from ordersaga.messaging.port import Broker
-from ordersaga.services.base import SERVICE_NAMES, ServiceSpec
-from ordersaga.services.orchestrator import wiring as orchestrator_wiring
-from ordersaga.services.order import wiring as order_wiring
-from ordersaga.services.payment import wiring as payment_wiring
-from ordersaga.services.stock import wiring as stock_wiring
+from ordersaga.services.base import ServiceSpec
 
 
 def relay_limits(settings: Settings) -> RelayLimits:
@@ -25,19 +20,6 @@ def relay_limits(settings: Settings) -> RelayLimits:
     return RelayLimits(
         send_timeout=settings.relay_send_timeout, lock_timeout=settings.relay_lock_timeout
     )
-
-
-def service_spec(name: str, settings: Settings) -> ServiceSpec:
-    """The spec of the service called ``name``; a clear error for any other name."""
-    specs: dict[str, Callable[[Settings], ServiceSpec]] = {
-        "order": order_wiring.spec,
-        "orchestrator": orchestrator_wiring.spec,
-        "stock": stock_wiring.spec,
-        "payment": payment_wiring.spec,
-    }
-    if name not in specs:
-        raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}")
-    return specs[name](settings)
 
 
 class ServiceReplica:

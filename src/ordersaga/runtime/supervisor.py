@@ -9,15 +9,16 @@ replica behind to serve the port or join the consumer groups of the next one.
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from rich.console import Console
-from rich.markup import escape
-
 from ordersaga.runtime.processes import die_with_parent
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.registry import SERVICE_NAMES
 
-COLOURS = {"order": "cyan", "orchestrator": "magenta", "stock": "green", "payment": "yellow"}
+ShowLine = Callable[[str, str, str], None]
+"""Shows one line a replica wrote: the replica's name (``order-1``), its service, the line."""
+Say = Callable[[str], None]
+"""Tells the person at the terminal what the supervisor did."""
 
 
 @dataclass
@@ -43,21 +44,16 @@ async def _spawn(service: str, replica: int) -> Child:
     return Child(f"{service}-{replica}", service, process)
 
 
-async def _relay_output(child: Child, console: Console) -> None:
+async def _relay_output(child: Child, show: ShowLine) -> None:
     assert child.process.stdout is not None
-    colour = COLOURS.get(child.service, "white")
-    width = max(len(s) for s in SERVICE_NAMES) + 3
     async for raw in child.process.stdout:
-        line = escape(raw.decode(errors="replace").rstrip())
-        console.print(
-            f"[{colour}]{child.name:<{width}}|[/] {line}", highlight=False, soft_wrap=True
-        )
+        show(child.name, child.service, raw.decode(errors="replace").rstrip())
 
 
-async def supervise(console: Console, replicas: int = 1, grace: float = 15.0) -> int:
+async def supervise(show: ShowLine, say: Say, replicas: int = 1, grace: float = 15.0) -> int:
     """Run ``replicas`` of every service until Ctrl-C (exit 0) or one exits (exit 1)."""
     children = [await _spawn(s, r) for s in SERVICE_NAMES for r in range(1, replicas + 1)]
-    output = [asyncio.create_task(_relay_output(c, console)) for c in children]
+    output = [asyncio.create_task(_relay_output(c, show)) for c in children]
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -69,10 +65,7 @@ async def supervise(console: Console, replicas: int = 1, grace: float = 15.0) ->
     for task in done:
         if task in exits:
             child = exits[task]
-            console.print(
-                f"[bold red]{child.name} exited with code {child.process.returncode}; "
-                "stopping the others.[/]"
-            )
+            say(f"{child.name} exited with code {child.process.returncode}; stopping the others.")
             status = 1
     await _stop_all(children, grace)
     stop_wait.cancel()

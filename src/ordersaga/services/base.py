@@ -10,9 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ordersaga.db.retention import Pruner
 from ordersaga.messaging.handler import Subscription
 
-SERVICE_NAMES = ("order", "orchestrator", "stock", "payment")
-"""The four services, in the order they are started and reported."""
-
 WakeRelay = Callable[[], None]
 BackgroundTask = Callable[[AsyncEngine, WakeRelay], Coroutine[Any, Any, None]]
 """A loop a service runs beside its consumer (the orchestrator's deadline timer)."""

@@ -9,7 +9,6 @@ exact); every message is built from them. Reasons are written for an operator:
 from dataclasses import replace
 from typing import Any
 
-from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import (
     CancelPayment,
@@ -41,12 +40,12 @@ def order_data(message: OrderCreated) -> dict[str, Any]:
     }
 
 
-def timeouts(settings: Settings) -> Timeouts:
-    """The seconds each of the saga's timeouts lasts, as configured."""
+def timeouts(*, reserve: float, payment: float, compensation: float) -> Timeouts:
+    """The seconds each of the saga's timeouts lasts."""
     return {
-        RESERVE_TIMEOUT: settings.reserve_timeout,
-        PAYMENT_TIMEOUT: settings.payment_timeout,
-        COMPENSATION_TIMEOUT: settings.compensation_timeout,
+        RESERVE_TIMEOUT: reserve,
+        PAYMENT_TIMEOUT: payment,
+        COMPENSATION_TIMEOUT: compensation,
     }
 
 
@@ -133,8 +132,8 @@ and sent again until it is."""
 
 
 def place_order_saga(
-    settings: Settings, definition: SagaDefinition = PLACE_ORDER
+    max_compensation_attempts: int, definition: SagaDefinition = PLACE_ORDER
 ) -> SagaDefinition:
-    """The place-order saga (or a version of it), parking after the configured number
-    of compensation sends."""
-    return replace(definition, max_compensation_attempts=settings.max_compensation_attempts)
+    """The place-order saga (or a version of it), parking after ``max_compensation_attempts``
+    compensation sends."""
+    return replace(definition, max_compensation_attempts=max_compensation_attempts)

@@ -40,9 +40,15 @@ def place_order_runner(
     """The place-order saga's ``versions`` (new sagas on ``current``, default the
     highest) on the orchestrator's tables, with the configured timeouts and number of
     compensation attempts, on ``clock`` (default: the database's)."""
-    registry = SagaRegistry.of(*(place_order_saga(settings, v) for v in versions), current=current)
+    attempts = settings.max_compensation_attempts
+    registry = SagaRegistry.of(*(place_order_saga(attempts, v) for v in versions), current=current)
     store = SagaStore(saga_instances, saga_history, registry.name)
-    return SagaRunner(registry, store, timeouts(settings), clock or DatabaseClock())
+    limits = timeouts(
+        reserve=settings.reserve_timeout,
+        payment=settings.payment_timeout,
+        compensation=settings.compensation_timeout,
+    )
+    return SagaRunner(registry, store, limits, clock or DatabaseClock())
 
 
 async def seed(conn: AsyncConnection) -> None:

@@ -9,13 +9,13 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from ordersaga.cli.services import SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.retention import prune_all
 from ordersaga.db.timestamps import utc_now
 from ordersaga.runtime.embedded import database_path
-from ordersaga.runtime.service import service_spec
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.registry import database_url, service_spec
 
 console = Console()
 
@@ -29,10 +29,7 @@ async def _prune(service: str, url: str, settings: Settings) -> int:
 
 
 def prune_command(
-    service: Annotated[
-        str | None,
-        typer.Argument(help="order, orchestrator, stock or payment; all four when omitted."),
-    ] = None,
+    service: SomeService = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="An embedded system's data directory.")
     ] = None,
@@ -41,12 +38,9 @@ def prune_command(
     ORDERSAGA_INBOX_RETENTION, sagas finished longer ago than ORDERSAGA_SAGA_RETENTION
     with their history (export them first with `ordersaga sagas export`). Orders are
     the business record and are kept. The services do the same in the background."""
-    if service is not None and service not in SERVICE_NAMES:
-        console.print(f"[red]unknown service {service!r}: one of {', '.join(SERVICE_NAMES)}[/]")
-        raise typer.Exit(2)
     settings = Settings()
-    for name in [service] if service else SERVICE_NAMES:
-        url = settings.database_url(name)
+    for name in chosen(service):
+        url = database_url(settings, name)
         if data_dir is not None:
             url = sqlite_url(database_path(data_dir, name))
         try:

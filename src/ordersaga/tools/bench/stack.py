@@ -5,7 +5,7 @@
   services as ``ordersaga serve`` child processes (``replicas`` of each).
 - :class:`EmbeddedStack`: ``ordersaga up --embedded`` as one child process on a
   temporary data directory, its SQLite files written with the bench data beforehand.
-- :class:`NullChain`: the forwarding stages of :mod:`ordersaga.bench.null_chain`.
+- :class:`NullChain`: the forwarding stages of :mod:`ordersaga.tools.bench.null_chain`.
 """
 
 import asyncio
@@ -19,8 +19,6 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.bench import null_chain
-from ordersaga.bench.data import add_bench_data, prepare_embedded_data
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.db.migrate import seed, upgrade
@@ -41,7 +39,9 @@ from ordersaga.runtime.scratch import (
     recreate_databases,
     scratch_urls,
 )
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.registry import SERVICE_NAMES, service
+from ordersaga.tools.bench import null_chain
+from ordersaga.tools.bench.data import add_bench_data, prepare_embedded_data
 
 SCRATCH_NAME = "{database}_test_bench"
 """The bench's databases, next to the configured ones (``orders_test_bench``...): the
@@ -118,9 +118,9 @@ class RealStack(_ServedSystem):
         await recreate_databases(self.urls)
         await delete_topics(self.settings)
         # what `ordersaga db upgrade` and `ordersaga seed` run, without two interpreters
-        for service, url in self.urls.items():
-            await upgrade(service, url)
-            await seed(service, url)
+        for name, url in self.urls.items():
+            await upgrade(service(name), url)
+            await seed(service(name), url)
         self.engines = {s: make_engine(url) for s, url in self.urls.items()}
         await add_bench_data(self.engines)
 
@@ -180,7 +180,7 @@ class NullChain(_ChildProcesses):
         self.log_dir = log_dir
         self.ready = log_dir / "null-chain.ready"
         self.result = log_dir / "null-chain.json"
-        module = (sys.executable, "-m", "ordersaga.bench.null_chain")
+        module = (sys.executable, "-m", "ordersaga.tools.bench.null_chain")
         source = [*module, null_chain.SOURCE, "--in-flight", str(in_flight)]
         source += ["--ready", str(self.ready), "--result", str(self.result)]
         self.source = ChildProcess(f"null-{null_chain.SOURCE}", source, log_dir)

@@ -20,12 +20,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.cli.services import ServiceName, SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.messaging.outbox_rows import failed_table, requeue
 from ordersaga.runtime.embedded import database_path
-from ordersaga.runtime.service import service_spec
-from ordersaga.services.base import SERVICE_NAMES
+from ordersaga.services.registry import database_url, service_spec
 
 T = TypeVar("T")
 
@@ -40,19 +40,10 @@ outbox_app = typer.Typer(
 DataDir = Annotated[Path | None, typer.Option(help="An embedded system's data directory.")]
 
 
-def _services(service: str | None) -> list[str]:
-    if service is None:
-        return list(SERVICE_NAMES)
-    if service not in SERVICE_NAMES:
-        console.print(f"[red]unknown service {service!r}: one of {', '.join(SERVICE_NAMES)}[/]")
-        raise typer.Exit(2)
-    return [service]
-
-
 def _on_database(
     service: str, data_dir: Path | None, action: Callable[[AsyncEngine], Awaitable[T]]
 ) -> T:
-    url = Settings().database_url(service)
+    url = database_url(Settings(), service)
     if data_dir is not None:
         url = sqlite_url(database_path(data_dir, service))
 
@@ -83,15 +74,13 @@ async def _failed_rows(service: str, engine: AsyncEngine) -> list[Any]:
 
 @outbox_app.command("failed")
 def failed_command(
-    service: Annotated[
-        str | None, typer.Argument(help="order, orchestrator, stock or payment; all if omitted.")
-    ] = None,
+    service: SomeService = None,
     data_dir: DataDir = None,
 ) -> None:
     """List the messages each service's relay could not publish, with the error."""
     table = RichTable("service", "id", "topic", "key", "failed at", "error")
     found = 0
-    for name in _services(service):
+    for name in chosen(service):
         for row in _on_database(name, data_dir, partial(_failed_rows, name)):
             found += 1
             table.add_row(
@@ -105,14 +94,14 @@ def failed_command(
 
 @outbox_app.command("requeue")
 def requeue_command(
-    service: Annotated[str, typer.Argument(help="order, orchestrator, stock or payment.")],
+    service: ServiceName,
     ids: Annotated[list[int] | None, typer.Argument(help="The messages' ids.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every failed message.")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Put failed messages back at the end of SERVICE's outbox, once their cause is
     cured; the running relay publishes them."""
-    (name,) = _services(service)
+    name = service
     if bool(ids) == every:
         console.print("[red]name the ids of the messages to put back, or --all[/]")
         raise typer.Exit(2)

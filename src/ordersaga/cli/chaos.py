@@ -9,15 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ordersaga.chaos import (
+from ordersaga.cli.tables import checks_table
+from ordersaga.config import Settings
+from ordersaga.tools.chaos import (
     MIN_COMPLETED_SHARE,
     ChaosConfig,
     ChaosError,
     ChaosReport,
     run_chaos,
 )
-from ordersaga.config import Settings
-from ordersaga.report import checks_table
 
 console = Console()
 
@@ -109,7 +109,3 @@ def print_report(report: ChaosReport) -> None:
         console.print(f"[bold red]{len(report.crashes)} replica(s) exited by themselves[/]")
     console.print(checks_table(report.checks))
     console.print("[green]chaos run passed[/]" if report.ok else "[bold red]chaos run FAILED[/]")
-
-
-if __name__ == "__main__":
-    typer.run(chaos_command)

@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.text import Text
 
+from ordersaga.cli.dlq_report import describe, letters_table
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.topics import dead_letter
@@ -28,7 +29,6 @@ from ordersaga.messaging.dead_letters import (
     inspect,
     replay,
 )
-from ordersaga.messaging.dlq_report import describe, letters_table
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
 from ordersaga.messaging.port import Broker

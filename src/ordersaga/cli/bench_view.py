@@ -7,7 +7,7 @@ from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ordersaga.bench.results import RunResult
+from ordersaga.tools.bench.results import RunResult
 
 
 class RunProgress:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
+from ordersaga.runtime.embedded import database_path
 from ordersaga.saga.registry import UnknownSagaVersion
 from ordersaga.saga.retention import export_finished_sagas
 from ordersaga.saga.state import SagaStatus
@@ -256,7 +257,7 @@ def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]
     settings = Settings()
     url = settings.orchestrator_db_url
     if data_dir is not None:
-        path = data_dir / "orchestrator.sqlite3"
+        path = database_path(data_dir, "orchestrator")
         if not path.exists():
             Console().print(f"[red]No embedded system's orchestrator database at {path}.[/]")
             raise typer.Exit(2)

@@ -15,15 +15,16 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.bench.load import LoadGenerator, LoadSpec
-from ordersaga.bench.measure import (
+from ordersaga.services.order.tables import orders
+from ordersaga.tools.bench.load import LoadGenerator, LoadSpec
+from ordersaga.tools.bench.measure import (
     Sample,
     cpu_between,
     infrastructure_pids,
     machine_between,
     take_sample,
 )
-from ordersaga.bench.results import (
+from ordersaga.tools.bench.results import (
     COMPLETED,
     RunResult,
     SagaTimes,
@@ -35,9 +36,8 @@ from ordersaga.bench.results import (
     outcomes_of,
     series,
 )
-from ordersaga.bench.stack import NullChain
-from ordersaga.services.order.tables import orders
-from ordersaga.verify import verify
+from ordersaga.tools.bench.stack import NullChain
+from ordersaga.tools.verify import verify
 
 PENDING = "ORDER_CREATED"
 TICK = 0.5  # seconds between progress updates (and the closed loop's brake)

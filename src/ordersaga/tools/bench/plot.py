@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ordersaga.bench.results import RunResult
+from ordersaga.tools.bench.results import RunResult
 
 if TYPE_CHECKING:  # matplotlib takes most of a second to import: only when plotting
     from matplotlib.axes import Axes

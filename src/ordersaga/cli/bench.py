@@ -13,14 +13,14 @@ import typer
 import uvloop
 from rich.console import Console
 
-from ordersaga.bench.load import LoadSpec
-from ordersaga.bench.plot import plot_runs
-from ordersaga.bench.results import RunResult, write_json
-from ordersaga.bench.run import run_null_chain, run_system
-from ordersaga.bench.stack import BenchError, EmbeddedStack, NullChain, RealStack
-from ordersaga.bench.view import RunProgress, cpu_table, details, summary_table
+from ordersaga.cli.bench_view import RunProgress, cpu_table, details, summary_table
 from ordersaga.config import Settings
 from ordersaga.runtime.processes import NotReady
+from ordersaga.tools.bench.load import LoadSpec
+from ordersaga.tools.bench.plot import plot_runs
+from ordersaga.tools.bench.results import RunResult, write_json
+from ordersaga.tools.bench.run import run_null_chain, run_system
+from ordersaga.tools.bench.stack import BenchError, EmbeddedStack, NullChain, RealStack
 
 # The tables need more than the 80 columns rich assumes when output is not a terminal.
 console = Console(width=None if sys.stdout.isatty() else 132)
@@ -244,7 +244,3 @@ def bench_command(
         console.print("[yellow]interrupted; every process it started is stopped[/]")
         raise typer.Exit(130) from None
     raise typer.Exit(0 if report(config, results, started) else 1)
-
-
-if __name__ == "__main__":
-    typer.run(bench_command)

@@ -12,7 +12,7 @@ forward: no database, no HTTP. One process per stage, split as the services are:
 - ``orchestrator``, ``stock`` and ``payment`` forward what they receive to the next topic;
   the orchestrator takes the acknowledgement and forwards nothing.
 
-Run as ``python -m ordersaga.bench.null_chain STAGE``; stopped by SIGTERM.
+Run as ``python -m ordersaga.tools.bench.null_chain STAGE``; stopped by SIGTERM.
 """
 
 import argparse
@@ -227,7 +227,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ordersaga.bench.null_chain")
+    parser = argparse.ArgumentParser(prog="python -m ordersaga.tools.bench.null_chain")
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--in-flight", type=int, default=2000)
     parser.add_argument("--ready", type=Path, help="written once the chain answers (source)")

@@ -21,10 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.config import Settings
 from ordersaga.db.engine import create_schema
 from ordersaga.runtime.embedded import embedded_engines
-from ordersaga.runtime.service import service_spec
-from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.order.tables import products
 from ordersaga.services.payment.tables import balances
+from ordersaga.services.registry import SERVICE_NAMES, service_spec
 from ordersaga.services.stock.tables import stock
 
 

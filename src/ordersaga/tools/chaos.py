@@ -8,7 +8,7 @@ Faults follow a schedule drawn from a seed, so a failing run can be replayed. Th
 uses the configured infrastructure (``Settings``) and refuses databases that already
 hold orders unless told to reuse them: ``verify`` counts every order it finds.
 
-Orders are drawn from the chaos data set (:data:`ordersaga.bench.data.CHAOS`, added to
+Orders are drawn from the chaos data set (:data:`ordersaga.tools.bench.data.CHAOS`, added to
 the databases by the run) so that every path runs under the faults: most orders
 complete, and a steady share is refused at the stock step and at the payment step (whose
 refusal is compensated). A run that did not exercise them (under 30 % completed, or no
@@ -29,7 +29,6 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.bench.data import CHAOS, add_data, chaos_order
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.runtime.processes import (
@@ -42,9 +41,10 @@ from ordersaga.runtime.processes import (
     stop_all,
     wait_ready,
 )
-from ordersaga.services.base import SERVICE_NAMES
 from ordersaga.services.order.tables import orders
-from ordersaga.verify import Check, snapshot, verify
+from ordersaga.services.registry import SERVICE_NAMES, SERVICES
+from ordersaga.tools.bench.data import CHAOS, add_data, chaos_order
+from ordersaga.tools.verify import Check, snapshot, verify
 
 INFRA_PARTS = ("kafka", "postgres", "mariadb")
 Say = Callable[[str], None]
@@ -290,7 +290,7 @@ async def _until_quiet(engines: dict[str, AsyncEngine], timeout: float) -> float
 async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -> ChaosReport:
     """Run the services under faults for ``config.duration`` seconds, then verify."""
     run = ChaosRun(config, settings, say)
-    engines = {name: make_engine(settings.database_url(name)) for name in SERVICE_NAMES}
+    engines = {s.name: make_engine(s.database_url(settings)) for s in SERVICES}
     try:
         if not config.reuse and (existing := await _order_count(engines["order"])):
             raise ChaosError(

@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ordersaga.bench.data import BENCH_PRODUCTS, BENCH_USERS
-from ordersaga.bench.http import HttpPool, ResponseError, post_request
+from ordersaga.tools.bench.data import BENCH_PRODUCTS, BENCH_USERS
+from ordersaga.tools.bench.http import HttpPool, ResponseError, post_request
 
 ORDERS_PATH = "/api/v1/orders"
 OPEN_LOOP_CONNECTIONS = 256

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ordersaga.verify import Check
+from ordersaga.tools.verify import Check
 
 
 def checks_table(checks: Sequence[Check]) -> Table:

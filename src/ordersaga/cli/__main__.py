@@ -1,0 +1,5 @@
+"""``python -m ordersaga.cli``."""
+
+from ordersaga.cli import main
+
+main()

@@ -1,0 +1,44 @@
+"""The ``ordersaga`` command line: every command group, put together."""
+
+import typer
+
+from ordersaga.cli.bench import bench_command
+from ordersaga.cli.chaos import chaos_command
+from ordersaga.cli.db import db_app, seed_command
+from ordersaga.cli.demo import demo_command
+from ordersaga.cli.dlq import dlq_app
+from ordersaga.cli.orders import orders_command, place_order_command
+from ordersaga.cli.outbox import outbox_app
+from ordersaga.cli.prune import prune_command
+from ordersaga.cli.sagas import sagas_app
+from ordersaga.cli.up import serve_command, up_command
+from ordersaga.cli.verify import verify_command
+
+app = typer.Typer(
+    help="The place-order saga, orchestrated over Kafka: order, stock, payment, orchestrator.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+app.command("demo")(demo_command)
+app.command("up")(up_command)
+app.command("serve")(serve_command)
+app.command("place-order")(place_order_command)
+app.command("orders")(orders_command)
+app.command("verify")(verify_command)
+app.add_typer(db_app, name="db")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(sagas_app, name="sagas")
+app.add_typer(outbox_app, name="outbox")
+app.command("seed")(seed_command)
+app.command("chaos")(chaos_command)
+app.command("prune")(prune_command)
+app.command("bench")(bench_command)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""``ordersaga demo``: the demo's scenarios, its progress, outcomes and invariants."""
+
+import asyncio
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from ordersaga.cli.tables import checks_table, money_text, status_text
+from ordersaga.tools.demo import Played, reason_kind, run_demo
+
+console = Console()
+
+
+def demo_command(
+    orders: Annotated[int, typer.Option(help="How many random orders to place.")] = 300,
+    seed: Annotated[int | None, typer.Option(help="Seed for the random orders.")] = None,
+) -> None:
+    """Run the original demo's scenarios and random orders on a fresh embedded system."""
+    with tempfile.TemporaryDirectory(prefix="ordersaga-demo-") as data_dir:
+        ok = asyncio.run(_demo(Path(data_dir), orders, seed))
+    raise typer.Exit(0 if ok else 1)
+
+
+async def _demo(data_dir: Path, orders: int, seed: int | None) -> bool:
+    stages = _Stages()
+    try:
+        result = await run_demo(
+            data_dir,
+            orders,
+            seed,
+            show_played=lambda played: console.print(scenarios_table(played)),
+            show_progress=stages.show,
+        )
+    finally:
+        stages.close()
+    console.print(outcomes_table(result.orders, result.total))
+    console.print(checks_table(result.checks))
+    ok = result.ok
+    console.print("[bold green]All invariants hold.[/]" if ok else "[bold red]Demo failed.[/]")
+    return ok
+
+
+class _Stages:
+    """One progress bar per stage of the demo, drawn as they go."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(console=console, transient=False)
+        self._tasks: dict[str, TaskID] = {}
+
+    def show(self, stage: str, completed: int, total: int) -> None:
+        if not self._tasks:
+            self._progress.start()
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(stage, total=total)
+        self._progress.update(self._tasks[stage], completed=completed)
+
+    def close(self) -> None:
+        if self._tasks:
+            self._progress.stop()
+
+
+def scenarios_table(played: Sequence[Played]) -> Table:
+    table = Table(title="The original demo's scenarios", title_justify="left")
+    for column in (
+        "scenario",
+        "user",
+        "product",
+        "qty",
+        "amount",
+        "status",
+        "reason",
+        "as expected",
+    ):
+        table.add_column(column)
+    for p in played:
+        s, order = p.scenario, p.order
+        table.add_row(
+            s.title,
+            str(s.user),
+            str(s.product),
+            str(s.quantity),
+            money_text(order["amount"]),
+            status_text(order["status"]),
+            order.get("reason") or "",
+            "[green]yes[/]" if p.ok else "[bold red]NO[/]",
+        )
+    return table
+
+
+def outcomes_table(orders: list[dict[str, Any]], total: int) -> Table:
+    counts = Counter((str(o["status"]), reason_kind(str(o.get("reason") or ""))) for o in orders)
+    table = Table(title=f"Outcomes of all {total} orders", title_justify="left")
+    table.add_column("status")
+    table.add_column("reason")
+    table.add_column("orders", justify="right")
+    for (status, reason), n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        table.add_row(status_text(status), reason, str(n))
+    return table

@@ -1,0 +1,73 @@
+"""``ordersaga place-order`` and ``ordersaga orders``: the order API, from the terminal."""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+
+from ordersaga.cli.tables import orders_table
+from ordersaga.tools.client import ApiError, OrderClient
+
+T = TypeVar("T")
+
+console = Console()
+
+DEFAULT_API = "http://127.0.0.1:8091"
+ApiUrl = Annotated[str, typer.Option("--api-url", help="Base URL of the order service.")]
+
+
+def place_order_command(
+    user: Annotated[int, typer.Option("--user", help="The customer's userID.")],
+    product: Annotated[int, typer.Option("--product", help="The productID.")],
+    quantity: Annotated[int, typer.Option("--quantity", help="How many.")] = 1,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the saga has finished.")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key header.")] = None,
+    api_url: ApiUrl = DEFAULT_API,
+) -> None:
+    """Place an order through the HTTP API."""
+
+    async def run() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+            client = OrderClient(http)
+            order = await client.place(user, product, quantity, idempotency_key)
+            return await client.wait(str(order["orderID"])) if wait else order
+
+    order = _call_api(run, api_url)
+    console.print(orders_table([order], title="Order"))
+
+
+def orders_command(
+    user: Annotated[int | None, typer.Option("--user", help="Only this userID.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    offset: Annotated[int, typer.Option(help="How many to skip.")] = 0,
+    api_url: ApiUrl = DEFAULT_API,
+) -> None:
+    """List orders, newest first."""
+
+    async def run() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+            return await OrderClient(http).list(
+                userID=user, status=status, limit=limit, offset=offset
+            )
+
+    page = _call_api(run, api_url)
+    items = page["items"]
+    console.print(orders_table(items, title=f"Orders ({len(items)} of {page['total']})"))
+
+
+def _call_api(run: Callable[[], Coroutine[Any, Any, T]], api_url: str) -> T:
+    try:
+        return asyncio.run(run())
+    except ApiError as error:
+        console.print(f"[red]The API refused: {error}[/]")
+        raise typer.Exit(1) from None
+    except httpx.TransportError as error:
+        console.print(
+            f"[red]Cannot reach the order service at {api_url}: {error!r}.[/]"
+            " Is `ordersaga up --embedded` running?"
+        )
+        raise typer.Exit(1) from None

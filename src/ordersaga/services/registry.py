@@ -1,0 +1,117 @@
+"""The four services, listed once.
+
+Everything that acts on every service, or on one chosen by name — the runtime, the
+supervisor, the migrations runner, the command line's choices, the settings' database
+URLs, the tests — takes its list from here.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.config import Settings
+from ordersaga.services.base import ServiceSpec
+from ordersaga.services.orchestrator import tables as orchestrator_tables
+from ordersaga.services.orchestrator import wiring as orchestrator_wiring
+from ordersaga.services.order import tables as order_tables
+from ordersaga.services.order import wiring as order_wiring
+from ordersaga.services.payment import tables as payment_tables
+from ordersaga.services.payment import wiring as payment_wiring
+from ordersaga.services.stock import tables as stock_tables
+from ordersaga.services.stock import wiring as stock_wiring
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service: what its database holds and where its schema's history is, its
+    sample data, how it is wired, and which setting names its database."""
+
+    name: str
+    metadata: MetaData
+    migrations: str
+    """The package of its Alembic history (``env.py`` and ``versions/``)."""
+    seed: Callable[[AsyncConnection], Awaitable[None]]
+    wiring: Callable[[Settings], ServiceSpec]
+    """Its subscriptions (handlers), background loops and pruning, for these settings."""
+    url_setting: str
+    """The :class:`~ordersaga.config.Settings` field holding its database's URL."""
+
+    def spec(self, settings: Settings) -> ServiceSpec:
+        return self.wiring(settings)
+
+    def database_url(self, settings: Settings) -> str:
+        url = getattr(settings, self.url_setting)
+        if not isinstance(url, str):
+            raise TypeError(f"Settings.{self.url_setting} is not a database URL")
+        return url
+
+    @property
+    def url_variable(self) -> str:
+        """The environment variable that sets its database's URL."""
+        return f"ORDERSAGA_{self.url_setting.upper()}"
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        name="order",
+        metadata=order_tables.metadata,
+        migrations="ordersaga.migrations.order",
+        seed=order_wiring.seed,
+        wiring=order_wiring.spec,
+        url_setting="order_db_url",
+    ),
+    Service(
+        name="orchestrator",
+        metadata=orchestrator_tables.metadata,
+        migrations="ordersaga.migrations.orchestrator",
+        seed=orchestrator_wiring.seed,
+        wiring=orchestrator_wiring.spec,
+        url_setting="orchestrator_db_url",
+    ),
+    Service(
+        name="stock",
+        metadata=stock_tables.metadata,
+        migrations="ordersaga.migrations.stock",
+        seed=stock_wiring.seed,
+        wiring=stock_wiring.spec,
+        url_setting="stock_db_url",
+    ),
+    Service(
+        name="payment",
+        metadata=payment_tables.metadata,
+        migrations="ordersaga.migrations.payment",
+        seed=payment_wiring.seed,
+        wiring=payment_wiring.spec,
+        url_setting="payment_db_url",
+    ),
+)
+"""In the order they are started and reported."""
+
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
+
+
+class UnknownService(ValueError):
+    """A name that is none of the services'."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}")
+
+
+def service(name: str) -> Service:
+    """The service called ``name``; :class:`UnknownService` for any other name."""
+    for found in SERVICES:
+        if found.name == name:
+            return found
+    raise UnknownService(name)
+
+
+def service_spec(name: str, settings: Settings) -> ServiceSpec:
+    """The wiring of the service called ``name``, for ``settings``."""
+    return service(name).spec(settings)
+
+
+def database_url(settings: Settings, name: str) -> str:
+    """The URL of the database of the service called ``name``, from ``settings``."""
+    return service(name).database_url(settings)
