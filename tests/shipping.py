@@ -20,13 +20,11 @@ from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.port import OutgoingMessage, Producer
-from ordersaga.saga.clock import DatabaseClock, SagaClock
+from ordersaga.saga.clock import SagaClock
 from ordersaga.saga.definition import SagaData, SagaDefinition, Step, StepKind
-from ordersaga.saga.registry import SagaRegistry
 from ordersaga.saga.runner import SagaRunner
-from ordersaga.saga.store import SagaStore
-from ordersaga.services.orchestrator.place_order import PLACE_ORDER, place_order_saga, timeouts
-from ordersaga.services.orchestrator.tables import saga_history, saga_instances
+from ordersaga.services.orchestrator.place_order import PLACE_ORDER
+from ordersaga.services.orchestrator.wiring import place_order_runner
 
 SHIP_ORDER = "test-ship-order"
 ORDER_SHIPPED = "test-order-shipped"
@@ -81,10 +79,9 @@ def shipping_runner(
     clock: SagaClock | None = None,
 ) -> SagaRunner:
     """An orchestrator's runner of ``versions`` of place-order, on its tables."""
-    registry = SagaRegistry.of(*(place_order_saga(settings, v) for v in versions), current=current)
-    store = SagaStore(saga_instances, saga_history, registry.name)
-    seconds = {**timeouts(settings), SHIP_TIMEOUT: ship_timeout}
-    return SagaRunner(registry, store, seconds, clock or DatabaseClock())
+    return place_order_runner(
+        settings, clock, versions, current=current, more_timeouts={SHIP_TIMEOUT: ship_timeout}
+    )
 
 
 @dataclass

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from ordersaga.tools.client import OrderClient
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.messaging.memory import InProcessBroker
@@ -21,6 +20,7 @@ from ordersaga.saga.state import SagaStatus
 from ordersaga.services.orchestrator import wiring
 from ordersaga.services.orchestrator.operations import SagaDetail, SagaOperations
 from ordersaga.services.orchestrator.tables import outbox
+from ordersaga.tools.client import OrderClient
 from tests.shipping import (
     ORDER_SHIPPED,
     SHIP_ORDER,

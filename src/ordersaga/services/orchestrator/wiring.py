@@ -1,6 +1,6 @@
 """The orchestrator as the runtime sees it: tables, subscriptions and the deadline timer."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -36,10 +36,12 @@ def place_order_runner(
     versions: Sequence[SagaDefinition] = PLACE_ORDER_VERSIONS,
     *,
     current: int | None = None,
+    more_timeouts: Mapping[str, float] | None = None,
 ) -> SagaRunner:
     """The place-order saga's ``versions`` (new sagas on ``current``, default the
-    highest) on the orchestrator's tables, with the configured timeouts and number of
-    compensation attempts, on ``clock`` (default: the database's)."""
+    highest) on the orchestrator's tables, with the configured timeouts (and
+    ``more_timeouts``, for steps a version adds) and number of compensation attempts, on
+    ``clock`` (default: the database's)."""
     attempts = settings.max_compensation_attempts
     registry = SagaRegistry.of(*(place_order_saga(attempts, v) for v in versions), current=current)
     store = SagaStore(saga_instances, saga_history, registry.name)
@@ -48,6 +50,7 @@ def place_order_runner(
         payment=settings.payment_timeout,
         compensation=settings.compensation_timeout,
     )
+    limits = {**limits, **(more_timeouts or {})}
     return SagaRunner(registry, store, limits, clock or DatabaseClock())
 
 
