@@ -99,7 +99,14 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    _run(serve_replica(service, Settings(), replica or f"{socket.gethostname()}-{os.getpid()}"))
+    from ordersaga.messaging.replication import ReplicationMismatch
+
+    name = replica or f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        _run(serve_replica(service, Settings(), name))
+    except ReplicationMismatch as error:
+        console.print(str(error), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _run(main: Coroutine[Any, Any, T]) -> T | None:
