@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
 from ordersaga.contracts import topics
@@ -99,14 +100,21 @@ async def _read(bootstrap: str) -> BrokerView:
         enable_auto_commit=False,
         client_id=f"broker-view-{uuid.uuid4().hex[:6]}",
     )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["error_code"] == 0
+        for p in t["partitions"]
+    ]
     await consumer.start()
     view = BrokerView()
     try:
-        partitions = [
-            TopicPartition(t, p)
-            for t in names
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
