@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck install clean up fuzz bench
+.PHONY: demo test test-fast test-cluster lint typecheck install clean up fuzz bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,16 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/ordersaga up --embedded --data-dir data
 
-# Starts Kafka, PostgreSQL and MariaDB when they are not running, and stops those it started.
+# Starts Kafka, PostgreSQL and MariaDB, and the three-node cluster kafka3 that
+# tests/realstack/test_cluster.py runs on, when they are not running; stops those it started.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
-	bash infra/with-infra.sh $(BIN)/pytest -q
+	bash infra/with-infra.sh --cluster $(BIN)/pytest -q
+
+# Only the failover tests on the three-node cluster (a few minutes).
+test-cluster: $(STAMP)
+	bash infra/with-infra.sh --cluster $(BIN)/pytest -q tests/realstack/test_cluster.py
 
 # The in-process tests only, for the edit-run loop: no Kafka, PostgreSQL or MariaDB needed
 # (persistence on SQLite alone, 10 fault-injection seeds, no test marked slow). No lint.
@@ -61,7 +66,7 @@ clean:
 # Kafka, PostgreSQL and MariaDB on 127.0.0.1, for the distributed mode (see infra/README.md).
 INFRA := bash infra/infra.sh
 
-.PHONY: infra-up infra-down infra-status
+.PHONY: infra-up infra-down infra-status infra-up-cluster infra-down-cluster infra-status-cluster
 
 infra-up:
 	$(INFRA) up
@@ -71,3 +76,14 @@ infra-down:
 
 infra-status:
 	$(INFRA) status
+
+# The three-node Kafka cluster (127.0.0.1:29092,29094,29096; replication factor 3,
+# min.insync.replicas 2), beside the single node, which the quick paths keep using.
+infra-up-cluster:
+	$(INFRA) up kafka3
+
+infra-down-cluster:
+	$(INFRA) down kafka3
+
+infra-status-cluster:
+	$(INFRA) status kafka3

@@ -5,6 +5,8 @@
 #
 # `up` starts the nodes that are not running, so a test that killed one brings it back
 # with `infra/infra.sh up kafka3`; each node's pid is in .cache/kafka3/node-N/kafka.pid.
+# KAFKA3_UP="2" (node ids, space-separated) starts and waits for those nodes only, as a
+# test does that brings one node of two back.
 
 KAFKA3_DIR="$CACHE/kafka3"
 KAFKA3_NODES=(1 2 3)
@@ -88,7 +90,9 @@ kafka3_up() {
     kafka_libs
     for n in "${KAFKA3_NODES[@]}"; do kafka3_write_config "$n"; done
     kafka3_format
-    for n in "${KAFKA3_NODES[@]}"; do
+    local wanted
+    read -r -a wanted <<<"${KAFKA3_UP:-${KAFKA3_NODES[*]}}"
+    for n in "${wanted[@]}"; do
         if pid=$(kafka3_pid "$n"); then
             # A stopped (SIGSTOP) node is running but answers nothing: let it go on.
             kill -CONT "$pid" 2>/dev/null || true
@@ -101,7 +105,7 @@ kafka3_up() {
         pids[$n]=$pid
     done
     # The nodes elect a controller among themselves: wait for all three together.
-    for n in "${KAFKA3_NODES[@]}"; do
+    for n in "${wanted[@]}"; do
         status=0
         wait_ready kafka3 120 "${pids[$n]}" port_open "$(kafka3_port "$n")" || status=$?
         ((status == 0)) && { wait_ready kafka3 90 "${pids[$n]}" kafka3_answers "$n" || status=$?; }

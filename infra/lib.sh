@@ -3,7 +3,8 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 INFRA="$ROOT/infra"
-CACHE="$ROOT/.cache"
+# INFRA_CACHE: another checkout's .cache, to drive the servers that checkout started.
+CACHE="${INFRA_CACHE:-$ROOT/.cache}"
 # Servers only ever listen here.
 HOST=127.0.0.1
 # sbin holds mariadbd and pg tools; a login shell has it, `make` under sudo may not.

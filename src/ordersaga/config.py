@@ -69,6 +69,13 @@ class Settings(BaseSettings):
 
     # Distributed mode. The defaults are what `make infra-up` starts on this machine.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Copies of every partition of the topics the services create; checked "
+        "at start against the topics as they are (with min.insync.replicas when over 1). "
+        "1 for a single broker; 3 (with min.insync.replicas=2 on the cluster) in production.",
+    )
     kafka_security_protocol: str = Field(
         "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
     )

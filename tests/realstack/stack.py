@@ -35,6 +35,10 @@ class Stack:
     logs: Path
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     port: int = field(default_factory=free_port)
+    kafka: str = KAFKA
+    """The bootstrap servers of the Kafka the stack runs on (the single node by default)."""
+    replication: int = 1
+    """ORDERSAGA_KAFKA_REPLICATION_FACTOR for the services."""
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -42,14 +46,23 @@ class Stack:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def settings(self) -> Settings:
+        """The settings of this stack's Kafka (the databases' are the configured ones)."""
+        return Settings(
+            kafka_bootstrap_servers=self.kafka, kafka_replication_factor=self.replication
+        )
+
     def prepare(self) -> None:
         """Scratch databases with the schema and the sample data; empty topics."""
-        urls = scratch_urls(Settings(), SCRATCH_NAME + self.suffix)
+        urls = scratch_urls(self.settings, SCRATCH_NAME + self.suffix)
         asyncio.run(recreate_databases(urls))
-        asyncio.run(delete_topics(Settings()))
+        asyncio.run(delete_topics(self.settings))
         self.env = {
             **os.environ,
             "ORDERSAGA_API_PORT": str(self.port),
+            "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "ORDERSAGA_KAFKA_REPLICATION_FACTOR": str(self.replication),
             **{f"ORDERSAGA_{service.upper()}_DB_URL": url for service, url in urls.items()},
         }
         self.cli("db", "upgrade")
@@ -110,7 +123,7 @@ class Stack:
         self.processes.clear()
 
     def drop(self) -> None:
-        asyncio.run(drop_databases(scratch_urls(Settings(), SCRATCH_NAME + self.suffix)))
+        asyncio.run(drop_databases(scratch_urls(self.settings, SCRATCH_NAME + self.suffix)))
 
     def log_tails(self, lines: int = 30) -> str:
         parts = []

@@ -18,6 +18,7 @@ from ordersaga.tools.chaos import (
     ChaosReport,
     run_chaos,
 )
+from ordersaga.tools.chaos_kafka import CLUSTER_BOOTSTRAP, CLUSTER_REPLICATION
 
 console = Console()
 
@@ -48,6 +49,14 @@ def chaos_command(
             "refused for stock or money; sample: the demo's data only."
         ),
     ] = "chaos",
+    kafka: Annotated[
+        str,
+        typer.Option(
+            help="single: the configured Kafka, restarted once; cluster: the three-node "
+            "cluster of `infra.sh up kafka3` (replication 3), whose busiest leader is "
+            "killed and one node hung past the session timeouts."
+        ),
+    ] = "single",
 ) -> None:
     """Place orders while killing replicas (kill -9) and restarting Kafka, PostgreSQL and
     MariaDB on a seeded schedule; then wait until quiet and check the invariants.
@@ -66,12 +75,24 @@ def chaos_command(
         reuse=reuse,
         quiet_timeout=quiet_timeout,
         data=data,
+        kafka=kafka,
     )
     if data not in ("chaos", "sample"):
         console.print(f"[red]--data takes chaos or sample, not {data!r}[/]")
         raise typer.Exit(2)
+    if kafka not in ("single", "cluster"):
+        console.print(f"[red]--kafka takes single or cluster, not {kafka!r}[/]")
+        raise typer.Exit(2)
+    settings = Settings()
+    if kafka == "cluster":
+        settings = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": CLUSTER_BOOTSTRAP,
+                "kafka_replication_factor": CLUSTER_REPLICATION,
+            }
+        )
     try:
-        report = asyncio.run(run_chaos(config, Settings(), say=console.print))
+        report = asyncio.run(run_chaos(config, settings, say=console.print))
     except ChaosError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None

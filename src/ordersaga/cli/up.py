@@ -78,8 +78,14 @@ def serve_command(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from ordersaga.messaging.replication import ReplicationMismatch
+
     name = replica or f"{socket.gethostname()}-{os.getpid()}"
-    run_on_uvloop(serve_replica(service, Settings(), name))
+    try:
+        run_on_uvloop(serve_replica(service, Settings(), name))
+    except ReplicationMismatch as error:
+        console.print(str(error), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 async def _serve_embedded(data_dir: Path, host: str, port: int) -> None:

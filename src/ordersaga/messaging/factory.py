@@ -9,5 +9,6 @@ from ordersaga.messaging.port import Broker
 
 
 def make_broker(settings: Settings) -> Broker:
-    """The Kafka cluster at ``settings.kafka_bootstrap_servers``, with its security options."""
-    return KafkaBroker(settings)
+    """The Kafka cluster at ``settings.kafka_bootstrap_servers``, with its security options;
+    the topics it creates have ``settings.kafka_replication_factor`` replicas."""
+    return KafkaBroker(settings, replication_factor=settings.kafka_replication_factor)

@@ -13,7 +13,9 @@ from ordersaga.contracts import topics
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.factory import make_broker
+from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.port import Broker
+from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.services.base import run_startup_checks
 from ordersaga.services.order.api import create_app, server_config
@@ -52,12 +54,23 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
 
 
 async def _create_topics(broker: Broker, settings: Settings) -> None:
-    """Create the contract's topics, waiting for the broker if it is not up yet."""
+    """Create the contract's topics, waiting for the broker if it is not up yet; then
+    check they have the replication the settings ask for.
+
+    Raises :class:`ReplicationMismatch` when they do not: a replica that ran on them
+    would acknowledge messages a single broker's loss can take away.
+    """
     backoff = Backoff(first=0.5, cap=5.0)
+    names = topics.with_dead_letters()
     while True:
         try:
-            await broker.create_topics(topics.with_dead_letters(), settings.partitions)
+            await broker.create_topics(names, settings.partitions)
+            await check_replication(
+                client_options(settings), names, settings.kafka_replication_factor
+            )
             return
+        except ReplicationMismatch:
+            raise
         except Exception as error:  # the broker may still be starting
             log.warning("cannot create topics yet (%r); retrying", error)
             await backoff.sleep()

@@ -44,9 +44,14 @@ from ordersaga.runtime.processes import (
 from ordersaga.services.order.tables import orders
 from ordersaga.services.registry import SERVICE_NAMES, SERVICES
 from ordersaga.tools.bench.data import CHAOS, add_data, chaos_order
+from ordersaga.tools.chaos_kafka import CLUSTER_NODES, busiest_leader, hang_node, kill_node
 from ordersaga.tools.verify import Check, snapshot, verify
 
 INFRA_PARTS = ("kafka", "postgres", "mariadb")
+# With --kafka cluster: the databases are restarted, and the cluster's nodes meet faults
+# of their own (the busiest leader killed, a node hung) instead of a restart.
+CLUSTER_INFRA_PARTS = ("postgres", "mariadb", "kafka3")
+CLUSTER_FAULTS = ("leader-kill", "broker-stop")
 Say = Callable[[str], None]
 
 
@@ -66,6 +71,12 @@ class ChaosConfig:
     quiet_timeout: float = 120.0
     ready_timeout: float = 90.0
     data: str = "chaos"  # "chaos" (the mix of outcomes) or "sample" (the demo's data)
+    kafka: str = "single"  # "single" (a node, restarted) or "cluster" (kafka3's faults)
+
+    @property
+    def infra_parts(self) -> tuple[str, ...]:
+        """What is brought back up before the system is judged."""
+        return CLUSTER_INFRA_PARTS if self.kafka == "cluster" else INFRA_PARTS
 
 
 MIN_COMPLETED_SHARE = 0.3
@@ -88,8 +99,8 @@ def outcome_class(status: str, reason: str | None) -> str:
 @dataclass(frozen=True)
 class PlannedFault:
     at: float
-    kind: str  # "kill" or "restart"
-    target: str  # a service name for a kill, an infrastructure part for a restart
+    kind: str  # "kill", "restart", or on a cluster "leader-kill" or "broker-stop"
+    target: str  # a service name for a kill, an infrastructure part otherwise
     replica: int = 1
     pause: float = 1.0  # how long the target stays down
 
@@ -136,19 +147,34 @@ class ChaosReport:
 
 
 def plan_faults(
-    rng: random.Random, duration: float, replicas: int, extra_kills: int | None = None
+    rng: random.Random,
+    duration: float,
+    replicas: int,
+    extra_kills: int | None = None,
+    kafka: str = "single",
 ) -> list[PlannedFault]:
     """One kill of every service, one restart of every infrastructure part, and a kill
-    more for every 15 s of run, at random times in the middle of the run."""
+    more for every 15 s of run, at random times in the middle of the run. On a cluster,
+    Kafka is not restarted: its busiest leader is killed (back after 1-3 s and its start)
+    and a node is hung for 12-20 s, longer than every session timeout."""
     extra = int(duration // 15) if extra_kills is None else extra_kills
-    kinds = [("kill", s) for s in SERVICE_NAMES] + [("restart", p) for p in INFRA_PARTS]
+    if kafka == "cluster":
+        restarts = [("restart", p) for p in INFRA_PARTS if p != "kafka"]
+        restarts += [(kind, "kafka3") for kind in CLUSTER_FAULTS]
+    else:
+        restarts = [("restart", p) for p in INFRA_PARTS]
+    kinds = [("kill", s) for s in SERVICE_NAMES] + restarts
     kinds += [("kill", rng.choice(SERVICE_NAMES)) for _ in range(extra)]
     rng.shuffle(kinds)
     times = sorted(rng.uniform(0.1 * duration, 0.7 * duration) for _ in kinds)
     return [
-        PlannedFault(at, kind, target, rng.randint(1, replicas), rng.uniform(1.0, 3.0))
+        PlannedFault(at, kind, target, rng.randint(1, replicas), _pause(rng, kind))
         for at, (kind, target) in zip(times, kinds, strict=True)
     ]
+
+
+def _pause(rng: random.Random, kind: str) -> float:
+    return rng.uniform(12.0, 20.0) if kind == "broker-stop" else rng.uniform(1.0, 3.0)
 
 
 class Infra:
@@ -181,8 +207,13 @@ class ChaosRun:
         self.settings = settings
         self.say = say
         self.infra = Infra(config.infra_dir, config.log_dir)
+        kafka_env = {
+            **os.environ,
+            "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "ORDERSAGA_KAFKA_REPLICATION_FACTOR": str(settings.kafka_replication_factor),
+        }
         self.replicas = [
-            replica_process(s, n, config.log_dir)
+            replica_process(s, n, config.log_dir, kafka_env)
             for s in SERVICE_NAMES
             for n in range(1, config.replicas + 1)
         ]
@@ -241,6 +272,30 @@ class ChaosRun:
         await self.infra.run("up", fault.target)
         self._record("restart", fault.target, started, f"down for {fault.pause:.1f}s + start")
 
+    async def kill_leader(self, fault: PlannedFault) -> None:
+        """kill -9 the node leading the most saga partitions; start it again."""
+        started = self.elapsed()
+        self.infra_touched = True
+        node = await busiest_leader(self.settings.kafka_bootstrap_servers)
+        if not await kill_node(node):
+            self._record("leader kill -9", f"node-{node}", started, "already down: skipped")
+            return
+        await asyncio.sleep(fault.pause)
+        await self.infra.run("up", "kafka3")
+        self._record("leader kill -9", f"node-{node}", started, f"down {fault.pause:.1f}s + start")
+
+    async def stop_broker(self, fault: PlannedFault) -> None:
+        """SIGSTOP a node (the busiest leader) for the fault's pause, then SIGCONT."""
+        started = self.elapsed()
+        self.infra_touched = True
+        try:
+            node = await busiest_leader(self.settings.kafka_bootstrap_servers)
+        except Exception:  # no leader known now: any node will do
+            node = CLUSTER_NODES[0]
+        hung = await hang_node(node, fault.pause)
+        detail = f"hung for {fault.pause:.1f}s" if hung else "not running: skipped"
+        self._record("broker SIGSTOP", f"node-{node}", started, detail)
+
     async def inject(self, plan: list[PlannedFault]) -> None:
         """Each fault at its time (or late, after a slow restart); kills run alongside."""
         kills: list[asyncio.Task[None]] = []
@@ -248,6 +303,10 @@ class ChaosRun:
             await asyncio.sleep(max(0.0, fault.at - self.elapsed()))
             if fault.kind == "kill":
                 kills.append(asyncio.create_task(self.kill(fault)))
+            elif fault.kind == "leader-kill":
+                await self.kill_leader(fault)
+            elif fault.kind == "broker-stop":
+                await self.stop_broker(fault)
             else:
                 await self.restart(fault)
         await asyncio.gather(*kills)
@@ -297,7 +356,9 @@ async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -
                 f"the order database already holds {existing} orders; verify would count "
                 "them too (pass --reuse to run anyway)"
             )
-        plan = plan_faults(random.Random(config.seed), config.duration, config.replicas)
+        plan = plan_faults(
+            random.Random(config.seed), config.duration, config.replicas, kafka=config.kafka
+        )
         pick = sample_order
         if config.data == "chaos":
             await add_data(engines, CHAOS)
@@ -322,7 +383,7 @@ async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -
         await placing
         run.report.placed, run.report.accepted = load.placed, len(load.accepted)
         # Whatever a fault left down comes back before the system is judged.
-        await run.infra.run("up", *INFRA_PARTS)
+        await run.infra.run("up", *config.infra_parts)
         say("waiting until every order is terminal")
         run.report.time_to_quiet = await _until_quiet(engines, config.quiet_timeout)
         run.report.checks = await verify(engines)
@@ -334,6 +395,6 @@ async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -
         await run.stop_services()
         if run.infra_touched:  # a failed or interrupted run must not leave a server down
             with contextlib.suppress(Exception):
-                await run.infra.run("up", *INFRA_PARTS)
+                await run.infra.run("up", *config.infra_parts)
         for engine in engines.values():
             await engine.dispose()

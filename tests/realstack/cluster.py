@@ -1,0 +1,124 @@
+"""The three-node Kafka cluster of `infra/infra.sh up kafka3`, driven from tests: which
+node leads what, and a node killed, hung (SIGSTOP), resumed, stopped or started again.
+
+The nodes are found by the ports they listen on, so this works whichever checkout
+started them. This repository's ``infra/infra.sh up kafka3`` starts the nodes that are
+down (and SIGCONTs a stopped one); when the running cluster was started from another
+checkout, set INFRA_CACHE to that checkout's .cache (its pids and data are there).
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from ordersaga.contracts import topics
+
+ROOT = Path(__file__).resolve().parents[2]
+NODES = (1, 2, 3)
+HOST = "127.0.0.1"
+BOOTSTRAP = ",".join(f"{HOST}:{29090 + 2 * n}" for n in NODES)
+
+
+def port(node: int) -> int:
+    return 29090 + 2 * node
+
+
+def pid(node: int) -> int | None:
+    """The pid of the process listening on ``node``'s port, or None."""
+    listed = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port(node)}"], capture_output=True, text=True
+    ).stdout
+    for part in listed.replace(",", " ").split():
+        if part.startswith("pid="):
+            return int(part[4:])
+    return None
+
+
+def up(*nodes: int) -> float:
+    """Start the nodes that are down (only ``nodes`` when given), resume a stopped one;
+    seconds it took."""
+    start = time.monotonic()
+    env = {**os.environ, "KAFKA3_UP": " ".join(map(str, nodes))} if nodes else None
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra" / "infra.sh"), "up", "kafka3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, f"infra.sh up kafka3 failed:\n{done.stdout}{done.stderr}"
+    return time.monotonic() - start
+
+
+def require_cluster() -> None:
+    """Bring the cluster up if a node is down, and fail saying how if it cannot be."""
+    if all(pid(n) for n in NODES):
+        return
+    up()
+
+
+class Node:
+    """One node, by id, with the signals a test sends it."""
+
+    def __init__(self, node: int) -> None:
+        found = pid(node)
+        assert found is not None, f"kafka3 node {node} is not running"
+        self.id = node
+        self.pid = found
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        until(lambda: pid(self.id) is None, 30, f"node {self.id} to die")
+
+    def terminate(self) -> None:
+        """SIGTERM, as an upgrade does: the node hands its leaders over and exits."""
+        os.kill(self.pid, signal.SIGTERM)
+        until(lambda: pid(self.id) is None, 90, f"node {self.id} to stop")
+
+    def stop(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+
+def until(condition: Callable[[], bool], within: float, what: str) -> float:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < within, f"waited {within:g}s for {what}"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+async def _partitions() -> list[dict[str, Any]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics.with_dead_letters()))
+    finally:
+        await admin.close()
+    return [p for t in described if t["error_code"] == 0 for p in t["partitions"]]
+
+
+def busiest_leader() -> int:
+    """The node that leads the most partitions of the saga topics."""
+    leaders = Counter(int(p["leader"]) for p in asyncio.run(_partitions()))
+    leaders.pop(-1, None)
+    return leaders.most_common(1)[0][0]
+
+
+def fully_replicated() -> bool:
+    """Every partition of the saga topics has its three replicas in sync."""
+    try:
+        partitions = asyncio.run(_partitions())
+    except Exception:  # a node still starting
+        return False
+    return bool(partitions) and all(len(p["isr"]) == len(NODES) for p in partitions)
