@@ -59,9 +59,7 @@ def test_a_seeded_chaos_run_keeps_every_invariant(stack: Stack, tmp_path: Path) 
     for part in ("kafka", "postgres", "mariadb"):
         assert injected[("restart", part)] == 1, out
     assert "chaos run passed" in out
-    mix = dict(
-        (kind, int(n)) for kind, n in re.findall(r"([a-z][a-z ]+?) (\d+) \(\d+%\)", out)
-    )
+    mix = dict((kind, int(n)) for kind, n in re.findall(r"([a-z][a-z ]+?) (\d+) \(\d+%\)", out))
     total = sum(mix.values())
     assert mix.get("completed", 0) >= 0.3 * total, out
     assert mix.get("refused by payment", 0) > 0 and mix.get("refused by stock", 0) > 0, out
