@@ -94,7 +94,7 @@ async def test_the_batch_in_hand_is_committed_and_answered_before_the_stop_ends(
 
 async def test_an_idle_endpoint_stops_at_once(engine: AsyncEngine) -> None:
     endpoint = gated_endpoint(InProcessBroker(), engine, Gate())
-    await asyncio.sleep(0.1)  # polling
+    await until(lambda: endpoint.consumer.idle)  # waiting on a poll
     async with asyncio.timeout(1.0):
         await endpoint.stop(grace=10)
 

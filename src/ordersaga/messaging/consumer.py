@@ -147,6 +147,11 @@ class ConsumerLoop:
         """Polling or backing off, with no record in hand: a stop may cancel the loop."""
         self._running: asyncio.Task[Any] | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Polling or backing off, with no record in hand."""
+        return self._idle
+
     def stop(self) -> None:
         """Ask :meth:`run` to end once the batch in hand (if any) is committed."""
         self._stopping = True
