@@ -66,6 +66,21 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8091
+    api_keep_alive: float = Field(
+        75.0,
+        gt=0,
+        description="Seconds the order API keeps an idle keep-alive connection open. Longer "
+        "than clients and load balancers keep theirs (httpx 5 s, browsers about 60 s), so "
+        "none reuses a connection at the moment the server closes it.",
+    )
+    shutdown_grace: float = Field(
+        20.0,
+        gt=0,
+        le=25.0,
+        description="Seconds a replica takes at most to stop on SIGTERM: answering the "
+        "requests in flight, finishing its batch, draining its outbox. Under Kubernetes' "
+        "default 30 s termination grace, with room to spare.",
+    )
 
     # Distributed mode. The defaults are what `make infra-up` starts on this machine.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"

@@ -110,6 +110,29 @@ class Stack:
         """SIGKILL: no clean-up, no offset commit, transactions cut off."""
         self.processes.pop(name).send_signal(signal.SIGKILL)
 
+    def terminate(self, name: str, timeout: float = 30) -> float:
+        """SIGTERM, as a deployment stops a replica; seconds until it exited (cleanly)."""
+        process = self.processes.pop(name)
+        started = time.monotonic()
+        process.terminate()
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"{name} did not stop within {timeout} s of SIGTERM") from None
+        assert code == 0, f"{name} exited with {code} on SIGTERM\n{self.log_tails()}"
+        return time.monotonic() - started
+
+    def wait_logged(self, name: str, text: str, count: int, timeout: float = 60) -> None:
+        """Wait until ``text`` appears ``count`` times in replica ``name``'s log."""
+        path = self.logs / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while path.read_text(errors="replace").count(text) < count:
+            self.assert_alive()
+            assert time.monotonic() < deadline, f"{name} never logged {text!r}\n{self.log_tails()}"
+            time.sleep(0.1)
+
     def stop(self) -> None:
         for process in self.processes.values():
             process.terminate()

@@ -24,13 +24,19 @@ Each polled batch is handled in one database transaction (:mod:`.batch`): inbox,
 handlers and outbox together. Offsets are committed only after that transaction
 commits, so a crash in between means redelivery, which the inbox turns into a counted
 no-op.
+
+:meth:`ConsumerLoop.stop` ends the loop cleanly: no more polls; a batch in hand is
+handled and its offsets committed; then the consumer leaves its group, so its partitions
+go to the other members at once rather than after a session timeout. A loop waiting on
+a poll or a backoff, with nothing in hand, is cancelled there at once.
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -137,11 +143,29 @@ class ConsumerLoop:
         self._schema_version = schema_version
         self.stats = ConsumerStats()
         self._reported_held: set[tuple[str, int, int]] = set()
+        self._stopping = False
+        self._idle = False
+        """Polling or backing off, with no record in hand: a stop may cancel the loop."""
+        self._running: asyncio.Task[Any] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Polling or backing off, with no record in hand."""
+        return self._idle
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to end once the batch in hand (if any) is committed."""
+        self._stopping = True
+        if self._idle and self._running is not None:
+            self._running.cancel()
 
     async def run(self) -> None:
+        """Consume until cancelled, or until :meth:`stop` is called and the batch in hand
+        is done; the consumer always leaves its group on the way out."""
+        self._running = asyncio.current_task()
         consuming = Retrying(f"{self.group}: consuming", self.stats, log)
         waiting = Backoff(first=1.0, cap=30.0)
-        while True:
+        while not self._stopping:
             consumer = self._broker.consumer(self.group, list(self._handlers), self._client_id)
             try:
                 await self._consume(consumer, consuming, waiting)
@@ -150,17 +174,32 @@ class ConsumerLoop:
             except WaitingForNewerReader as held:
                 self._report_held(held)
                 await consumer.close()  # leave the group, so that another may take these
-                await waiting.sleep()
+                if not self._stopping:
+                    with self._idling():
+                        await waiting.sleep()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                await consuming.failed(error)
+                if not self._stopping:
+                    with self._idling():
+                        await consuming.failed(error)
             finally:
                 await consumer.close()
 
+    @contextlib.contextmanager
+    def _idling(self) -> Iterator[None]:
+        """While in here, :meth:`stop` cancels the loop (there is nothing to finish);
+        callers enter only when no stop was asked for, with no await in between."""
+        self._idle = True
+        try:
+            yield
+        finally:
+            self._idle = False
+
     async def _consume(self, consumer: Consumer, consuming: Retrying, waiting: Backoff) -> None:
-        while True:
-            records = await consumer.poll(self._max_records, timeout=1.0)
+        while not self._stopping:
+            with self._idling():
+                records = await consumer.poll(self._max_records, timeout=1.0)
             consuming.succeeded()
             if not records:
                 continue

@@ -1,7 +1,12 @@
-"""A service's messaging endpoint: its consumer loop and outbox relay, run together."""
+"""A service's messaging endpoint: its consumer loop and outbox relay, run together.
+
+It stops in two steps, so that its owner can stop other work in between:
+:meth:`Endpoint.stop_consuming` (the batch in hand committed, offsets too, the group
+left) and :meth:`Endpoint.stop_relaying` (the outbox drained, the producer closed).
+Every wait of a stop is bounded (:mod:`ordersaga.messaging.stopping`).
+"""
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
 from sqlalchemy import Table
@@ -11,6 +16,10 @@ from ordersaga.messaging.consumer import ConsumerLoop, CrashPoints
 from ordersaga.messaging.handler import Subscription
 from ordersaga.messaging.outbox import OutboxRelay, RelayLimits
 from ordersaga.messaging.port import Broker
+from ordersaga.messaging.stopping import Deadline, bounded, finish
+
+DEFAULT_GRACE = 10.0
+"""Seconds :meth:`Endpoint.stop` takes at most, unless told otherwise."""
 
 
 class Endpoint:
@@ -44,20 +53,39 @@ class Endpoint:
             dlq_producer=self._producer,
             crash_points=crash_points,
         )
-        self._tasks: list[asyncio.Task[None]] = []
+        self._consuming: asyncio.Task[None] | None = None
+        self._relaying: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self.consumer._handlers:
-            self._tasks.append(
-                asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer")
-            )
-        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+            self._consuming = asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer")
+        self._relaying = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        await self._producer.close()
+    async def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop consuming, then relaying, within ``grace`` seconds in all."""
+        deadline = Deadline(grace)
+        await self.stop_consuming(deadline.until(0.5))
+        await self.stop_relaying(deadline.remaining())
+
+    async def stop_consuming(self, timeout: float) -> None:
+        """No more polls; the batch in hand handled and committed, and its offsets; the
+        group left. Past ``timeout`` the batch is abandoned (rolled back, not committed:
+        the partition's next owner handles it again)."""
+        task, self._consuming = self._consuming, None
+        if task is None:
+            return
+        self.consumer.stop()
+        await finish(task, timeout, f"{self.name}: the batch in hand")
+
+    async def stop_relaying(self, timeout: float) -> None:
+        """Publish what is committed, then close the producer, within ``timeout``: most of
+        it for the outbox, at least a second for the producer to deliver and disconnect."""
+        deadline = Deadline(timeout)
+        task, self._relaying = self._relaying, None
+        if task is not None:
+            self.relay.stop()
+            drain = max(0.0, deadline.remaining() - max(1.0, 0.2 * timeout))
+            await finish(task, drain, f"{self.name}: draining the outbox")
+        await bounded(
+            self._producer.close(), max(1.0, deadline.remaining()), f"{self.name}: producer close"
+        )

@@ -23,6 +23,10 @@ A relay can never wedge its service:
   counted (:attr:`OutboxRelay.parked`); an operator reads the table, fixes the cause and
   puts the rows back with :func:`~ordersaga.messaging.outbox_rows.requeue`. Later
   messages of its key go on: the saga it belonged to times out and compensates.
+
+A relay asked to :meth:`~OutboxRelay.stop` publishes what is committed by then and
+ends: it keeps going while it finds full batches, and returns after a short one (which
+took every row committed before its read). Its caller bounds how long that may take.
 """
 
 import asyncio
@@ -146,6 +150,7 @@ class OutboxRelay:
         self.timeouts = 0
         self._failure: str | None = None
         self._sending_since: float | None = None
+        self._stopping = False
 
     def publish_problem(self, slow_after: float = 5.0) -> str | None:
         """Why the broker is not taking this relay's messages, or ``None``.
@@ -163,9 +168,18 @@ class OutboxRelay:
         """Tell the relay that a transaction with outbox rows has committed."""
         self._wakeup.set()
 
+    def stop(self) -> None:
+        """Ask :meth:`run` to publish what is committed, then end."""
+        self._stopping = True
+        self._wakeup.set()
+
     async def run(self) -> None:
+        """Publish until cancelled, or until stopped and the outbox is drained."""
         backoff = Backoff()
         while True:
+            # Only a round whose read begins after the stop was asked sees everything
+            # committed before it.
+            draining = self._stopping
             # Cleared before the read, so a commit that lands after the read has begun
             # sets it again and is picked up on the next round, not at the next poll.
             self._wakeup.clear()
@@ -184,6 +198,8 @@ class OutboxRelay:
                 continue
             if published >= self._batch_size:
                 continue  # more may be waiting; no need for a wake-up to look
+            if draining:
+                return
             # A short batch took every row committed before the read: reading again now
             # would cost an empty transaction per round under load.
             with contextlib.suppress(TimeoutError):

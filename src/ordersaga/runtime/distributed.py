@@ -4,7 +4,9 @@ import asyncio
 import logging
 import signal
 import socket
+import time
 from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
@@ -16,6 +18,7 @@ from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
+from ordersaga.messaging.stopping import Deadline, bounded
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.services.base import run_startup_checks
 from ordersaga.services.order.api import create_app, server_config
@@ -37,19 +40,22 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
     running = ServiceReplica(
         spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)
     )
+    stopping: Deadline | None = None
     try:
         await run_startup_checks(spec, engine)
         await _create_topics(broker, settings)
         running.start()
         log.info("%s replica %s started", service, replica)
         if service == "order":
-            await _serve_api(running, settings)
+            stopping = await _serve_api(running, settings)
         else:
             await _until_signalled()
     finally:
-        await running.stop()
-        await broker.close()
-        await engine.dispose()
+        stopping = stopping or Deadline(settings.shutdown_grace)
+        log.info("%s replica %s stopping (within %.0fs)", service, replica, stopping.remaining())
+        await running.stop(stopping.until(0.9))
+        await bounded(broker.close(), max(1.0, stopping.remaining()), "closing the broker")
+        await bounded(engine.dispose(), max(1.0, stopping.remaining()), "closing the database")
         log.info("%s replica %s stopped", service, replica)
 
 
@@ -98,11 +104,18 @@ def _shared_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve_api(running: ServiceReplica, settings: Settings) -> None:
+async def _serve_api(running: ServiceReplica, settings: Settings) -> Deadline:
+    """Serve until SIGTERM or SIGINT; then stop taking connections, answer the requests
+    in flight within a quarter of the shutdown grace, and return the deadline of the
+    whole stop, which began with the signal."""
     app = create_app(running.engine, settings, running.wake_relay)
     add_readiness_check(app, running.endpoint.relay.publish_problem)
-    config = server_config(app)
-    server = uvicorn.Server(config)
+    config = server_config(
+        app,
+        keep_alive=settings.api_keep_alive,
+        graceful_shutdown=settings.shutdown_grace / 4,
+    )
+    server = _Server(config)
     # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is
     # done; with handlers of our own in place that second raise does not end the process
     # before the replica has stopped.
@@ -113,3 +126,16 @@ async def _serve_api(running: ServiceReplica, settings: Settings) -> None:
         await server.serve(sockets=[sock])
     finally:
         sock.close()
+    since = time.monotonic() - (server.signalled_at or time.monotonic())
+    return Deadline(settings.shutdown_grace - since)
+
+
+class _Server(uvicorn.Server):
+    """Notes when it was told to stop: the replica's shutdown grace runs from then."""
+
+    signalled_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
+        super().handle_exit(sig, frame)

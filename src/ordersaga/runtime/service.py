@@ -2,16 +2,16 @@
 database and a broker. Both ways of running the system are made of these."""
 
 import asyncio
-import contextlib
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
 from ordersaga.db.retention import run_retention
 from ordersaga.messaging.consumer import CrashPoints
-from ordersaga.messaging.endpoint import Endpoint
+from ordersaga.messaging.endpoint import DEFAULT_GRACE, Endpoint
 from ordersaga.messaging.outbox import RelayLimits
 from ordersaga.messaging.port import Broker
+from ordersaga.messaging.stopping import CANCEL_WAIT, Deadline, finish
 from ordersaga.services.base import ServiceSpec
 
 
@@ -62,10 +62,17 @@ class ServiceReplica:
             pruning = run_retention(self.engine, self.spec.retention, self.spec.retention_interval)
             self._background.append(asyncio.create_task(pruning, name=f"{self.spec.name}-prune"))
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop within about ``grace`` seconds, in the order that loses no work: the
+        consumer after its batch in hand (offsets committed, group left), then the
+        background loops (cancelled: a round cut short rolls back and is done again by
+        whichever replica runs next), then the relay once the outbox is drained, then
+        the producer. The API, if any, is its caller's to stop first."""
+        deadline = Deadline(grace)
+        await self.endpoint.stop_consuming(deadline.until(0.5))
         for task in self._background:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in self._background:
+            await finish(task, CANCEL_WAIT, task.get_name())
         self._background.clear()
-        await self.endpoint.stop()
+        await self.endpoint.stop_relaying(deadline.remaining())
