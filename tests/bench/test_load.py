@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -63,21 +64,27 @@ async def test_a_pool_keeps_its_connections_alive() -> None:
     assert server.connections == pool.opened == 1
 
 
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``condition`` holds; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 async def test_the_open_loop_sends_on_schedule_however_slow_the_answers() -> None:
     async with fake_server(delay=1.0) as server:
         generator = LoadGenerator(f"http://127.0.0.1:{server.port}", LoadSpec(rate=40))
         stop = asyncio.Event()
         running = asyncio.create_task(generator.run(stop))
-        await asyncio.sleep(0.5)
-        arrived_unanswered = len(server.arrivals)
-        answered_by_then = generator.stats.accepted
+        # a dozen requests out before the first answer could come: none waited for one
+        await eventually(lambda: len(server.arrivals) >= 12)
         stop.set()
         await running
-    # ~21 requests were due in 0.5 s; none could have been answered yet
-    assert answered_by_then == 0
-    assert arrived_unanswered >= 12
-    assert server.arrivals[-1] - server.arrivals[0] >= 0.25  # spread out, not a burst
-    assert generator.stats.accepted == generator.stats.sent == len(server.arrivals)
+    assert generator.stats.accepted == generator.stats.sent == len(server.arrivals) >= 12
+    dues = sorted(due for due, _ in generator.stats.answered)
+    # each due on the schedule, 1/40 s apart, however late the machine sent it
+    assert [round(d - dues[0], 6) for d in dues] == [round(i / 40, 6) for i in range(len(dues))]
+    assert all(waited >= 1.0 for _, waited in generator.stats.answered)
     order = json.loads(server.bodies[0])
     assert order["userID"] in BENCH_USERS and order["productID"] in BENCH_PRODUCTS
     assert order["quantity"] == 1
@@ -89,9 +96,11 @@ async def test_the_closed_loop_waits_while_too_many_sagas_are_unfinished() -> No
         generator = LoadGenerator(f"http://127.0.0.1:{server.port}", spec)
         stop = asyncio.Event()
         running = asyncio.create_task(generator.run(stop))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: generator.stats.accepted >= 5)
+        await asyncio.sleep(0.3)  # time to overrun, were the brake not there
         held_at = generator.stats.sent
         generator.note_finished(5)  # five sagas ended: room for five more
+        await eventually(lambda: generator.stats.accepted >= 10)
         await asyncio.sleep(0.3)
         after_room = generator.stats.sent
         stop.set()
