@@ -31,6 +31,7 @@ def test_a_window_holds_the_sagas_that_finished_between_its_two_samples() -> Non
     assert (first.start_s, first.length_s, first.finished) == (0, 60, 2)
     assert first.p99_ms == pytest.approx(9900.0) and first.sagas_per_s == round(2 / 60, 2)
     assert (second.start_s, second.finished, second.p50_ms) == (60, 1, 1000.0)
+    assert (first.pending, second.pending) == (1, 2)  # the one finishing on the edge; the last two
     assert first.rss_mb["order-1"] == 51 and first.rows == {"a.orders": 5}
 
 

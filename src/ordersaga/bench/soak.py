@@ -43,6 +43,7 @@ class SoakWindow:
     sagas_per_s: float
     p50_ms: float | None
     p99_ms: float | None
+    pending: int  # sagas placed but not finished at the window's end: the backlog
     rss_mb: dict[str, float]  # at the window's end
     rows: dict[str, int]  # at the window's end
 
@@ -52,7 +53,8 @@ class SoakWindow:
 
 
 def soak_windows(sagas: Sequence[SagaTimes], samples: Sequence[SoakSample]) -> list[SoakWindow]:
-    """One window between each two consecutive samples."""
+    """One window between each two consecutive samples; its backlog counts only the
+    sagas read (those the soak placed), not a probe's."""
     origin = samples[0].at if samples else 0.0
     latencies: list[list[float]] = [[] for _ in samples[1:]]
     edges = [s.at for s in samples]
@@ -77,11 +79,16 @@ def soak_windows(sagas: Sequence[SagaTimes], samples: Sequence[SoakSample]) -> l
                 sagas_per_s=round(len(ordered) / length, 2) if length > 0 else 0.0,
                 p50_ms=percentile(ordered, 50) if ordered else None,
                 p99_ms=percentile(ordered, 99) if ordered else None,
+                pending=_pending(sagas, edges[i + 1]),
                 rss_mb={g: round(b / MB, 1) for g, b in end.rss.items()},
                 rows=dict(end.rows),
             )
         )
     return windows
+
+
+def _pending(sagas: Sequence[SagaTimes], at: float) -> int:
+    return sum(1 for s in sagas if s.created < at and (s.finished is None or s.finished >= at))
 
 
 @dataclass(frozen=True)

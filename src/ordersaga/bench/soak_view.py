@@ -46,7 +46,7 @@ def windows_table(windows: Sequence[SoakWindow], groups: Sequence[str]) -> Table
     """A row per window: rate, latency, the memory of ``groups``, rows per table."""
     table = Table(title="Soak, per window", title_justify="left")
     table.add_column("window s")
-    for name in ("sagas/s", "p50 ms", "p99 ms"):
+    for name in ("sagas/s", "p50 ms", "p99 ms", "pending"):
         table.add_column(name, justify="right")
     for group in groups:
         table.add_column(f"{group}\nMB", justify="right")
@@ -61,6 +61,7 @@ def windows_table(windows: Sequence[SoakWindow], groups: Sequence[str]) -> Table
             f"{w.sagas_per_s:.1f}",
             _ms(w.p50_ms),
             _ms(w.p99_ms),
+            str(w.pending),
             *(f"{w.rss_mb.get(g, 0):.0f}" for g in groups),
             *(str(w.rows.get(t, "-")) for t in watched),
             *(str(_sum(w.rows, n)) for n in ("outbox", "outbox_failed", "orders")),
