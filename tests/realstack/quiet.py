@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.db.engine import make_engine
 from ordersaga.saga.state import SagaStatus
-from ordersaga.services.registry import SERVICE_NAMES
 
 # Every service's outbox is a table called ``outbox``; the orchestrator's serves for all.
 from ordersaga.services.orchestrator.tables import outbox, saga_instances
+from ordersaga.services.registry import SERVICE_NAMES
 from ordersaga.tools.bench.data import CHAOS, add_data
 from tests.realstack.stack import Stack
 

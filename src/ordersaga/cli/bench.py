@@ -14,12 +14,14 @@ import uvloop
 from rich.console import Console
 
 from ordersaga.cli.bench_view import RunProgress, cpu_table, details, summary_table
+from ordersaga.cli.soak import report_soak, soak
 from ordersaga.config import Settings
 from ordersaga.runtime.processes import NotReady
 from ordersaga.tools.bench.load import LoadSpec
 from ordersaga.tools.bench.plot import plot_runs
 from ordersaga.tools.bench.results import RunResult, write_json
 from ordersaga.tools.bench.run import run_null_chain, run_system
+from ordersaga.tools.bench.soak_run import SoakOptions
 from ordersaga.tools.bench.stack import BenchError, EmbeddedStack, NullChain, RealStack
 
 # The tables need more than the 80 columns rich assumes when output is not a terminal.
@@ -42,6 +44,7 @@ class BenchConfig:
     keep: bool
     drain_timeout: float
     ready_timeout: float
+    soak: SoakOptions | None = None
 
 
 def _progress(label: str, spec: LoadSpec) -> RunProgress:
@@ -139,10 +142,15 @@ def _config(
     with_baseline: bool,
     then_half_rate: bool,
     embedded: bool,
+    soak: SoakOptions | None,
     **rest: Any,
 ) -> BenchConfig:
     if rate is not None and max_rate:
         raise typer.BadParameter("give --rate or --max, not both")
+    if soak is not None and (max_rate or then_half_rate or baseline or with_baseline or embedded):
+        raise typer.BadParameter(
+            "--soak runs on the real stack at --rate (or at 60 % of a --probe run's rate) only"
+        )
     if then_half_rate and rate is not None:
         raise typer.BadParameter("--then-half-rate follows a --max run")
     wants_baseline = baseline is not None or with_baseline
@@ -164,8 +172,21 @@ def _config(
         baseline=wants_baseline,
         then_half_rate=then_half_rate,
         out=out,
+        soak=soak,
         **rest,
     )
+
+
+def _soak(config: BenchConfig, options: SoakOptions, started: str) -> None:
+    try:
+        result = uvloop.run(soak(config, options, Settings(), console))
+    except (BenchError, NotReady) as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; every process it started is stopped[/]")
+        raise typer.Exit(130) from None
+    raise typer.Exit(0 if report_soak(config, result, started, console) else 1)
 
 
 def bench_command(
@@ -203,6 +224,24 @@ def bench_command(
     ] = 60,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for start-up.")] = 90,
     seed: Annotated[int, typer.Option(help="Seeds the users and products ordered.")] = 0,
+    soak_run: Annotated[
+        bool,
+        typer.Option(
+            "--soak",
+            help="A long run at --rate (or 60 % of a --probe run) with short retention "
+            "windows: figures per --window, and whether memory, latency or rows grow.",
+        ),
+    ] = False,
+    window: Annotated[float, typer.Option(help="--soak: seconds per window.", min=1)] = 60,
+    retention: Annotated[
+        float, typer.Option(help="--soak: the services' inbox and saga retention, s.", min=0.1)
+    ] = 60,
+    retention_interval: Annotated[
+        float, typer.Option(help="--soak: seconds between pruning rounds.", min=0.1)
+    ] = 10,
+    probe: Annotated[
+        float, typer.Option(help="--soak without --rate: seconds of the --max run.", min=1)
+    ] = 20,
 ) -> None:
     """Measure sagas per second, latency (created → terminal) and CPU per saga.
 
@@ -212,6 +251,12 @@ def bench_command(
     SAGA TOPICS on the configured Kafka: do not point it at a Kafka in use.
 
     --embedded: `ordersaga up --embedded` as a child process on a temporary directory.
+
+    --soak: the real stack for --duration seconds at --rate (or at 60 % of what a --max
+    run of --probe seconds carried), the services pruning with --retention windows every
+    --retention-interval seconds; a line per --window, then each window's figures and a
+    verdict on every trend; writes soak.json and soak.png. Exit 1 also if a service's
+    memory or a pruned table grew.
 
     Exit 1 if a run did not finish every saga or an invariant failed."""
     logging.basicConfig(level=logging.WARNING)
@@ -232,8 +277,11 @@ def bench_command(
         keep=keep,
         drain_timeout=drain_timeout,
         ready_timeout=ready_timeout,
+        soak=SoakOptions(window, retention, retention_interval, probe) if soak_run else None,
     )
     started = datetime.now().astimezone().isoformat(timespec="seconds")
+    if config.soak is not None:
+        _soak(config, config.soak, started)
     try:
         # uvloop halves the load generator's CPU per request
         results = uvloop.run(run_bench(config, Settings()))

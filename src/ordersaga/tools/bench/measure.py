@@ -124,3 +124,24 @@ def machine_between(start: Sample, end: Sample) -> tuple[float, float]:
     busy = end.machine.busy - start.machine.busy
     total = end.machine.total - start.machine.total
     return busy / CLOCK_TICKS, (busy / total if total > 0 else 0.0)
+
+
+def parse_rss(status: str) -> int:
+    """Resident bytes from the text of /proc/<pid>/status (its ``VmRSS`` line, in kB);
+    0 for a process without one (a kernel thread, a zombie)."""
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def resident_bytes(pids: Iterable[int], proc: Path = PROC) -> int:
+    """The resident memory of ``pids`` added up; processes gone are left out. Memory they
+    share (PostgreSQL's shared buffers) counts once per process."""
+    total = 0
+    for pid in pids:
+        try:
+            total += parse_rss((proc / str(pid) / "status").read_text())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

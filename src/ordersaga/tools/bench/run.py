@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +75,9 @@ class Window:
         return self.end - self.start
 
 
-def _groups(system: System | NullChain) -> Callable[[], Mapping[str, Sequence[int]]]:
+def groups_of(system: System | NullChain) -> Callable[[], Mapping[str, Sequence[int]]]:
+    """The process groups a run measures: the system's, the servers it uses, the bench."""
+
     def groups() -> Mapping[str, Sequence[int]]:
         found: dict[str, Sequence[int]] = dict(system.process_groups())
         if system.system != "embedded":
@@ -89,17 +91,22 @@ def _groups(system: System | NullChain) -> Callable[[], Mapping[str, Sequence[in
     return groups
 
 
+During = Callable[[float], Awaitable[None]]
+"""What runs for the window's length (by default a sleep; a soak samples meanwhile)."""
+
+
 async def _window(
     spec: LoadSpec,
     groups: Callable[[], Mapping[str, Sequence[int]]],
     sent: Callable[[], int] = lambda: 0,
+    during: During = asyncio.sleep,
 ) -> Window:
     loop = asyncio.get_running_loop()
     load_start = time.time()
     await asyncio.sleep(spec.warmup)
     start, loop_start, sent_start = time.time(), loop.time(), sent()
     cpu_start = take_sample(groups)
-    await asyncio.sleep(spec.duration)
+    await during(spec.duration)
     cpu_end = take_sample(groups)
     end, loop_end, sent_end = time.time(), loop.time(), sent()
     return Window(
@@ -152,7 +159,12 @@ async def read_sagas(engine: AsyncEngine, since: float) -> list[SagaTimes]:
 
 
 async def run_system(
-    system: System, spec: LoadSpec, name: str, tick: Tick, drain_timeout: float
+    system: System,
+    spec: LoadSpec,
+    name: str,
+    tick: Tick,
+    drain_timeout: float,
+    during: During = asyncio.sleep,
 ) -> RunResult:
     """Load ``system`` as ``spec`` says, wait for its sagas, check and measure."""
     generator = LoadGenerator(system.api, spec)
@@ -161,7 +173,7 @@ async def run_system(
     loading = asyncio.create_task(generator.run(stop))
     watching = asyncio.create_task(_watch(order_engine, generator, tick))
     try:
-        window = await _window(spec, _groups(system), lambda: generator.stats.sent)
+        window = await _window(spec, groups_of(system), lambda: generator.stats.sent, during)
         stop.set()
         await loading
         drained = await _drain(order_engine, drain_timeout)
@@ -213,7 +225,7 @@ async def run_null_chain(
         started = time.monotonic()
         ticking = asyncio.create_task(_tick_time(started, tick))
         try:
-            window = await _window(spec, _groups(chain))
+            window = await _window(spec, groups_of(chain))
         finally:
             ticking.cancel()
         await chain.finish(timeout=30.0)

@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
@@ -87,7 +88,14 @@ class RealStack(_ServedSystem):
 
     system = "real"
 
-    def __init__(self, settings: Settings, replicas: int, log_dir: Path, keep: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        replicas: int,
+        log_dir: Path,
+        keep: bool,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.replicas = replicas
@@ -98,6 +106,7 @@ class RealStack(_ServedSystem):
             {
                 "ORDERSAGA_API_PORT": str(self.port),
                 **{f"ORDERSAGA_{s.upper()}_DB_URL": url for s, url in self.urls.items()},
+                **(extra_env or {}),
             }
         )
         self._created = False
