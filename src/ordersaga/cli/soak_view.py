@@ -5,16 +5,8 @@ from collections.abc import Mapping, Sequence
 
 from rich.table import Table
 
-from ordersaga.tools.bench.rows import Kind, kind_of
+from ordersaga.tools.bench.rows import Kind, kind_of, short_name
 from ordersaga.tools.bench.soak import MB, Judgement, SoakSample, SoakWindow
-
-SHORT = {"processed_messages": "inbox", "saga_instances": "sagas", "saga_history": "history"}
-
-
-def short_name(table: str) -> str:
-    """``orchestrator.processed_messages`` → ``orchestrator inbox``."""
-    service, name = table.split(".", 1)
-    return f"{service} {SHORT.get(name, name)}"
 
 
 def _watched(rows: Mapping[str, int]) -> list[str]:

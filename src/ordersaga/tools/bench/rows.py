@@ -53,3 +53,12 @@ async def count_rows(
                 query = select(func.count()).select_from(table)
                 counts[f"{service}.{table.name}"] = int((await conn.execute(query)).scalar_one())
     return counts
+
+
+SHORT = {"processed_messages": "inbox", "saga_instances": "sagas", "saga_history": "history"}
+
+
+def short_name(table: str) -> str:
+    """``orchestrator.processed_messages`` → ``orchestrator inbox``."""
+    service, name = table.split(".", 1)
+    return f"{service} {SHORT.get(name, name)}"

@@ -5,8 +5,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ordersaga.cli.soak_view import short_name
-from ordersaga.tools.bench.rows import Kind, kind_of
+from ordersaga.tools.bench.rows import Kind, kind_of, short_name
 from ordersaga.tools.bench.soak import SoakWindow
 
 if TYPE_CHECKING:
