@@ -37,8 +37,9 @@ T = TypeVar("T")
 
 """The embedded system's broker log, under its data directory."""
 
-# On Kafka a new consumer group takes a moment to form, and until it has, an empty poll
-# says nothing; the in-process broker answers at once, so an empty poll is the end.
+# Empty topics are skipped without reading (their offsets say so). For the others, on
+# Kafka a new consumer group takes a moment to form, and until it has, a poll says
+# nothing; the in-process broker answers at once.
 KAFKA_LIMITS = ReadLimits(patience=10.0, quiet=1.0)
 EMBEDDED_LIMITS = ReadLimits(patience=0.1, quiet=0.05)
 
@@ -63,9 +64,9 @@ Wait = Annotated[
     typer.Option(
         "--wait",
         min=0,
-        help="Seconds to wait for a first record before taking the topics to be empty "
-        f"(default {KAFKA_LIMITS.patience:g} on Kafka, where a consumer group takes a moment "
-        "to form).",
+        help="Seconds to wait for a first record of topics that hold some, before giving "
+        f"up (default {KAFKA_LIMITS.patience:g} on Kafka, where a consumer group takes a "
+        "moment to form). Empty topics are not waited for.",
     ),
 ]
 DlqTopic = Annotated[str, typer.Argument(help="The dead-letter topic, e.g. order-updated.DLQ.")]
