@@ -221,5 +221,11 @@ async def test_orders_and_place_order_at_80_columns_and_as_json(
             row["quantity"],
         )
     assert stored[cancelled_id]["reason"]
+    assert await system.wait_until_quiet(timeout=10)
+    verified = await cli("verify", "--data-dir", str(system.data_dir), "--json")
+    checks = json.loads(verified.output)
+    assert checks["ok"] is True
+    assert [c["number"] for c in checks["checks"]] == list(range(1, len(checks["checks"]) + 1))
+    assert all(c["ok"] and c["name"] and c["figures"] for c in checks["checks"])
     assert_fits(shown, list(stored))
     assert " ".join(stored[cancelled_id]["reason"].split()) in " ".join(shown.split())

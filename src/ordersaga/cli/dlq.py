@@ -17,7 +17,13 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.text import Text
 
-from ordersaga.cli.dlq_report import describe, letters_table
+from ordersaga.cli.dlq_report import (
+    describe,
+    inspection_document,
+    letter_document,
+    letters_listing,
+)
+from ordersaga.cli.json_output import JsonFlag, echo_json
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.topics import dead_letter
@@ -98,6 +104,7 @@ def list_command(
     ] = False,
     data_dir: DataDir = None,
     wait: Wait = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """List every dead letter on the contract's <topic>.DLQ topics, or on one of them."""
     with _reporting_errors():
@@ -105,12 +112,15 @@ def list_command(
         found = _execute(
             data_dir, wait, lambda b, limits: inspect(b, dlq_topics, limits, count_replays=replays)
         )
-    console = Console(soft_wrap=True)
+    if as_json:
+        echo_json(inspection_document(found))
+        return
+    console = Console()
     if not found.letters:
         where = dlq_topics[0] if topic else f"any of the {len(dlq_topics)} dead-letter topics"
         console.print(f"No dead letters on {where}.", markup=False)
         return
-    console.print(letters_table(found))
+    console.print(letters_listing(found, console.width))
     for name, count in sorted(found.counts().items()):
         console.print(f"{name}: {count} dead letter{'s' if count != 1 else ''}", markup=False)
 
@@ -122,6 +132,7 @@ def show_command(
     offset: Offset,
     data_dir: DataDir = None,
     wait: Wait = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Print one dead letter whole: its key, every header, and its value (pretty JSON when
     it parses, the raw bytes otherwise)."""
@@ -130,7 +141,10 @@ def show_command(
         letter = _execute(
             data_dir, wait, lambda b, limits: find_dead_letter(b, name, partition, offset, limits)
         )
-    typer.echo(describe(letter))
+    if as_json:
+        echo_json(letter_document(letter))
+    else:
+        typer.echo(describe(letter))
 
 
 @dlq_app.command("replay")
