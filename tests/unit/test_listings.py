@@ -6,9 +6,11 @@ from uuid import uuid4
 
 from rich.console import Console
 
+from ordersaga.cli.bench_view import CEILING_NOTE, summary_table
 from ordersaga.cli.demo import scenarios_listing
 from ordersaga.cli.listing import Field, Item, listing
 from ordersaga.cli.tables import orders_listing
+from ordersaga.tools.bench.results import Outcomes, RunResult
 from ordersaga.tools.demo import SCENARIOS, Played
 
 
@@ -78,3 +80,31 @@ def test_the_demo_scenarios_at_80_columns() -> None:
     for s in SCENARIOS:
         assert s.title in " ".join(shown.split())
     assert shown.count("ORDER_COMPLETED") + shown.count("ORDER_CANCELLED") == len(SCENARIOS)
+
+
+def test_of_ceiling_is_shown_and_explained_only_with_a_ceiling() -> None:
+    def run(name: str, system: str, throughput: float) -> RunResult:
+        return RunResult(
+            name=name,
+            system=system,
+            load={"mode": "max", "rate": None},
+            window={"start": 0.0, "end": 10.0, "length_s": 10.0},
+            placed=120,
+            finished=120,
+            finished_in_window=100,
+            drained=True,
+            throughput=throughput,
+            latency_ms=None,
+            outcomes=Outcomes(completed=120, cancelled=0, unfinished=0, top_reasons=[]),
+            cpu={},
+            machine={},
+        )
+
+    ceiling, system = run("null-chain", "null-chain", 400.0), run("max", "real", 100.0)
+    with_ceiling = rendered(summary_table([ceiling, system], 400.0), 200)
+    without = rendered(summary_table([system], None), 200)
+
+    assert "of ceiling" in with_ceiling and "25%" in with_ceiling
+    assert CEILING_NOTE in " ".join(with_ceiling.split())
+    assert "of ceiling" not in without
+    assert "120 / 120" in without and "(warm-up included)" in without and " 100 " in without
