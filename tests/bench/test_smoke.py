@@ -2,6 +2,8 @@
 figures, a JSON file and a PNG. Nothing here is about speed."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +76,53 @@ def test_a_real_stack_run_with_the_null_chain_ceiling(tmp_path: Path) -> None:
     assert_invariants_hold(run)
     assert document["ceiling_sagas_per_s"] == ceiling["throughput"]
     assert document["share_of_ceiling"]["rate"] > 0
+
+
+def run_bench(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "ordersaga.cli", "bench", "--out", str(out), *options],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "132"},
+    )
+    print(done.stdout, done.stderr)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+EMBEDDED_BRIEFLY = ("--embedded", "--rate", "20", "--warmup", "1", "--duration", "2")
+
+
+def test_the_counts_say_whether_they_include_the_warm_up_and_the_last_frame_agrees(
+    tmp_path: Path,
+) -> None:
+    shown = run_bench(tmp_path, *EMBEDDED_BRIEFLY).stdout
+    (run,) = json.loads((tmp_path / "bench.json").read_text())["runs"]
+
+    last_frame = re.findall(
+        r"placed (\d+), finished (\d+) \(warm-up included\); (\d+) in the window", shown
+    )
+    assert last_frame[-1] == (
+        str(run["placed"]),
+        str(run["finished"]),
+        str(run["finished_in_window"]),
+    )
+    assert f"{run['finished']} / {run['placed']}" in shown
+    assert (
+        "(warm-up included)" in shown
+        and "in the window: sagas finished in the measured window" in shown
+    )
+    assert 0 < run["finished_in_window"] <= run["finished"]
+    assert "of ceiling" not in shown  # no ceiling was measured
+
+
+def test_json_prints_the_document_alone(tmp_path: Path) -> None:
+    done = run_bench(tmp_path, *EMBEDDED_BRIEFLY, "--json")
+
+    document = json.loads(done.stdout)
+
+    assert document == json.loads((tmp_path / "bench.json").read_text())
+    (run,) = document["runs"]
+    assert run["finished"] == run["placed"] > 0
+    assert "placed" in done.stderr  # the progress, out of the way

@@ -8,7 +8,8 @@ test's own (read as ``order-updated``), so nothing else on the cluster sees them
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -39,10 +40,10 @@ from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription
 from ordersaga.messaging.inbox import inbox_table
-from ordersaga.messaging.kafka import KafkaBroker
+from ordersaga.messaging.kafka import KafkaBroker, KafkaConsumer
 from ordersaga.messaging.outbox import outbox_table
-from ordersaga.messaging.port import OutgoingMessage
-from tests.contract.conftest import KafkaTopics, unique
+from ordersaga.messaging.port import OutgoingMessage, TopicPartition
+from tests.contract.conftest import PARTITIONS, KafkaTopics, unique
 from tests.support import until
 
 PATIENCE = 30.0
@@ -206,3 +207,46 @@ async def test_dead_letters_are_found_and_a_replay_after_the_fix_is_handled_once
     finally:
         await endpoint.stop()
     assert stats.handled == 1
+
+
+class CountingBroker(KafkaBroker):
+    """Kafka, counting the consumers it hands out: reading a topic takes one."""
+
+    consumers = 0
+
+    def consumer(self, group: str, topics: Sequence[str], client_id: str) -> KafkaConsumer:
+        self.consumers += 1
+        return super().consumer(group, topics, client_id)
+
+
+async def test_empty_dead_letter_topics_are_listed_from_their_offsets_without_consuming(
+    names: Names, kafka_settings: Settings
+) -> None:
+    broker = CountingBroker(kafka_settings)
+    try:
+        started = time.monotonic()
+        found = await inspect(broker, [names.dlq], LIMITS)
+        print(f"empty listing on Kafka: {time.monotonic() - started:.2f} s")
+        assert found.letters == []
+        assert broker.consumers == 0
+        ranges = await broker.offset_ranges([names.dlq, unique("missing")])
+        assert set(ranges) == {TopicPartition(names.dlq, p) for p in range(PARTITIONS)}
+        assert all(not held for held in ranges.values())
+    finally:
+        await broker.close()
+
+
+async def test_a_topic_is_read_up_to_the_end_its_offsets_gave(
+    names: Names, kafka_settings: Settings
+) -> None:
+    broker = CountingBroker(kafka_settings)
+    producer = broker.producer()
+    try:
+        await producer.send_batch([an_update(names.dlq) for _ in range(3)])
+        ranges = await broker.offset_ranges([names.dlq])
+        assert sum(len(held) for held in ranges.values()) == 3
+        found = await inspect(broker, [names.dlq], LIMITS)
+        assert len(found.letters) == 3
+        assert broker.consumers == 1
+    finally:
+        await broker.close()

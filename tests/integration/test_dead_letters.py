@@ -6,6 +6,7 @@ started again on the same file to handle what was replayed.
 """
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -310,3 +311,44 @@ async def test_a_database_fault_is_not_a_dead_letter(service: Service) -> None:
     assert await service.times_seen() == [1]
     listed = await dlq("list", "--data-dir", str(service.data_dir))
     assert "No dead letters" in listed.output
+
+
+async def test_list_and_show_as_json_say_what_the_dead_letter_topic_holds(
+    service: Service,
+) -> None:
+    await poisoned(service)
+    stored = await service.records(DLQ)
+
+    listed = await dlq("list", "--data-dir", str(service.data_dir), "--json")
+    document = json.loads(listed.output)
+
+    assert listed.exit_code == 0, listed.output
+    assert document["counts"] == {DLQ: 2}
+    by_place = {(x["topic"], x["partition"], x["offset"]): x for x in document["letters"]}
+    assert set(by_place) == {(r.topic, r.partition, r.offset) for r in stored}
+    for record in stored:
+        letter = by_place[(record.topic, record.partition, record.offset)]
+        assert letter["key"] == record.key
+        assert letter["headers"] == dict(record.headers)
+        assert letter["error"] == record.headers[h.DLQ_ERROR]
+        assert letter["value"] == record.value.decode()
+    shown = await dlq("show", *at(stored[0]), "--data-dir", str(service.data_dir), "--json")
+    assert (
+        json.loads(shown.output)
+        == by_place[(stored[0].topic, stored[0].partition, stored[0].offset)]
+    )
+
+
+async def test_list_at_80_columns_keeps_keys_whole(service: Service) -> None:
+    await poisoned(service)
+    stored = await service.records(DLQ)
+
+    listed = await dlq("list", "--data-dir", str(service.data_dir), env={"COLUMNS": "80"})
+
+    print(listed.output)
+    assert listed.exit_code == 0, listed.output
+    assert max(len(line) for line in listed.output.splitlines()) <= 80
+    for record in stored:
+        assert record.key in listed.output
+        assert f"{record.topic}/{record.partition}/{record.offset}" in listed.output
+    assert "refused by the handler" in " ".join(listed.output.split())

@@ -61,6 +61,16 @@ def cli(*args: str, app: Any = sagas_app) -> Result:
     return CliRunner().invoke(app, list(args), env=CLI_ENV)
 
 
+def entry(output: str, saga_id: str) -> str:
+    """The listing's line of ``saga_id`` and the indented lines of its reason, joined."""
+    lines = output.splitlines()
+    start = next(n for n, line in enumerate(lines) if saga_id in line)
+    end = start + 1
+    while end < len(lines) and lines[end].startswith("    "):
+        end += 1
+    return " ".join(" ".join(lines[start:end]).split())
+
+
 # -- an orchestrator database filled through the saga runner --------------------------
 
 
@@ -147,11 +157,9 @@ def test_list_shows_every_saga_newest_first_and_counts_them_by_state(
 
     assert result.exit_code == 0, result.output
     ids = [sagas.running, sagas.parked, sagas.cancelled, sagas.completed]
-    lines = [next(line for line in result.output.splitlines() if i in line) for i in ids]
-    assert [result.output.index(line) for line in lines] == sorted(
-        result.output.index(line) for line in lines
-    )
-    running, parked, cancelled, completed = lines
+    positions = [result.output.index(i) for i in ids]
+    assert positions == sorted(positions)
+    running, parked, cancelled, completed = (entry(result.output, i) for i in ids)
     assert "RUNNING" in running and "reserve_stock" in running
     assert "COMPLETED" in completed and "update_order" in completed
     assert "CANCELLED" in cancelled and "stock: refused" in cancelled
@@ -175,7 +183,7 @@ def test_list_filters_by_state_and_age_and_stops_at_the_limit(
 
     parked = cli("list", "--state", "parked", "--data-dir", str(data_dir))
     assert {s for s in everyone if s in parked.output} == {sagas.parked}
-    [line] = [line for line in parked.output.splitlines() if sagas.parked in line]
+    line = entry(parked.output, sagas.parked)
     assert " 3 " in line  # cancel-payment sent three times
     assert "(cancelling: payment did not answer within 20s)" in line
     assert listed("--older-than", "150m") == {sagas.cancelled, sagas.completed}

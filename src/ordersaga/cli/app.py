@@ -7,6 +7,7 @@ from ordersaga.cli.chaos import chaos_command
 from ordersaga.cli.db import db_app, seed_command
 from ordersaga.cli.demo import demo_command
 from ordersaga.cli.dlq import dlq_app
+from ordersaga.cli.help import for_terminal
 from ordersaga.cli.orders import orders_command, place_order_command
 from ordersaga.cli.outbox import outbox_app
 from ordersaga.cli.prune import prune_command
@@ -34,6 +35,7 @@ app.command("seed")(seed_command)
 app.command("chaos")(chaos_command)
 app.command("prune")(prune_command)
 app.command("bench")(bench_command)
+for_terminal([app])
 
 
 def main() -> None:

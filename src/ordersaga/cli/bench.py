@@ -47,21 +47,25 @@ class BenchConfig:
     soak: SoakOptions | None = None
 
 
-def _progress(label: str, spec: LoadSpec) -> RunProgress:
-    return RunProgress(console, label, spec.warmup + spec.duration)
+def _progress(screen: Console, label: str, spec: LoadSpec) -> RunProgress:
+    return RunProgress(screen, label, spec.warmup + spec.duration)
 
 
-async def _measure_baseline(config: BenchConfig, settings: Settings) -> RunResult:
+async def _measure_baseline(config: BenchConfig, settings: Settings, screen: Console) -> RunResult:
     # A ceiling is measured flat out: max_in_flight sagas kept going, whatever the
     # system's own load is.
     spec = replace(config.spec, rate=None)
     chain = NullChain(settings, config.out / "logs", spec.max_in_flight)
-    console.print("null chain: 4 forwarding processes on Kafka")
-    with _progress("null-chain", spec) as progress:
-        return await run_null_chain(chain, spec, progress.tick, config.ready_timeout)
+    screen.print("null chain: 4 forwarding processes on Kafka")
+    with _progress(screen, "null-chain", spec) as progress:
+        result = await run_null_chain(chain, spec, progress.tick, config.ready_timeout)
+        progress.done(result)
+    return result
 
 
-async def _measure_system(config: BenchConfig, settings: Settings) -> list[RunResult]:
+async def _measure_system(
+    config: BenchConfig, settings: Settings, screen: Console
+) -> list[RunResult]:
     logs = config.out / "logs"
     stack: RealStack | EmbeddedStack
     if config.embedded:
@@ -70,34 +74,38 @@ async def _measure_system(config: BenchConfig, settings: Settings) -> list[RunRe
         stack = RealStack(settings, config.replicas, logs, config.keep)
     results: list[RunResult] = []
     try:
-        console.print(f"{stack.system}: preparing databases and bench data")
+        screen.print(f"{stack.system}: preparing databases and bench data")
         await stack.prepare()
         await stack.start(config.ready_timeout)
-        console.print(f"{stack.system}: ready at {stack.api}")
+        screen.print(f"{stack.system}: ready at {stack.api}")
         spec = config.spec
-        with _progress(spec.mode, spec) as progress:
+        with _progress(screen, spec.mode, spec) as progress:
             results.append(
                 await run_system(stack, spec, spec.mode, progress.tick, config.drain_timeout)
             )
+            progress.done(results[-1])
         if config.then_half_rate:
             half = replace(spec, rate=max(1.0, results[0].throughput / 2))
-            with _progress("half-rate", half) as progress:
+            with _progress(screen, "half-rate", half) as progress:
                 results.append(
                     await run_system(stack, half, "half-rate", progress.tick, config.drain_timeout)
                 )
+                progress.done(results[-1])
     finally:
         await stack.close()
     return results
 
 
-async def run_bench(config: BenchConfig, settings: Settings) -> list[RunResult]:
-    """The baseline first (when asked), then the system's runs; every process stopped."""
+async def run_bench(config: BenchConfig, settings: Settings, screen: Console) -> list[RunResult]:
+    """The baseline first (when asked), then the system's runs; every process stopped.
+
+    Progress goes to ``screen``."""
     (config.out / "logs").mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
     if config.baseline:
-        results.append(await _measure_baseline(config, settings))
+        results.append(await _measure_baseline(config, settings, screen))
     if config.system:
-        results += await _measure_system(config, settings)
+        results += await _measure_system(config, settings, screen)
     return results
 
 
@@ -121,16 +129,23 @@ def _document(config: BenchConfig, results: list[RunResult], started: str) -> di
     }
 
 
-def report(config: BenchConfig, results: list[RunResult], started: str) -> bool:
-    """Print the tables, write the JSON and the PNG; True if every run is sound."""
+def report(
+    config: BenchConfig, results: list[RunResult], started: str, *, as_json: bool = False
+) -> bool:
+    """Write the JSON and the PNG, and print the tables, or with ``as_json`` the JSON
+    document alone; True if every run is sound."""
     ceiling = next((r.throughput for r in results if r.system == "null-chain"), None)
-    console.print(summary_table(results, ceiling))
-    console.print(cpu_table(results))
-    console.print(details(results))
+    document = _document(config, results, started)
     json_path, png_path = config.out / "bench.json", config.out / "bench.png"
-    write_json(json_path, _document(config, results, started))
+    write_json(json_path, document)
     plot_runs(results, png_path)
-    console.print(f"results: {json_path}\nplot:    {png_path}\nlogs:    {config.out / 'logs'}")
+    if as_json:
+        typer.echo(json_path.read_text())
+    else:
+        console.print(summary_table(results, ceiling))
+        console.print(cpu_table(results))
+        console.print(details(results))
+        console.print(f"results: {json_path}\nplot:    {png_path}\nlogs:    {config.out / 'logs'}")
     return all(r.drained and r.invariants_ok is not False for r in results)
 
 
@@ -242,6 +257,14 @@ def bench_command(
     probe: Annotated[
         float, typer.Option(help="--soak without --rate: seconds of the --max run.", min=1)
     ] = 20,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print bench.json's document instead of the tables (progress goes to "
+            "standard error).",
+        ),
+    ] = False,
 ) -> None:
     """Measure sagas per second, latency (created → terminal) and CPU per saga.
 
@@ -284,11 +307,12 @@ def bench_command(
         _soak(config, config.soak, started)
     try:
         # uvloop halves the load generator's CPU per request
-        results = uvloop.run(run_bench(config, Settings()))
+        screen = Console(stderr=True) if as_json else console
+        results = uvloop.run(run_bench(config, Settings(), screen))
     except (BenchError, NotReady) as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; every process it started is stopped[/]")
         raise typer.Exit(130) from None
-    raise typer.Exit(0 if report(config, results, started) else 1)
+    raise typer.Exit(0 if report(config, results, started, as_json=as_json) else 1)

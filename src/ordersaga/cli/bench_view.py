@@ -9,6 +9,13 @@ from rich.table import Table
 
 from ordersaga.tools.bench.results import RunResult
 
+WARM_UP_INCLUDED = "(warm-up included)"
+CEILING_NOTE = "of ceiling: share of the null-chain ceiling measured in this run."
+WINDOW_NOTE = (
+    "in the window: sagas finished in the measured window, warm-up excluded; "
+    "sagas/s is that count over the window's length."
+)
+
 
 class RunProgress:
     """A bar over the warm-up and the window, with orders placed, finished and the rate."""
@@ -39,6 +46,15 @@ class RunProgress:
         self._progress.update(self._task, completed=min(elapsed, self._seconds), figures=figures)
         self._progress.refresh()
 
+    def done(self, result: RunResult) -> None:
+        """The last frame: the run's own counts, as the table gives them."""
+        figures = (
+            f"placed {result.placed}, finished {result.finished} {WARM_UP_INCLUDED}; "
+            f"{result.finished_in_window} in the window"
+        )
+        self._progress.update(self._task, completed=self._seconds, figures=figures)
+        self._progress.refresh()
+
     def __enter__(self) -> "RunProgress":
         self._progress.start()
         return self
@@ -53,9 +69,9 @@ class RunProgress:
         self._progress.stop()
 
 
-def _share(result: RunResult, ceiling: float | None) -> str:
-    if ceiling is None or result.system == "null-chain" or ceiling <= 0:
-        return "-"
+def _share(result: RunResult, ceiling: float) -> str:
+    if result.system == "null-chain" or ceiling <= 0:
+        return "ceiling"
     return f"{100 * result.throughput / ceiling:.0f}%"
 
 
@@ -65,27 +81,35 @@ def _invariants(result: RunResult) -> str:
 
 
 def summary_table(results: Sequence[RunResult], ceiling: float | None) -> Table:
-    """One row per run: throughput, share of the ceiling, latency, outcomes, invariants."""
-    table = Table(title="Benchmark", title_justify="left")
+    """One row per run: throughput, share of the ceiling (when one was measured), latency,
+    counts with and without the warm-up, outcomes, invariants; what they mean under it."""
+    notes = [WINDOW_NOTE] + ([CEILING_NOTE] if ceiling is not None else [])
+    table = Table(
+        title="Benchmark", title_justify="left", caption=" ".join(notes), caption_justify="left"
+    )
     table.add_column("run")
     table.add_column("load")
     table.add_column("sagas/s", justify="right")
-    table.add_column("of ceiling", justify="right")
+    if ceiling is not None:
+        table.add_column("of ceiling", justify="right")
     table.add_column("latency ms\np50 / p90 / p99 / max", justify="right")
-    table.add_column("finished\n/ placed", justify="right")
-    table.add_column("completed\n/ cancelled", justify="right")
+    table.add_column("in the\nwindow", justify="right")
+    table.add_column(f"finished / placed\n{WARM_UP_INCLUDED}", justify="right")
+    table.add_column(f"completed / cancelled\n{WARM_UP_INCLUDED}", justify="right")
     table.add_column("invariants")
     for r in results:
         lat = r.latency_ms
         load = f"{r.load['rate']:g}/s" if r.load["mode"] == "rate" else "max"
         latency = f"{lat.p50:.1f} / {lat.p90:.1f} / {lat.p99:.1f} / {lat.max:.1f}" if lat else "-"
         drained = "" if r.drained else " [red]not all[/]"
+        share = [] if ceiling is None else [_share(r, ceiling)]
         table.add_row(
             f"{r.name}\n[dim]{r.system}[/]",
             load,
             f"{r.throughput:g}",
-            _share(r, ceiling),
+            *share,
             latency,
+            str(r.finished_in_window),
             f"{r.finished} / {r.placed}{drained}",
             f"{r.outcomes.completed} / {r.outcomes.cancelled}",
             _invariants(r),

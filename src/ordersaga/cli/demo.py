@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from ordersaga.cli.listing import Field, Item, listing
 from ordersaga.cli.tables import checks_table, money_text, status_text
 from ordersaga.tools.demo import Played, reason_kind, run_demo
 
@@ -35,7 +36,7 @@ async def _demo(data_dir: Path, orders: int, seed: int | None) -> bool:
             data_dir,
             orders,
             seed,
-            show_played=lambda played: console.print(scenarios_table(played)),
+            show_played=lambda played: console.print(scenarios_listing(played, console.width)),
             show_progress=stages.show,
         )
     finally:
@@ -66,38 +67,42 @@ class _Stages:
             self._progress.stop()
 
 
-def scenarios_table(played: Sequence[Played]) -> Table:
-    table = Table(title="The original demo's scenarios", title_justify="left")
-    for column in (
-        "scenario",
-        "user",
-        "product",
-        "qty",
-        "amount",
-        "status",
-        "reason",
-        "as expected",
-    ):
-        table.add_column(column)
+SCENARIO_FIELDS = (
+    Field("as expected", keep=9),
+    Field("status", keep=8),
+    Field("amount", keep=7, justify="right"),
+    Field("qty", keep=4, justify="right"),
+    Field("product", keep=5, justify="right"),
+    Field("user", keep=6, justify="right"),
+)
+
+
+def scenarios_listing(played: Sequence[Played], width: int) -> RenderableType:
+    """Each scenario's outcome on a line, what it plays (and why it was cancelled) under."""
+    items = []
     for p in played:
         s, order = p.scenario, p.order
-        table.add_row(
-            s.title,
-            str(s.user),
-            str(s.product),
-            str(s.quantity),
-            money_text(order["amount"]),
-            status_text(order["status"]),
-            order.get("reason") or "",
-            "[green]yes[/]" if p.ok else "[bold red]NO[/]",
+        reason = order.get("reason")
+        items.append(
+            Item(
+                [
+                    "[green]yes[/]" if p.ok else "[bold red]NO[/]",
+                    status_text(order["status"]),
+                    money_text(order["amount"]),
+                    str(s.quantity),
+                    str(s.product),
+                    str(s.user),
+                ],
+                note=f"{s.title}: {reason}" if reason else s.title,
+            )
         )
-    return table
+    return listing("The original demo's scenarios", SCENARIO_FIELDS, items, width)
 
 
 def outcomes_table(orders: list[dict[str, Any]], total: int) -> Table:
     counts = Counter((str(o["status"]), reason_kind(str(o.get("reason") or ""))) for o in orders)
     table = Table(title=f"Outcomes of all {total} orders", title_justify="left")
-    table.add_column("status")
+    table.add_column("status", no_wrap=True)
     table.add_column("reason")
     table.add_column("orders", justify="right")
     for (status, reason), n in sorted(counts.items(), key=lambda kv: -kv[1]):

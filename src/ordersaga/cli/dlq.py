@@ -17,7 +17,13 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.text import Text
 
-from ordersaga.cli.dlq_report import describe, letters_table
+from ordersaga.cli.dlq_report import (
+    describe,
+    inspection_document,
+    letter_document,
+    letters_listing,
+)
+from ordersaga.cli.json_output import JsonFlag, echo_json
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.topics import dead_letter
@@ -37,8 +43,9 @@ T = TypeVar("T")
 
 """The embedded system's broker log, under its data directory."""
 
-# On Kafka a new consumer group takes a moment to form, and until it has, an empty poll
-# says nothing; the in-process broker answers at once, so an empty poll is the end.
+# Empty topics are skipped without reading (their offsets say so). For the others, on
+# Kafka a new consumer group takes a moment to form, and until it has, a poll says
+# nothing; the in-process broker answers at once.
 KAFKA_LIMITS = ReadLimits(patience=10.0, quiet=1.0)
 EMBEDDED_LIMITS = ReadLimits(patience=0.1, quiet=0.05)
 
@@ -63,9 +70,9 @@ Wait = Annotated[
     typer.Option(
         "--wait",
         min=0,
-        help="Seconds to wait for a first record before taking the topics to be empty "
-        f"(default {KAFKA_LIMITS.patience:g} on Kafka, where a consumer group takes a moment "
-        "to form).",
+        help="Seconds to wait for a first record of topics that hold some, before giving "
+        f"up (default {KAFKA_LIMITS.patience:g} on Kafka, where a consumer group takes a "
+        "moment to form). Empty topics are not waited for.",
     ),
 ]
 DlqTopic = Annotated[str, typer.Argument(help="The dead-letter topic, e.g. order-updated.DLQ.")]
@@ -97,6 +104,7 @@ def list_command(
     ] = False,
     data_dir: DataDir = None,
     wait: Wait = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """List every dead letter on the contract's <topic>.DLQ topics, or on one of them."""
     with _reporting_errors():
@@ -104,12 +112,15 @@ def list_command(
         found = _execute(
             data_dir, wait, lambda b, limits: inspect(b, dlq_topics, limits, count_replays=replays)
         )
-    console = Console(soft_wrap=True)
+    if as_json:
+        echo_json(inspection_document(found))
+        return
+    console = Console()
     if not found.letters:
         where = dlq_topics[0] if topic else f"any of the {len(dlq_topics)} dead-letter topics"
         console.print(f"No dead letters on {where}.", markup=False)
         return
-    console.print(letters_table(found))
+    console.print(letters_listing(found, console.width))
     for name, count in sorted(found.counts().items()):
         console.print(f"{name}: {count} dead letter{'s' if count != 1 else ''}", markup=False)
 
@@ -121,6 +132,7 @@ def show_command(
     offset: Offset,
     data_dir: DataDir = None,
     wait: Wait = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Print one dead letter whole: its key, every header, and its value (pretty JSON when
     it parses, the raw bytes otherwise)."""
@@ -129,7 +141,10 @@ def show_command(
         letter = _execute(
             data_dir, wait, lambda b, limits: find_dead_letter(b, name, partition, offset, limits)
         )
-    typer.echo(describe(letter))
+    if as_json:
+        echo_json(letter_document(letter))
+    else:
+        typer.echo(describe(letter))
 
 
 @dlq_app.command("replay")

@@ -1,39 +1,69 @@
-"""How dead letters are shown to a person: a table of them, one whole, their values."""
+"""How dead letters are shown: to a person, listed or one whole; to a script, as JSON."""
 
 import json
 import re
+from typing import Any
 from uuid import uuid4
 
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 
+from ordersaga.cli.listing import Field, Item, listing
 from ordersaga.messaging.dead_letters import DeadLetter, Inspection
 
 PREVIEW = 60
 
 
-def letters_table(found: Inspection) -> Table:
-    """The dead letters as a table, one row each; a ``replays`` column if they were counted."""
-    table = Table(title="Dead letters", title_justify="left")
-    columns = ["DLQ topic", "at", "source", "consumer", "error", "key", "value"]
+LETTER_FIELDS = (
+    Field("dead letter", keep=9),
+    Field("key", keep=8),
+    Field("source", keep=6),
+    Field("consumer", keep=4),
+    Field("replays", keep=5, justify="right"),
+)
+
+
+def letters_listing(found: Inspection, width: int) -> RenderableType:
+    """The dead letters, one line each, their error and value under it; a ``replays``
+    field if they were counted."""
     counted = found.replays is not None
-    for column in [*columns, "replays"] if counted else columns:
-        table.add_column(column, overflow="fold")
+    fields = LETTER_FIELDS if counted else LETTER_FIELDS[:-1]
+    items = []
     for letter in found.letters:
-        record = letter.record
-        row = [
-            record.topic,
-            f"{record.partition}/{record.offset}",
-            letter.source_address,
-            letter.consumer,
-            letter.error,
-            record.key,
-            preview(record.value),
-        ]
+        cells = [letter.address, letter.record.key, letter.source_address, letter.consumer]
         if counted:
-            row.append(str(found.replays_of(letter)))
-        table.add_row(*(Text(printable(cell)) for cell in row))
-    return table
+            cells.append(str(found.replays_of(letter)))
+        note = f"{letter.error}; value: {preview(letter.record.value)}"
+        items.append(Item([Text(printable(cell)) for cell in cells], note=printable(note)))
+    return listing("Dead letters", fields, items, width)
+
+
+def letter_document(letter: DeadLetter, replays: int | None = None) -> dict[str, Any]:
+    """A dead letter for ``--json``: where it is, where it came from, why, and its record
+    whole (a value that is not UTF-8 with its bytes escaped as ``\\xNN``)."""
+    record = letter.record
+    document: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "source": letter.source_address,
+        "consumer": letter.consumer,
+        "error": letter.error,
+        "key": printable(record.key),
+        "headers": {printable(k): printable(v) for k, v in record.headers.items()},
+        "value": record.value.decode("utf-8", "backslashreplace"),
+    }
+    if replays is not None:
+        document["replays"] = replays
+    return document
+
+
+def inspection_document(found: Inspection) -> dict[str, Any]:
+    """What ``dlq list --json`` prints: every dead letter, and how many per topic."""
+    return {
+        "letters": [letter_document(x, found.replays_of(x)) for x in found.letters],
+        "counts": dict(sorted(found.counts().items())),
+    }
 
 
 def printable(text: str) -> str:

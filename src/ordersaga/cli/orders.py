@@ -8,7 +8,8 @@ import httpx
 import typer
 from rich.console import Console
 
-from ordersaga.cli.tables import orders_table
+from ordersaga.cli.json_output import JsonFlag, echo_json
+from ordersaga.cli.tables import orders_listing
 from ordersaga.tools.client import ApiError, OrderClient
 
 T = TypeVar("T")
@@ -26,6 +27,7 @@ def place_order_command(
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the saga has finished.")] = False,
     idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key header.")] = None,
     api_url: ApiUrl = DEFAULT_API,
+    as_json: JsonFlag = False,
 ) -> None:
     """Place an order through the HTTP API."""
 
@@ -36,7 +38,11 @@ def place_order_command(
             return await client.wait(str(order["orderID"])) if wait else order
 
     order = _call_api(run, api_url)
-    console.print(orders_table([order], title="Order"))
+    if as_json:
+        echo_json(order)
+        return
+    out = Console()
+    out.print(orders_listing([order], out.width, title="Order"))
 
 
 def orders_command(
@@ -45,6 +51,7 @@ def orders_command(
     limit: Annotated[int, typer.Option(help="How many.")] = 50,
     offset: Annotated[int, typer.Option(help="How many to skip.")] = 0,
     api_url: ApiUrl = DEFAULT_API,
+    as_json: JsonFlag = False,
 ) -> None:
     """List orders, newest first."""
 
@@ -55,8 +62,12 @@ def orders_command(
             )
 
     page = _call_api(run, api_url)
+    if as_json:
+        echo_json(page)
+        return
     items = page["items"]
-    console.print(orders_table(items, title=f"Orders ({len(items)} of {page['total']})"))
+    out = Console()
+    out.print(orders_listing(items, out.width, title=f"Orders ({len(items)} of {page['total']})"))
 
 
 def _call_api(run: Callable[[], Coroutine[Any, Any, T]], api_url: str) -> T:

@@ -18,10 +18,11 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from ordersaga.cli.json_output import JsonFlag, echo_json
+from ordersaga.cli.listing import Field, Item, listing
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
@@ -102,44 +103,74 @@ Limit = Annotated[int, typer.Option("--limit", min=1, help="At most this many sa
 SagaId = Annotated[str, typer.Argument(help="The saga's id (its order's orderID).")]
 
 
+SAGA_FIELDS = (
+    Field("saga", keep=9),
+    Field("state", keep=8),
+    Field("age", keep=7, justify="right"),
+    Field("step", keep=5),
+    Field("deadline", keep=4),
+    Field("attempts", keep=3, justify="right"),
+)
+HISTORY_FIELDS = (
+    Field("#", keep=9, justify="right"),
+    Field("at", keep=5),
+    Field("event", keep=8),
+    Field("outcome", keep=7),
+    Field("from → to", keep=6),
+    Field("step", keep=4, justify="right"),
+)
+
+
 @sagas_app.command("list")
 def list_command(
-    state: State = None, older_than: OlderThan = None, limit: Limit = 50, data_dir: DataDir = None
+    state: State = None,
+    older_than: OlderThan = None,
+    limit: Limit = 50,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """List sagas, newest first, with a count of all sagas by state."""
+    """List sagas, newest first, each with its reason under it, and a count of all sagas
+    by state."""
 
     async def run(operations: SagaOperations) -> tuple[list[SagaView], dict[SagaStatus, int]]:
         found = await operations.find(status=state, older_than=older_than, limit=limit)
         return found, await operations.count()
 
     found, counts = _run(data_dir, run)
+    if as_json:
+        echo_json({"sagas": found, "counts": counts})
+        return
     now = utc_now()
-    table = Table(title=f"Sagas ({len(found)} shown)", title_justify="left")
-    for column in ("saga", "state", "step", "attempts", "age", "deadline", "reason"):
-        table.add_column(column, no_wrap=column == "saga")
-    for saga in found:
-        table.add_row(
-            saga.saga_id,
-            _status_text(saga.status),
-            saga.step_name,
-            str(saga.attempts),
-            duration_text(now - saga.created_at),
-            _deadline_text(saga.deadline, now),
-            escape(saga.reason or ""),
+    items = [
+        Item(
+            [
+                saga.saga_id,
+                _status_text(saga.status),
+                duration_text(now - saga.created_at),
+                escape(saga.step_name),
+                _deadline_text(saga.deadline, now),
+                str(saga.attempts),
+            ],
+            note=saga.reason or "",
         )
+        for saga in found
+    ]
     console = Console()
-    console.print(table)
+    console.print(listing(f"Sagas ({len(found)} shown)", SAGA_FIELDS, items, console.width))
     console.print("All sagas by state: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
 
 
 @sagas_app.command("show")
-def show_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
+def show_command(saga_id: SagaId, data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """Show one saga and its whole history."""
 
     async def run(operations: SagaOperations) -> SagaDetail:
         return await operations.show(saga_id)
 
     detail = _run(data_dir, run)
+    if as_json:
+        echo_json(detail)
+        return
     saga, now = detail.saga, utc_now()
     console = Console()
     console.print(f"[bold]Saga {saga.saga_id}[/]: {_status_text(saga.status)}")
@@ -151,16 +182,21 @@ def show_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
     console.print(f"  deadline   {_deadline_text(saga.deadline, now) or 'none'}")
     console.print(f"  reason     {escape(saga.reason or '')}")
     console.print(f"  data       {escape(json.dumps(saga.data, sort_keys=True))}")
-    table = Table(title="History", title_justify="left")
-    for column in ("#", "at", "event", "outcome", "from → to", "step", "note"):
-        table.add_column(column)
-    for record in detail.history:
-        entry = record.entry
-        moved = f"{entry.from_status or '·'} → {entry.to_status}"
-        at = record.at.isoformat(timespec="milliseconds")
-        note = escape(entry.note or "")
-        table.add_row(str(record.seq), at, entry.event, entry.outcome, moved, str(entry.step), note)
-    console.print(table)
+    items = [
+        Item(
+            [
+                str(record.seq),
+                record.at.isoformat(timespec="milliseconds"),
+                escape(record.entry.event),
+                escape(record.entry.outcome),
+                f"{record.entry.from_status or '·'} → {record.entry.to_status}",
+                str(record.entry.step),
+            ],
+            note=record.entry.note or "",
+        )
+        for record in detail.history
+    ]
+    console.print(listing("History", HISTORY_FIELDS, items, console.width))
 
 
 @sagas_app.command("retry")

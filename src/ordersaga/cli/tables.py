@@ -1,11 +1,13 @@
-"""Rendering results for a person: invariant checks and order tables."""
+"""Rendering results for a person: invariant checks and order listings."""
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from rich.console import RenderableType
 from rich.table import Table
 
+from ordersaga.cli.listing import Field, Item, listing
 from ordersaga.tools.verify import Check
 
 
@@ -21,21 +23,35 @@ def checks_table(checks: Sequence[Check]) -> Table:
     return table
 
 
-def orders_table(orders: Iterable[dict[str, Any]], title: str = "Orders") -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("orderID", "user", "product", "qty", "amount", "status", "reason"):
-        table.add_column(column)
-    for o in orders:
-        table.add_row(
-            str(o["orderID"]),
-            str(o["userID"]),
-            str(o["productID"]),
-            str(o["quantity"]),
-            money_text(o["amount"]),
-            status_text(o["status"]),
-            o.get("reason") or "",
+ORDER_FIELDS = (
+    Field("orderID", keep=9),
+    Field("status", keep=8),
+    Field("amount", keep=7, justify="right"),
+    Field("qty", keep=4, justify="right"),
+    Field("product", keep=3, justify="right"),
+    Field("user", keep=2, justify="right"),
+)
+
+
+def orders_listing(
+    orders: Iterable[dict[str, Any]], width: int, title: str = "Orders"
+) -> RenderableType:
+    """The orders, one line each, a cancelled one's reason under it."""
+    items = [
+        Item(
+            [
+                str(o["orderID"]),
+                status_text(o["status"]),
+                money_text(o["amount"]),
+                str(o["quantity"]),
+                str(o["productID"]),
+                str(o["userID"]),
+            ],
+            note=o.get("reason") or "",
         )
-    return table
+        for o in orders
+    ]
+    return listing(title, ORDER_FIELDS, items, width)
 
 
 def money_text(amount: object) -> str:

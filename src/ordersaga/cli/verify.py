@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ordersaga.cli.json_output import JsonFlag, echo_json
 from ordersaga.cli.tables import checks_table
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
@@ -26,6 +27,7 @@ def verify_command(
             "instead of the configured ones.",
         ),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check the design's invariants against the databases; exit 1 if one fails."""
     if data_dir is not None and not database_path(data_dir, "order").exists():
@@ -43,7 +45,11 @@ def verify_command(
         finally:
             for engine in engines.values():
                 await engine.dispose()
-        console.print(checks_table(checks))
-        return all(c.ok for c in checks)
+        ok = all(c.ok for c in checks)
+        if as_json:
+            echo_json({"ok": ok, "checks": checks})
+        else:
+            console.print(checks_table(checks))
+        return ok
 
     raise typer.Exit(0 if asyncio.run(run()) else 1)

@@ -1,13 +1,15 @@
 """Dead letters: reading them back from ``<topic>.DLQ`` and replaying them, through the port.
 
-**Reading.** The broker port can neither tell a topic's end offsets nor seek, so topics
-are read as any new consumer group reads them: a consumer in a group of its own
+**Reading.** First the topics' offset ranges are asked (no group needed): partitions
+that hold nothing are not read at all, so an empty listing returns at once. The rest are
+read as any new consumer group reads them: a consumer in a group of its own
 (``dlq-inspector-<uuid>``) starts at the beginning and polls. It commits nothing, so the
 group leaves no offsets behind and never disturbs a service's group. *Caught up* means:
-once records have arrived, the first poll that waits ``quiet`` seconds and gets nothing;
-if nothing at all arrives within ``patience`` seconds, the topics are taken to be empty.
-Through the port, an empty topic and a group that is still forming look alike, hence the
-wait; and a record appended while reading may or may not be included.
+every partition read up to the end it had when reading began; or, should the last
+offsets never come as records (a transaction's markers take offsets too), the first poll
+that waits ``quiet`` seconds and gets nothing once records have arrived; if nothing at all
+arrives within ``patience`` seconds, the reader gives up. A record appended while reading
+may or may not be included.
 
 **Replaying.** A dead letter is published again to its source topic (``dlq-source-topic``)
 with its key and value, its original headers without the ``dlq-*`` ones, and
@@ -130,17 +132,22 @@ async def read_topics(
     Close the iterator (``contextlib.aclosing``) when leaving it early, so the consumer
     leaves its group at once.
     """
+    ends = {tp: held.stop for tp, held in (await broker.offset_ranges(topics)).items() if held}
+    if not ends:
+        return
     group = f"{INSPECTOR_GROUP_PREFIX}{uuid4()}"
-    consumer = broker.consumer(group, list(topics), client_id=group)
+    consumer = broker.consumer(group, sorted({tp.topic for tp in ends}), client_id=group)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.patience
     received = False
     try:
-        while True:
+        while ends:
             wait = limits.quiet if received else max(0.0, deadline - loop.time())
             batch = await consumer.poll(_BATCH, wait)
             for record in batch:
                 yield record
+                if record.offset + 1 >= ends.get(record.topic_partition, 0):
+                    ends.pop(record.topic_partition, None)
             if batch:
                 received = True
             elif received or loop.time() >= deadline:

@@ -137,6 +137,41 @@ class KafkaBroker:
         self._track(consumer)
         return consumer
 
+    async def offset_ranges(self, topics: Sequence[str]) -> dict[TopicPartition, range]:
+        """Asked of the cluster's metadata and offsets, without joining any group."""
+        partitions = await self._partitions(topics)
+        if not partitions:
+            return {}
+        consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            beginnings = await consumer.beginning_offsets(partitions)
+            ends = await consumer.end_offsets(partitions)
+        finally:
+            await consumer.stop()
+        return {
+            TopicPartition(tp.topic, tp.partition): range(beginnings[tp], ends[tp])
+            for tp in partitions
+        }
+
+    async def _partitions(self, topics: Sequence[str]) -> list[Any]:
+        """The partitions of those of ``topics`` that exist (asking for one not listed
+        could create it)."""
+        admin = AIOKafkaAdminClient(**self._options)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [topic for topic in dict.fromkeys(topics) if topic in existing]
+            described = await admin.describe_topics(wanted) if wanted else []
+        finally:
+            await admin.close()
+        return [
+            KafkaTopicPartition(t["topic"], p["partition"])
+            for t in described
+            if t["error_code"] == 0
+            for p in sorted(t["partitions"], key=lambda p: p["partition"])
+        ]
+
     def _track(self, client: "KafkaProducer | KafkaConsumer") -> None:
         # A consumer loop makes a new consumer after every failure: forget the closed ones,
         # so a service that lives through many broker outages does not keep them all.

@@ -147,6 +147,13 @@ class InProcessBroker:
             TopicPartition(topic, p): len(log) for p, log in enumerate(self._ensure_topic(topic))
         }
 
+    async def offset_ranges(self, topics: Sequence[str]) -> dict[TopicPartition, range]:
+        return {
+            TopicPartition(topic, p): range(0, len(log))
+            for topic in topics
+            for p, log in enumerate(self._logs.get(topic, []))
+        }
+
     def committed(self, group: str) -> dict[TopicPartition, int]:
         found = self._groups.get(group)
         return dict(found.committed) if found else {}

@@ -85,4 +85,11 @@ class Broker(Protocol):
 
     def consumer(self, group: str, topics: Sequence[str], client_id: str) -> Consumer: ...
 
+    async def offset_ranges(self, topics: Sequence[str]) -> dict[TopicPartition, range]:
+        """Per partition of ``topics``, the offsets it holds now: ``range(beginning, end)``.
+
+        Topics that do not exist are left out. An empty range means an empty partition,
+        which lets a reader stop at once instead of waiting for records that never come.
+        """
+
     async def close(self) -> None: ...

@@ -30,7 +30,20 @@ def _over_time(ax: "Axes", result: RunResult) -> None:
     ax.set_ylabel("sagas finished / s", color="tab:blue")
     start = result.window["start"] - result.window["load_start"]
     end = result.window["end"] - result.window["load_start"]
-    ax.axvspan(start, end, color="tab:green", alpha=0.08, label="measurement window")
+    ax.axvspan(start, end, color="tab:green", alpha=0.22, label="measurement window")
+    for at, label in ((start, "window start"), (end, "window end")):
+        ax.axvline(at, color="tab:green", linewidth=1.5)
+        ax.annotate(
+            f"{label} ({at:.0f} s)",
+            xy=(at, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 3),
+            textcoords="offset points",
+            rotation=90,
+            va="bottom",
+            fontsize=8,
+            color="tab:green",
+        )
     ax.set_title(_title(result), fontsize=10)
     p99 = ax.twinx()
     points = [(s.second + 0.5, s.p99_ms) for s in result.series if s.p99_ms is not None]

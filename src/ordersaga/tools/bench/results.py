@@ -172,6 +172,7 @@ class RunResult:
     window: dict[str, float]  # start/end (epoch seconds) and length of the window
     placed: int  # orders accepted (201) over the whole run, warm-up included
     finished: int  # of those, how many reached a terminal status
+    finished_in_window: int  # sagas that reached a terminal status inside the window
     drained: bool
     throughput: float  # sagas finished per second in the window
     latency_ms: Latency | None

@@ -280,6 +280,7 @@ def build_result(
         },
         placed=len(sagas),
         finished=sum(1 for s in sagas if s.finished is not None),
+        finished_in_window=in_window,
         drained=drained,
         throughput=round(in_window / window.length, 1) if window.length > 0 else 0.0,
         latency_ms=latency,
