@@ -15,9 +15,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
-from rich.text import Text
 
 from ordersaga.cli.dlq_report import describe, letters_table
+from ordersaga.cli.errors import ServerUnreachable, fail, kafka_unreachable, unreachable
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.topics import dead_letter
@@ -208,8 +208,7 @@ def _reporting_errors() -> Iterator[None]:
 
 
 def _fail(message: str, code: int) -> None:
-    Console(stderr=True, soft_wrap=True).print(Text(f"Error: {message}", style="red"))
-    raise typer.Exit(code)
+    fail(message, code)
 
 
 def _execute(
@@ -236,6 +235,8 @@ async def _on_broker(
     try:
         return await work(broker, limits)
     except KafkaError as error:
+        if unreachable(error):
+            raise ServerUnreachable(kafka_unreachable(where, error)) from error
         raise Refused(
             f"Kafka at {where} failed: {error}. Is it running (`make infra-up`), and is "
             "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS right?",

@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.cli.errors import database_failed
 from ordersaga.cli.services import ServiceName, SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
@@ -57,10 +57,7 @@ def _on_database(
     try:
         return asyncio.run(run())
     except (OSError, DBAPIError) as error:
-        reason = error.orig if isinstance(error, DBAPIError) else error
-        where = make_url(url).render_as_string(hide_password=True)
-        console.print(f"[red]{service}: the database at {where} failed: {escape(str(reason))}[/]")
-        raise typer.Exit(3) from None
+        database_failed(service, url, error)
 
 
 async def _failed_rows(service: str, engine: AsyncEngine) -> list[Any]:
