@@ -85,7 +85,7 @@ async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> Non
                     "local servers. Retrying quietly.",
                     service,
                     where,
-                    " ".join(str(error).split())[:160],
+                    " ".join(str(getattr(error, "orig", None) or error).split())[:160],
                 )
                 waiting = True
             await backoff.sleep()
@@ -102,6 +102,8 @@ async def _create_topics(
     once, then retried quietly (aiokafka's connection errors are held back meanwhile)."""
     backoff = Backoff(first=0.5, cap=5.0)
     waiting = False
+    if noise is not None:
+        noise.waiting_for_kafka = True  # until the topics are there: said below, once
     try:
         while True:
             try:
@@ -116,8 +118,6 @@ async def _create_topics(
                         error,
                     )
                     waiting = True
-                    if noise is not None:
-                        noise.waiting_for_kafka = True
                 await backoff.sleep()
     finally:
         if noise is not None:

@@ -21,6 +21,9 @@ WARM_UP_NOISE = (
     "Group Coordinator Request failed",
     "FindCoordinator Request failed",
     "not found in cluster metadata",
+    "NotLeaderForPartition",
+    "LeaderNotAvailable",
+    "UnknownTopicOrPartition",
 )
 
 
@@ -44,7 +47,9 @@ class StartupNoise(logging.Filter):
 
 
 def quiet_start(warm_up: float = 30.0) -> StartupNoise:
-    """Install a :class:`StartupNoise` on the root logger's handlers; returns it."""
+    """Install a :class:`StartupNoise` on the root logger's handlers; returns it. aiokafka's
+    INFO lines (a dozen per consumer group join) are left out as well."""
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     noise = StartupNoise(warm_up)
     for handler in logging.getLogger().handlers:
         handler.addFilter(noise)
