@@ -39,7 +39,7 @@ def verify_command(
         else:
             engines = {s.name: make_engine(s.database_url(settings)) for s in SERVICES}
         try:
-            checks = await verify(engines)
+            checks = await verify(engines, one_run=True)
         finally:
             for engine in engines.values():
                 await engine.dispose()
