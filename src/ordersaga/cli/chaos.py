@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ordersaga.cli.errors import USAGE, fail
 from ordersaga.cli.tables import checks_table
 from ordersaga.config import Settings
 from ordersaga.tools.chaos import (
@@ -68,13 +69,11 @@ def chaos_command(
         data=data,
     )
     if data not in ("chaos", "sample"):
-        console.print(f"[red]--data takes chaos or sample, not {data!r}[/]")
-        raise typer.Exit(2)
+        fail(f"--data takes chaos or sample, not {data!r}", USAGE)
     try:
         report = asyncio.run(run_chaos(config, Settings(), say=console.print))
     except ChaosError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        fail(str(error), USAGE)
     print_report(report)
     raise typer.Exit(0 if report.ok else 1)
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.cli.errors import database_failed
+from ordersaga.cli.errors import USAGE, database_failed, fail
 from ordersaga.cli.services import ServiceName, SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
@@ -100,8 +100,7 @@ def requeue_command(
     cured; the running relay publishes them."""
     name = service
     if bool(ids) == every:
-        console.print("[red]name the ids of the messages to put back, or --all[/]")
-        raise typer.Exit(2)
+        fail("name the ids of the messages to put back, or --all", USAGE)
     outbox = service_spec(name, Settings()).outbox
 
     async def put_back(engine: AsyncEngine) -> int:

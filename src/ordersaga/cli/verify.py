@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ordersaga.cli.errors import USAGE, fail
 from ordersaga.cli.tables import checks_table
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
@@ -29,8 +30,7 @@ def verify_command(
 ) -> None:
     """Check the design's invariants against the databases; exit 1 if one fails."""
     if data_dir is not None and not database_path(data_dir, "order").exists():
-        console.print(f"[red]No embedded system's data under {data_dir.resolve()}.[/]")
-        raise typer.Exit(2)
+        fail(f"no embedded system's data under {data_dir.resolve()}", USAGE)
     settings = Settings()
 
     async def run() -> bool:
