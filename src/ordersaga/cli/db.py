@@ -16,7 +16,7 @@ from rich.console import Console
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
-from ordersaga.cli.errors import FAILED, USAGE, database_failed, fail
+from ordersaga.cli.errors import FAILED, USAGE, CommandGroup, database_failed, fail
 from ordersaga.cli.services import SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
@@ -37,6 +37,7 @@ db_app = typer.Typer(
     help="The services' databases: bring their schemas up to date, or start from empty.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 

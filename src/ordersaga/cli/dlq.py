@@ -17,7 +17,13 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 
 from ordersaga.cli.dlq_report import describe, letters_table
-from ordersaga.cli.errors import ServerUnreachable, fail, kafka_unreachable, unreachable
+from ordersaga.cli.errors import (
+    CommandGroup,
+    ServerUnreachable,
+    fail,
+    kafka_unreachable,
+    unreachable,
+)
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.topics import dead_letter
@@ -48,6 +54,7 @@ dlq_app = typer.Typer(
     help="Dead letters (<topic>.DLQ): list them, show one, replay them to their topic.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 DataDir = Annotated[

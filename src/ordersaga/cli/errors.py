@@ -177,20 +177,25 @@ def _servers_unreachable(error: BaseException, settings: Settings) -> str:
     )
 
 
+def _debug(ctx: Context) -> bool:
+    return bool(ctx.find_root().params.get("debug"))
+
+
 class CommandGroup(TyperGroup):
-    """The root command: a server found unreachable anywhere below ends the command
-    with exit 3 and one paragraph (with ``--debug``, the traceback instead)."""
+    """The command line and its groups: a server found unreachable anywhere below ends
+    the command with exit 3 and one paragraph (with ``--debug``, the traceback instead).
+    Each group is one, so a group run on its own (as the tests do) answers the same."""
 
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except ServerUnreachable as error:
-            if ctx.params.get("debug") and error.__cause__ is not None:
+            if _debug(ctx) and error.__cause__ is not None:
                 raise error.__cause__ from None
             fail(str(error), UNREACHABLE)
         except (typer.Exit, typer.Abort):
             raise
         except Exception as error:
-            if ctx.params.get("debug") or not unreachable(error):
+            if _debug(ctx) or not unreachable(error):
                 raise
             fail(_servers_unreachable(error, Settings()), UNREACHABLE)

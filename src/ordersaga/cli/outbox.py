@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.cli.errors import USAGE, database_failed, fail
+from ordersaga.cli.errors import USAGE, CommandGroup, database_failed, fail
 from ordersaga.cli.services import ServiceName, SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
@@ -35,6 +35,7 @@ outbox_app = typer.Typer(
     help="Messages the broker refused for good: list them, put them back once cured.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 DataDir = Annotated[Path | None, typer.Option(help="An embedded system's data directory.")]

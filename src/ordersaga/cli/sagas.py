@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
-from ordersaga.cli.errors import FAILED, USAGE, database_failed, fail
+from ordersaga.cli.errors import FAILED, USAGE, CommandGroup, database_failed, fail
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
@@ -46,6 +46,7 @@ sagas_app = typer.Typer(
     "export finished ones.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
