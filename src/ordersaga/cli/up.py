@@ -43,10 +43,12 @@ def up_command(
         int, typer.Option(min=1, help="Processes per service (distributed mode).")
     ] = 1,
     data_dir: DataDir = Path("data"),
-    host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address the embedded API listens on.")
+    ] = "127.0.0.1",
     port: Annotated[
         int | None,
-        typer.Option(help="Port the API listens on (default ORDERSAGA_API_PORT, 8091)."),
+        typer.Option(help="Port the embedded API listens on (default ORDERSAGA_API_PORT)."),
     ] = None,
 ) -> None:
     """Run the whole system until Ctrl-C or SIGTERM: one process per service replica on
