@@ -153,7 +153,8 @@ def database_failed(service: str, url: str, error: BaseException) -> NoReturn:
     where = make_url(url).render_as_string(hide_password=True)
     fail(
         f"{service}: the database at {where} failed: {_reason(error)}.\n"
-        f"Is its schema in place (`ordersaga db upgrade {service}`)?",
+        f"Is its schema in place (`ordersaga db upgrade {service}`; from empty: "
+        "`make infra-reset`)?",
         FAILED,
     )
 
