@@ -66,7 +66,7 @@ clean:
 # Kafka, PostgreSQL and MariaDB on 127.0.0.1, for the distributed mode (see infra/README.md).
 INFRA := bash infra/infra.sh
 
-.PHONY: infra-up infra-down infra-status infra-up-cluster infra-down-cluster infra-status-cluster
+.PHONY: infra-up infra-down infra-status infra-reset infra-up-cluster infra-down-cluster infra-status-cluster
 
 infra-up:
 	$(INFRA) up
@@ -87,3 +87,12 @@ infra-down-cluster:
 
 infra-status-cluster:
 	$(INFRA) status kafka3
+
+# Start from empty: the servers up, the four databases dropped and created again (the
+# machine's PostgreSQL cluster included), the saga topics deleted; then the schemas and
+# the sample data. Deletes every order, saga, stock row and balance they held.
+infra-reset: $(STAMP)
+	$(INFRA) up
+	$(BIN)/ordersaga db reset --yes
+	$(BIN)/ordersaga db upgrade
+	$(BIN)/ordersaga seed

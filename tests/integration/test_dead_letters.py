@@ -287,10 +287,12 @@ async def test_a_data_dir_without_a_broker_or_an_unreachable_kafka_is_said_so(
     assert garbage.exit_code == 2
     assert "is not a broker file" in garbage.stderr
     away = await dlq("list", env={"ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
-    assert away.exit_code == 1
-    assert away.stderr.startswith("Error: Kafka at 127.0.0.1:1 failed")
-    for result in (empty, garbage, away):
+    assert away.exit_code == 3
+    assert away.stderr.startswith("Error: cannot reach Kafka at 127.0.0.1:1")
+    assert "make infra-up" in away.stderr
+    for result in (empty, garbage):
         assert len(result.stderr.strip().splitlines()) == 1
+    for result in (empty, garbage, away):
         assert "Traceback" not in result.output
 
 

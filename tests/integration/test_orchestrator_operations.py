@@ -328,7 +328,7 @@ def test_a_data_dir_without_an_orchestrator_database_is_a_usage_error(tmp_path: 
     result = cli("list", "--data-dir", str(tmp_path / "nowhere"))
 
     assert result.exit_code == 2
-    assert "No embedded system's orchestrator database" in result.output
+    assert "Error: no embedded system's orchestrator database" in result.output
 
 
 # -- the embedded system, with payment away ---------------------------------------------

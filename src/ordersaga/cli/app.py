@@ -1,5 +1,7 @@
 """The ``ordersaga`` command line: every command group, put together."""
 
+from typing import Annotated
+
 import typer
 
 from ordersaga.cli.bench import bench_command
@@ -7,6 +9,7 @@ from ordersaga.cli.chaos import chaos_command
 from ordersaga.cli.db import db_app, seed_command
 from ordersaga.cli.demo import demo_command
 from ordersaga.cli.dlq import dlq_app
+from ordersaga.cli.errors import CommandGroup
 from ordersaga.cli.help import for_terminal
 from ordersaga.cli.orders import orders_command, place_order_command
 from ordersaga.cli.outbox import outbox_app
@@ -19,7 +22,20 @@ app = typer.Typer(
     help="The place-order saga, orchestrated over Kafka: order, stock, payment, orchestrator.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
+
+
+@app.callback()
+def options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback behind an error message.")
+    ] = False,
+) -> None:
+    """The place-order saga, orchestrated over Kafka: order, stock, payment, orchestrator.
+
+    Exit codes: 0 ok; 1 a check failed or the work was refused; 2 a usage error; 3 Kafka,
+    a database or the order API is unreachable."""
 
 app.command("demo")(demo_command)
 app.command("up")(up_command)

@@ -14,6 +14,7 @@ import uvloop
 from rich.console import Console
 
 from ordersaga.cli.bench_view import RunProgress, cpu_table, details, summary_table
+from ordersaga.cli.errors import USAGE, fail
 from ordersaga.cli.soak import report_soak, soak
 from ordersaga.config import Settings
 from ordersaga.runtime.processes import NotReady
@@ -310,8 +311,7 @@ def bench_command(
         screen = Console(stderr=True) if as_json else console
         results = uvloop.run(run_bench(config, Settings(), screen))
     except (BenchError, NotReady) as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        fail(str(error), USAGE)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; every process it started is stopped[/]")
         raise typer.Exit(130) from None

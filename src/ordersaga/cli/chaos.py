@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ordersaga.cli.errors import USAGE, fail
 from ordersaga.cli.tables import checks_table
 from ordersaga.config import Settings
 from ordersaga.tools.chaos import (
@@ -78,11 +79,9 @@ def chaos_command(
         kafka=kafka,
     )
     if data not in ("chaos", "sample"):
-        console.print(f"[red]--data takes chaos or sample, not {data!r}[/]")
-        raise typer.Exit(2)
+        fail(f"--data takes chaos or sample, not {data!r}", USAGE)
     if kafka not in ("single", "cluster"):
-        console.print(f"[red]--kafka takes single or cluster, not {kafka!r}[/]")
-        raise typer.Exit(2)
+        fail(f"--kafka takes single or cluster, not {kafka!r}", USAGE)
     settings = Settings()
     if kafka == "cluster":
         settings = settings.model_copy(
@@ -94,8 +93,7 @@ def chaos_command(
     try:
         report = asyncio.run(run_chaos(config, settings, say=console.print))
     except ChaosError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        fail(str(error), USAGE)
     print_report(report)
     raise typer.Exit(0 if report.ok else 1)
 

@@ -15,13 +15,19 @@ from typing import Annotated, Any, TypeVar
 import typer
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
-from rich.text import Text
 
 from ordersaga.cli.dlq_report import (
     describe,
     inspection_document,
     letter_document,
     letters_listing,
+)
+from ordersaga.cli.errors import (
+    CommandGroup,
+    ServerUnreachable,
+    fail,
+    kafka_unreachable,
+    unreachable,
 )
 from ordersaga.cli.json_output import JsonFlag, echo_json
 from ordersaga.config import Settings
@@ -55,6 +61,7 @@ dlq_app = typer.Typer(
     help="Dead letters (<topic>.DLQ): list them, show one, replay them to their topic.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 DataDir = Annotated[
@@ -223,8 +230,7 @@ def _reporting_errors() -> Iterator[None]:
 
 
 def _fail(message: str, code: int) -> None:
-    Console(stderr=True, soft_wrap=True).print(Text(f"Error: {message}", style="red"))
-    raise typer.Exit(code)
+    fail(message, code)
 
 
 def _execute(
@@ -251,6 +257,8 @@ async def _on_broker(
     try:
         return await work(broker, limits)
     except KafkaError as error:
+        if unreachable(error):
+            raise ServerUnreachable(kafka_unreachable(where, error)) from error
         raise Refused(
             f"Kafka at {where} failed: {error}. Is it running (`make infra-up`), and is "
             "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS right?",

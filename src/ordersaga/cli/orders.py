@@ -8,8 +8,10 @@ import httpx
 import typer
 from rich.console import Console
 
+from ordersaga.cli.errors import FAILED, ServerUnreachable, api_unreachable, fail
 from ordersaga.cli.json_output import JsonFlag, echo_json
 from ordersaga.cli.tables import orders_listing
+from ordersaga.config import Settings
 from ordersaga.tools.client import ApiError, OrderClient
 
 T = TypeVar("T")
@@ -74,11 +76,6 @@ def _call_api(run: Callable[[], Coroutine[Any, Any, T]], api_url: str) -> T:
     try:
         return asyncio.run(run())
     except ApiError as error:
-        console.print(f"[red]The API refused: {error}[/]")
-        raise typer.Exit(1) from None
+        fail(f"the API refused: {error}", FAILED)
     except httpx.TransportError as error:
-        console.print(
-            f"[red]Cannot reach the order service at {api_url}: {error!r}.[/]"
-            " Is `ordersaga up --embedded` running?"
-        )
-        raise typer.Exit(1) from None
+        raise ServerUnreachable(api_unreachable(api_url, error, Settings())) from error

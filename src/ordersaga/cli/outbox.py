@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.cli.errors import USAGE, CommandGroup, database_failed, fail
 from ordersaga.cli.services import ServiceName, SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
@@ -35,6 +35,7 @@ outbox_app = typer.Typer(
     help="Messages the broker refused for good: list them, put them back once cured.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 DataDir = Annotated[Path | None, typer.Option(help="An embedded system's data directory.")]
@@ -57,10 +58,7 @@ def _on_database(
     try:
         return asyncio.run(run())
     except (OSError, DBAPIError) as error:
-        reason = error.orig if isinstance(error, DBAPIError) else error
-        where = make_url(url).render_as_string(hide_password=True)
-        console.print(f"[red]{service}: the database at {where} failed: {escape(str(reason))}[/]")
-        raise typer.Exit(3) from None
+        database_failed(service, url, error)
 
 
 async def _failed_rows(service: str, engine: AsyncEngine) -> list[Any]:
@@ -103,8 +101,7 @@ def requeue_command(
     cured; the running relay publishes them."""
     name = service
     if bool(ids) == every:
-        console.print("[red]name the ids of the messages to put back, or --all[/]")
-        raise typer.Exit(2)
+        fail("name the ids of the messages to put back, or --all", USAGE)
     outbox = service_spec(name, Settings()).outbox
 
     async def put_back(engine: AsyncEngine) -> int:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from ordersaga.cli.errors import database_failed
 from ordersaga.cli.services import SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
@@ -46,8 +46,5 @@ def prune_command(
         try:
             pruned = asyncio.run(_prune(name, url, settings))
         except (OSError, DBAPIError) as error:
-            reason = error.orig if isinstance(error, DBAPIError) else error
-            where = make_url(url).render_as_string(hide_password=True)
-            console.print(f"[red]{name}: the database at {where} failed: {reason}[/]")
-            raise typer.Exit(3) from None
+            database_failed(name, url, error)
         console.print(f"{name}: {pruned} rows pruned")

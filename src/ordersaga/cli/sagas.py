@@ -18,9 +18,9 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from ordersaga.cli.errors import FAILED, USAGE, CommandGroup, database_failed, fail
 from ordersaga.cli.json_output import JsonFlag, echo_json
 from ordersaga.cli.listing import Field, Item, listing
 from ordersaga.config import Settings
@@ -47,6 +47,7 @@ sagas_app = typer.Typer(
     "export finished ones.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -295,8 +296,7 @@ def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]
     if data_dir is not None:
         path = database_path(data_dir, "orchestrator")
         if not path.exists():
-            Console().print(f"[red]No embedded system's orchestrator database at {path}.[/]")
-            raise typer.Exit(2)
+            fail(f"no embedded system's orchestrator database at {path}", USAGE)
         url = sqlite_url(path)
 
     async def run() -> T:
@@ -309,14 +309,6 @@ def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]
     try:
         return asyncio.run(run())
     except (UnknownSaga, NotParked, UnknownSagaVersion) as error:
-        Console().print(f"[red]{escape(str(error))}[/]")
-        raise typer.Exit(1) from None
+        fail(str(error), FAILED)
     except (OSError, DBAPIError) as error:
-        reason = error.orig if isinstance(error, DBAPIError) else error
-        where = make_url(url).render_as_string(hide_password=True)
-        Console().print(
-            f"[red]The orchestrator's database at {where} failed: {escape(str(reason))}\n"
-            "Is it running and reachable, its schema in place (`ordersaga db upgrade "
-            "orchestrator`), and is ORDERSAGA_ORCHESTRATOR_DB_URL right?[/]"
-        )
-        raise typer.Exit(1) from None
+        database_failed("orchestrator", url, error)

@@ -1,8 +1,12 @@
 """``ordersaga up`` (the whole system) and ``ordersaga serve`` (one replica)."""
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +15,13 @@ import uvicorn
 from rich.console import Console
 from rich.markup import escape
 
+from ordersaga.cli.errors import UNREACHABLE, USAGE, fail
 from ordersaga.cli.running import run_on_uvloop
 from ordersaga.cli.services import ServiceName
 from ordersaga.config import Settings
 from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.runtime.ports import PortInUse, bind_api, check_port
+from ordersaga.runtime.startup_logs import quiet_start
 from ordersaga.services.order.api import server_config
 from ordersaga.services.registry import SERVICE_NAMES
 
@@ -36,16 +43,31 @@ def up_command(
         int, typer.Option(min=1, help="Processes per service (distributed mode).")
     ] = 1,
     data_dir: DataDir = Path("data"),
-    host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8091,
+    host: Annotated[
+        str, typer.Option(help="Address the embedded API listens on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port the embedded API listens on (default ORDERSAGA_API_PORT)."),
+    ] = None,
 ) -> None:
-    """Run the whole system until Ctrl-C: one process per service replica on Kafka,
-    PostgreSQL and MariaDB, or everything in this process with --embedded."""
+    """Run the whole system until Ctrl-C or SIGTERM: one process per service replica on
+    Kafka, PostgreSQL and MariaDB, or everything in this process with --embedded."""
+    settings = Settings()
+    port = settings.api_port if port is None else port
     if embedded:
-        run_on_uvloop(_serve_embedded(data_dir, host, port))
+        try:
+            sock = bind_api(host, port)
+        except PortInUse as error:
+            fail(str(error), UNREACHABLE)
+        run_on_uvloop(_serve_embedded(data_dir, sock, settings))
         return
     from ordersaga.runtime.supervisor import supervise
 
+    try:
+        check_port(settings.api_host, settings.api_port)
+    except PortInUse as error:
+        fail(str(error), UNREACHABLE)
     raise typer.Exit(run_on_uvloop(supervise(show_line, say_stopping, replicas)) or 0)
 
 
@@ -80,21 +102,59 @@ def serve_command(
     )
     from ordersaga.messaging.replication import ReplicationMismatch
 
+    noise = quiet_start()
     name = replica or f"{socket.gethostname()}-{os.getpid()}"
     try:
-        run_on_uvloop(serve_replica(service, Settings(), name))
+        run_on_uvloop(serve_replica(service, Settings(), name, noise))
+    except PortInUse as error:
+        fail(str(error), UNREACHABLE)
     except ReplicationMismatch as error:
-        console.print(str(error), style="red", markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        fail(str(error), USAGE)
 
 
-async def _serve_embedded(data_dir: Path, host: str, port: int) -> None:
-    async with EmbeddedSystem(data_dir, Settings()) as system:
-        config = server_config(system.app, host=host, port=port)
-        server = uvicorn.Server(config)
-        console.print(
-            f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at /docs, "
-            f"data in {data_dir.resolve()}. Ctrl-C stops it."
-        )
-        await server.serve()
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the command stops it on SIGINT and
+    SIGTERM alike, then stops the services, rather than having uvicorn raise the signal
+    again once it is done (which ended the process with 143 on SIGTERM)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Settings) -> None:
+    host, port = sock.getsockname()[:2]
+    stopping = asyncio.Event()
+    with _on_stop_signals(stopping.set):
+        try:
+            async with EmbeddedSystem(data_dir, settings) as system:
+                server = _Server(server_config(system.app))
+                serving = asyncio.create_task(server.serve(sockets=[sock]))
+                while not (server.started or serving.done() or stopping.is_set()):
+                    await asyncio.sleep(0.01)  # uvicorn has no event for "listening"
+                if server.started:
+                    console.print(
+                        f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at "
+                        f"/docs, data in {data_dir.resolve()}. Ctrl-C stops it."
+                    )
+                waiting = asyncio.create_task(stopping.wait())
+                await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
+                server.should_exit = True
+                waiting.cancel()
+                await serving
+        finally:
+            sock.close()
     console.print("stopped.")
+
+
+@contextlib.contextmanager
+def _on_stop_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop`` on SIGINT or SIGTERM while inside."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ordersaga.cli.errors import USAGE, fail
 from ordersaga.cli.json_output import JsonFlag, echo_json
 from ordersaga.cli.tables import checks_table
 from ordersaga.config import Settings
@@ -31,8 +32,7 @@ def verify_command(
 ) -> None:
     """Check the design's invariants against the databases; exit 1 if one fails."""
     if data_dir is not None and not database_path(data_dir, "order").exists():
-        console.print(f"[red]No embedded system's data under {data_dir.resolve()}.[/]")
-        raise typer.Exit(2)
+        fail(f"no embedded system's data under {data_dir.resolve()}", USAGE)
     settings = Settings()
 
     async def run() -> bool:
@@ -41,7 +41,7 @@ def verify_command(
         else:
             engines = {s.name: make_engine(s.database_url(settings)) for s in SERVICES}
         try:
-            checks = await verify(engines)
+            checks = await verify(engines, one_run=True)
         finally:
             for engine in engines.values():
                 await engine.dispose()

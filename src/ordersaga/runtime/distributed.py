@@ -9,6 +9,10 @@ from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
@@ -19,7 +23,9 @@ from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.messaging.stopping import Deadline, bounded
+from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
+from ordersaga.runtime.startup_logs import StartupNoise
 from ordersaga.services.base import run_startup_checks
 from ordersaga.services.order.api import create_app, server_config
 from ordersaga.services.order.routers.health import add_readiness_check
@@ -28,29 +34,41 @@ from ordersaga.services.registry import database_url, service_spec
 log = logging.getLogger(__name__)
 
 
-async def serve(service: str, settings: Settings, replica: str) -> None:
+async def serve(
+    service: str, settings: Settings, replica: str, noise: StartupNoise | None = None
+) -> None:
     """Run one replica of ``service`` until SIGTERM or SIGINT; then stop cleanly.
 
     The schema must be there already (``ordersaga db upgrade``). Any number of replicas
-    may run at once: their consumer group shares the partitions.
+    may run at once: their consumer group shares the partitions. The order replica binds
+    the API's port first, so a port in use (:class:`PortInUse`) ends it before anything
+    starts. ``noise`` is told while the replica waits for Kafka.
     """
+    sock = None
+    if service == "order":
+        sock = bind_api(settings.api_host, settings.api_port, shared=True)
     spec = service_spec(service, settings)
-    engine = make_engine(database_url(settings, service))
+    url = database_url(settings, service)
+    engine = make_engine(url)
     broker = make_broker(settings)
     running = ServiceReplica(
         spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)
     )
     stopping: Deadline | None = None
     try:
+        await _wait_for_database(engine, service, url)
         await run_startup_checks(spec, engine)
-        await _create_topics(broker, settings)
+        await _create_topics(broker, settings, noise)
         running.start()
-        log.info("%s replica %s started", service, replica)
-        if service == "order":
-            stopping = await _serve_api(running, settings)
+        if sock is not None:
+            stopping = await _serve_api(running, settings, sock, f"{service} replica {replica}")
         else:
+            consumed = ", ".join(sorted({s.topic for s in spec.subscriptions}))
+            log.info("%s replica %s ready: consuming %s", service, replica, consumed)
             await _until_signalled()
     finally:
+        if sock is not None:
+            sock.close()
         stopping = stopping or Deadline(settings.shutdown_grace)
         log.info("%s replica %s stopping (within %.0fs)", service, replica, stopping.remaining())
         await running.stop(stopping.until(0.9))
@@ -59,27 +77,72 @@ async def serve(service: str, settings: Settings, replica: str) -> None:
         log.info("%s replica %s stopped", service, replica)
 
 
-async def _create_topics(broker: Broker, settings: Settings) -> None:
-    """Create the contract's topics, waiting for the broker if it is not up yet; then
-    check they have the replication the settings ask for.
+async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> None:
+    """Wait until the database answers; say once what is awaited, and when it answers."""
+    backoff = Backoff(first=0.5, cap=5.0)
+    waiting = False
+    while True:
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, DBAPIError) as error:
+            if not waiting:
+                where = make_url(url).render_as_string(hide_password=True)
+                log.warning(
+                    "waiting for %s's database at %s (%s); `make infra-up` starts the "
+                    "local servers. Retrying quietly.",
+                    service,
+                    where,
+                    " ".join(str(getattr(error, "orig", None) or error).split())[:160],
+                )
+                waiting = True
+            await backoff.sleep()
+            continue
+        if waiting:
+            log.info("%s's database answers", service)
+        return
+
+
+async def _create_topics(
+    broker: Broker, settings: Settings, noise: StartupNoise | None = None
+) -> None:
+    """Create the contract's topics, waiting for the broker if it is not up yet: said
+    once, then retried quietly (aiokafka's connection errors are held back meanwhile);
+    then check they have the replication the settings ask for.
 
     Raises :class:`ReplicationMismatch` when they do not: a replica that ran on them
     would acknowledge messages a single broker's loss can take away.
     """
     backoff = Backoff(first=0.5, cap=5.0)
     names = topics.with_dead_letters()
-    while True:
-        try:
-            await broker.create_topics(names, settings.partitions)
-            await check_replication(
-                client_options(settings), names, settings.kafka_replication_factor
-            )
-            return
-        except ReplicationMismatch:
-            raise
-        except Exception as error:  # the broker may still be starting
-            log.warning("cannot create topics yet (%r); retrying", error)
-            await backoff.sleep()
+    waiting = False
+    if noise is not None:
+        noise.waiting_for_kafka = True  # until the topics are there: said below, once
+    try:
+        while True:
+            try:
+                await broker.create_topics(names, settings.partitions)
+                await check_replication(
+                    client_options(settings), names, settings.kafka_replication_factor
+                )
+                break
+            except ReplicationMismatch:
+                raise
+            except Exception as error:  # the broker may still be starting
+                if not waiting:
+                    log.warning(
+                        "waiting for Kafka at %s (%r); `make infra-up` starts the local "
+                        "servers. Retrying quietly.",
+                        settings.kafka_bootstrap_servers,
+                        error,
+                    )
+                    waiting = True
+                await backoff.sleep()
+    finally:
+        if noise is not None:
+            noise.waiting_for_kafka = False
+    if waiting:
+        log.info("Kafka at %s answers", settings.kafka_bootstrap_servers)
 
 
 def _on_stop_signals(handler: Callable[[], None]) -> None:
@@ -94,17 +157,9 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-def _shared_port(host: str, port: int) -> socket.socket:
-    """A listening socket that other order replicas on this host can share (SO_REUSEPORT):
-    the kernel spreads connections over them."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
-
-
-async def _serve_api(running: ServiceReplica, settings: Settings) -> Deadline:
+async def _serve_api(
+    running: ServiceReplica, settings: Settings, sock: socket.socket, name: str
+) -> Deadline:
     """Serve until SIGTERM or SIGINT; then stop taking connections, answer the requests
     in flight within a quarter of the shutdown grace, and return the deadline of the
     whole stop, which began with the signal."""
@@ -121,11 +176,13 @@ async def _serve_api(running: ServiceReplica, settings: Settings) -> Deadline:
     # before the replica has stopped.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    sock = _shared_port(settings.api_host, settings.api_port)
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        sock.close()
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not (server.started or serving.done()):
+        await asyncio.sleep(0.01)  # uvicorn has no event for "listening"
+    if server.started:
+        host, port = sock.getsockname()[:2]
+        log.info("%s ready: API on http://%s:%s (docs at /docs)", name, host, port)
+    await serving
     since = time.monotonic() - (server.signalled_at or time.monotonic())
     return Deadline(settings.shutdown_grace - since)
 
