@@ -17,8 +17,8 @@ from rich.text import Text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from typer._click.core import Context  # typer's own copy of click: its groups take this
-from typer.core import TyperGroup
 
+from ordersaga.cli.help import TerminalGroup
 from ordersaga.config import Settings
 from ordersaga.services.registry import SERVICES
 
@@ -182,7 +182,7 @@ def _debug(ctx: Context) -> bool:
     return bool(ctx.find_root().params.get("debug"))
 
 
-class CommandGroup(TyperGroup):
+class CommandGroup(TerminalGroup):
     """The command line and its groups: a server found unreachable anywhere below ends
     the command with exit 3 and one paragraph (with ``--debug``, the traceback instead).
     Each group is one, so a group run on its own (as the tests do) answers the same."""

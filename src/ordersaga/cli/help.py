@@ -88,12 +88,21 @@ class TerminalGroup(TyperGroup):
 def for_terminal(apps: Sequence[typer.Typer]) -> None:
     """Give ``apps``, their commands and their groups the help screens above."""
     for app in apps:
-        app.info.cls = TerminalGroup
+        app.info.cls = _terminal(app.info.cls)
         app.rich_markup_mode = None
         for command in app.registered_commands:
             if command.cls in (None, TyperCommand):
                 command.cls = TerminalCommand
         for group in app.registered_groups:
-            group.cls = TerminalGroup
+            own = group.typer_instance.info.cls if group.typer_instance is not None else None
+            group.cls = _terminal(group.cls or own)
             if group.typer_instance is not None:
                 for_terminal([group.typer_instance])
+
+
+def _terminal(cls: Any) -> type[TyperGroup]:
+    """``cls`` if its help screens are already these (a subclass of TerminalGroup, as the
+    command groups that answer errors are), else TerminalGroup."""
+    if isinstance(cls, type) and issubclass(cls, TerminalGroup):
+        return cls
+    return TerminalGroup
