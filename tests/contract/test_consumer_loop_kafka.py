@@ -22,13 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
 from ordersaga.contracts import headers as h
-from ordersaga.contracts.messages import MODEL_BY_TOPIC, OrderUpdated, ProductReservationCancelled
+from ordersaga.contracts.messages import OrderUpdated, ProductReservationCancelled
 from ordersaga.contracts.statuses import OrderStatus, ReservationCancelStatus
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import Handler, HandlerContext, InvalidMessage, Subscription
+from ordersaga.messaging.handler import (
+    HandlerContext,
+    InvalidMessage,
+    ItemHandler,
+    Subscription,
+    one_by_one,
+)
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.kafka import KafkaBroker, KafkaConsumer
 from ordersaga.messaging.kafka_config import client_options
@@ -59,11 +65,10 @@ class Names:
 
 
 @pytest.fixture
-async def names(kafka_topics: KafkaTopics, monkeypatch: pytest.MonkeyPatch) -> Names:
+async def names(kafka_topics: KafkaTopics) -> Names:
     """A source topic read as ``order-updated``, its dead-letter topic and a reply topic."""
     found = Names(unique("order-updated"), unique("replies"), unique("counter"))
     await kafka_topics.create(found.source, dead_letter(found.source), found.replies)
-    monkeypatch.setitem(MODEL_BY_TOPIC, found.source, OrderUpdated)
     return found
 
 
@@ -82,7 +87,7 @@ async def broker(kafka_settings: Settings) -> AsyncIterator[KafkaBroker]:
     await broker.close()
 
 
-def counter(replies: str) -> Handler:
+def counter(replies: str) -> ItemHandler:
     """Counts each order it sees and answers on ``replies``."""
 
     async def handle(ctx: HandlerContext, message: OrderUpdated) -> None:
@@ -112,7 +117,9 @@ def run_endpoint(broker: KafkaBroker, engine: AsyncEngine, names: Names) -> Endp
         engine=engine,
         inbox=inbox,
         outbox=outbox,
-        subscriptions=[Subscription(names.source, counter(names.replies))],
+        subscriptions=[
+            Subscription(names.source, OrderUpdated, one_by_one(counter(names.replies)))
+        ],
     )
     endpoint.start()
     return endpoint
@@ -262,7 +269,9 @@ class Failing:
     """Wraps a handler: the first ``times`` calls fail with ``fault``; ``invalid`` orders are
     refused as invalid messages."""
 
-    def __init__(self, handle: Handler, fault: Exception, times: int, invalid: str = "") -> None:
+    def __init__(
+        self, handle: ItemHandler, fault: Exception, times: int, invalid: str = ""
+    ) -> None:
         self.handle, self.fault, self.times, self.invalid = handle, fault, times, invalid
 
     async def __call__(self, ctx: HandlerContext, message: OrderUpdated) -> None:
@@ -290,7 +299,7 @@ async def test_a_fault_is_retried_and_only_an_invalid_message_is_dead_lettered(
         engine=engine,
         inbox=inbox,
         outbox=outbox,
-        subscriptions=[Subscription(names.source, failing)],
+        subscriptions=[Subscription(names.source, OrderUpdated, one_by_one(failing))],
     )
     endpoint.start()
     stats = endpoint.consumer.stats

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from ordersaga.cli import dlq as dlq_commands
 from ordersaga.config import Settings
 from ordersaga.contracts import headers as h
-from ordersaga.contracts.messages import MODEL_BY_TOPIC, OrderUpdated
+from ordersaga.contracts.messages import OrderUpdated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
@@ -37,7 +37,7 @@ from ordersaga.messaging.dead_letters import (
 )
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription
+from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription, one_by_one
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.kafka import KafkaBroker
 from ordersaga.messaging.outbox import outbox_table
@@ -69,12 +69,11 @@ class Names:
 
 
 @pytest.fixture
-async def names(kafka_topics: KafkaTopics, monkeypatch: pytest.MonkeyPatch) -> Names:
+async def names(kafka_topics: KafkaTopics) -> Names:
     """A source topic read as ``order-updated``, and its dead-letter topic."""
     source = unique("order-updated")
     found = Names(source, dead_letter(source), unique("counter"))
     await kafka_topics.create(found.source, found.dlq)
-    monkeypatch.setitem(MODEL_BY_TOPIC, found.source, OrderUpdated)
     return found
 
 
@@ -150,7 +149,7 @@ async def test_dead_letters_are_found_and_a_replay_after_the_fix_is_handled_once
         engine=engine,
         inbox=inbox,
         outbox=outbox,
-        subscriptions=[Subscription(names.source, counter.handle)],
+        subscriptions=[Subscription(names.source, OrderUpdated, one_by_one(counter.handle))],
     )
     endpoint.start()
     stats = endpoint.consumer.stats

@@ -22,11 +22,12 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import ConsumerLoop
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription
+from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription, one_by_one
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table
 from ordersaga.messaging.port import OutgoingMessage, Record
+from ordersaga.messaging.unit_of_work import Transactions
 from tests.fault_kinds import SURROUNDINGS, UNEXPECTED
 from tests.support import until
 
@@ -134,7 +135,7 @@ async def run_endpoint(
         engine=engine,
         inbox=inbox,
         outbox=outbox,
-        subscriptions=[Subscription(topics.ORDER_UPDATED, handle)],
+        subscriptions=[Subscription(topics.ORDER_UPDATED, OrderUpdated, one_by_one(handle))],
         crash_points=crash_points,
     )  # type: ignore[arg-type]
     endpoint.start()
@@ -358,11 +359,8 @@ def loop_reading(
         broker=broker,
         group="counter",
         client_id=client_id,
-        engine=engine,
-        inbox=inbox,
-        outbox=outbox,
-        subscriptions=[Subscription(topics.ORDER_UPDATED, handle)],
-        on_commit=lambda: None,
+        transactions=Transactions(engine, outbox, inbox),
+        subscriptions=[Subscription(topics.ORDER_UPDATED, OrderUpdated, one_by_one(handle))],
         dlq_producer=broker.producer(),
         schema_version=version,
     )

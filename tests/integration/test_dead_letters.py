@@ -31,7 +31,7 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import ConsumerStats
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription
+from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription, one_by_one
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table
@@ -92,7 +92,7 @@ class Service:
             engine=self.engine,
             inbox=inbox,
             outbox=outbox,
-            subscriptions=[Subscription(SOURCE, self.handle)],
+            subscriptions=[Subscription(SOURCE, OrderUpdated, one_by_one(self.handle))],
         )
         endpoint.start()
         try:

@@ -86,7 +86,7 @@ def _shared_port(host: str, port: int) -> socket.socket:
 
 
 async def _serve_api(running: ServiceReplica, settings: Settings) -> None:
-    app = create_app(running.engine, settings, running.wake_relay)
+    app = create_app(running.endpoint.transactions, settings)
     add_readiness_check(app, running.endpoint.relay.publish_problem)
     config = server_config(app)
     server = uvicorn.Server(config)

@@ -5,11 +5,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_BALANCES, Settings
 from ordersaga.contracts import topics
+from ordersaga.contracts.messages import CancelPayment, ProcessPayment
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
-from ordersaga.services.payment.batch import handle_payment_batch
-from ordersaga.services.payment.handlers import handle_cancel_payment, handle_process_payment
+from ordersaga.services.payment.handler import handle_payment
 from ordersaga.services.payment.tables import balances, inbox, metadata, outbox
 
 
@@ -34,9 +34,9 @@ def spec(settings: Settings) -> ServiceSpec:
         inbox=inbox,
         outbox=outbox,
         subscriptions=[
-            # One batch handler for both, so a payment and its cancel are handled in order.
-            Subscription(topics.PROCESS_PAYMENT, handle_process_payment, handle_payment_batch),
-            Subscription(topics.CANCEL_PAYMENT, handle_cancel_payment, handle_payment_batch),
+            # One handler for both, so a payment and its cancel are handled in order.
+            Subscription(topics.PROCESS_PAYMENT, ProcessPayment, handle_payment),
+            Subscription(topics.CANCEL_PAYMENT, CancelPayment, handle_payment),
         ],
         seed=seed,
         retention=[inbox_pruner(inbox, settings.inbox_window)],

@@ -5,14 +5,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_STOCK, Settings
 from ordersaga.contracts import topics
+from ordersaga.contracts.messages import CancelProductReservation, ReserveProduct
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
-from ordersaga.services.stock.batch import handle_stock_batch
-from ordersaga.services.stock.handlers import (
-    handle_cancel_product_reservation,
-    handle_reserve_product,
-)
+from ordersaga.services.stock.handler import handle_stock
 from ordersaga.services.stock.tables import inbox, metadata, outbox, stock
 
 
@@ -37,13 +34,9 @@ def spec(settings: Settings) -> ServiceSpec:
         inbox=inbox,
         outbox=outbox,
         subscriptions=[
-            # One batch handler for both, so a reserve and its cancel are handled in order.
-            Subscription(topics.RESERVE_PRODUCT, handle_reserve_product, handle_stock_batch),
-            Subscription(
-                topics.CANCEL_PRODUCT_RESERVATION,
-                handle_cancel_product_reservation,
-                handle_stock_batch,
-            ),
+            # One handler for both, so a reserve and its cancel are handled in order.
+            Subscription(topics.RESERVE_PRODUCT, ReserveProduct, handle_stock),
+            Subscription(topics.CANCEL_PRODUCT_RESERVATION, CancelProductReservation, handle_stock),
         ],
         seed=seed,
         retention=[inbox_pruner(inbox, settings.inbox_window)],
