@@ -1,12 +1,15 @@
 """`ordersaga dlq` on the embedded broker: dead letters listed, shown and replayed.
 
+The commands' own behaviour: their flags, their output, their mistakes. What they rest
+on (finding dead letters, a replay handled once) is the contract of every broker
+adapter, in tests/contract/test_dead_letters.py.
+
 A tiny counting service runs on a SQLite-backed broker file, as the embedded system
 does; it is stopped while the commands run (the file has one writer at a time) and
 started again on the same file to handle what was replayed.
 """
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,7 +19,6 @@ from uuid import uuid4
 import pytest
 from click.testing import Result
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
@@ -291,22 +293,3 @@ async def test_a_data_dir_without_a_broker_or_an_unreachable_kafka_is_said_so(
     for result in (empty, garbage, away):
         assert len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.output
-
-
-async def test_a_database_fault_is_not_a_dead_letter(service: Service) -> None:
-    """A handler failing for a while on a locked database is retried, never dead-lettered."""
-    service.broken = False
-    locked = sqlite3.OperationalError("database is locked")
-    failures = iter(range(3))
-
-    async def flaky(ctx: HandlerContext, message: OrderUpdated) -> None:
-        if next(failures, None) is not None:
-            raise OperationalError("UPDATE seen", {}, locked)
-        await Service.handle(service, ctx, message)
-
-    service.handle = flaky  # type: ignore[method-assign]
-    await service.run(lambda s: s.handled == 1, send=[an_update()])
-    assert await service.records(DLQ) == []
-    assert await service.times_seen() == [1]
-    listed = await dlq("list", "--data-dir", str(service.data_dir))
-    assert "No dead letters" in listed.output
