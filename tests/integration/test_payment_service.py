@@ -25,10 +25,9 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.memory import InProcessBroker
-from ordersaga.services.payment.handler import handle_payment
 from ordersaga.services.payment.rules import ChargeStatus
 from ordersaga.services.payment.tables import balances, metadata, payments
-from ordersaga.services.payment.wiring import seed, spec
+from ordersaga.services.payment.wiring import handle_payment, seed, spec
 from tests.support import run_handler, until
 
 

@@ -25,10 +25,9 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.memory import InProcessBroker
-from ordersaga.services.stock.handler import handle_stock
 from ordersaga.services.stock.rules import ReservationStatus
 from ordersaga.services.stock.tables import metadata, reservations, stock
-from ordersaga.services.stock.wiring import seed, spec
+from ordersaga.services.stock.wiring import handle_stock, seed, spec
 from tests.support import run_handler, until
 
 

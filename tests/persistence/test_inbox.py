@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.contracts.messages import ProductReserved, WireMessage
 from ordersaga.contracts.statuses import StockStatus
 from ordersaga.messaging.inbox import record_new, record_once
-from ordersaga.services.stock.handler import handle_stock
 from ordersaga.services.stock.tables import inbox, outbox, stock
+from ordersaga.services.stock.wiring import handle_stock
 from tests.persistence.conftest import Databases
 from tests.persistence.support import count, deliver, reserve, until_committed
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.contracts.statuses import PaymentStatus
 from ordersaga.messaging.transient import is_transient
 from ordersaga.services.order.tables import products
-from ordersaga.services.payment.handler import handle_payment
 from ordersaga.services.payment.tables import balances, inbox, outbox
+from ordersaga.services.payment.wiring import handle_payment
 from ordersaga.services.stock.tables import stock
 from tests.persistence.conftest import Databases
 from tests.persistence.support import charge, deliver

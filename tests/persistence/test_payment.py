@@ -13,8 +13,8 @@ from ordersaga.contracts.messages import (
     ProcessPayment,
 )
 from ordersaga.contracts.statuses import PaymentCancelStatus, PaymentStatus
-from ordersaga.services.payment.handler import handle_payment
 from ordersaga.services.payment.tables import balances, inbox, outbox
+from ordersaga.services.payment.wiring import handle_payment
 from tests.persistence.conftest import Databases
 from tests.persistence.support import cancel_payment, charge, deliver, until_committed
 

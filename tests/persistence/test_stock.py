@@ -13,9 +13,9 @@ from ordersaga.contracts.messages import (
     ReserveProduct,
 )
 from ordersaga.contracts.statuses import ReservationCancelStatus, StockStatus
-from ordersaga.services.stock.handler import handle_stock
 from ordersaga.services.stock.rules import ReservationStatus
 from ordersaga.services.stock.tables import inbox, outbox, reservations, stock
+from ordersaga.services.stock.wiring import handle_stock
 from tests.persistence.conftest import Databases
 from tests.persistence.support import cancel_reservation, deliver, reserve, until_committed
 

@@ -1,10 +1,18 @@
 """Reservation rules: what a reservation's state means for the answers stock gives.
 
-Pure functions, no I/O: the handlers decide with these and the database enforces.
+Pure functions, no I/O: the handler (:mod:`~ordersaga.services.holdings`) decides with
+these and the database enforces.
 """
 
 from enum import StrEnum
 
+from ordersaga.contracts import topics
+from ordersaga.contracts.messages import (
+    CancelProductReservation,
+    ProductReservationCancelled,
+    ProductReserved,
+    ReserveProduct,
+)
 from ordersaga.contracts.statuses import ReservationCancelStatus, StockStatus
 
 
@@ -50,17 +58,38 @@ def rejection_reason(product_id: int, on_hand: int | None, requested: int) -> st
     return f"insufficient stock for product {product_id}: {on_hand} on hand, {requested} requested"
 
 
-def releases_stock(status: ReservationStatus) -> bool:
-    """Whether cancelling a reservation in ``status`` gives stock back.
-
-    Only a held reservation does; anything else was never deducted or has already been
-    given back, so a cancel of it is answered ``NOTHING_RESERVED`` with quantity 0.
-    """
-    return status is ReservationStatus.RESERVED
-
-
 def cancel_answer(released: int) -> ReservationCancelStatus:
     """The answer to a cancel that put ``released`` units back on hand."""
     if released > 0:
         return ReservationCancelStatus.RESERVATION_RELEASED
     return ReservationCancelStatus.NOTHING_RESERVED
+
+
+def answer_reserve(
+    message: ReserveProduct, status: StockStatus, reason: str | None
+) -> tuple[str, ProductReserved]:
+    """The answer to ``message``: ``status``, with ``reason`` for a refusal."""
+    return topics.PRODUCT_RESERVED, ProductReserved(
+        orderID=message.orderID,
+        userID=message.userID,
+        productID=message.productID,
+        quantity=message.quantity,
+        status=status,
+        reason=reason,
+    )
+
+
+def answer_cancel(
+    message: CancelProductReservation, released: int | None
+) -> tuple[str, ProductReservationCancelled]:
+    """The answer to ``message``, a cancel that put ``released`` units back (None: none).
+
+    Only a held reservation gives stock back; anything else was never deducted or has
+    already been given back, so a cancel of it is answered ``NOTHING_RESERVED``, 0 units.
+    """
+    return topics.PRODUCT_RESERVATION_CANCELLED, ProductReservationCancelled(
+        orderID=message.orderID,
+        productID=message.productID,
+        quantity=released or 0,
+        status=cancel_answer(released or 0),
+    )
