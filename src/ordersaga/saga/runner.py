@@ -23,6 +23,7 @@ from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga import transitions
 from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
+from ordersaga.saga.failures import deadline_failed
 from ordersaga.saga.registry import SagaRegistry
 from ordersaga.saga.rows import history_row
 from ordersaga.saga.state import HistoryEntry, SagaState, Transition
@@ -69,7 +70,20 @@ class Retry:
     message_id: None = None
 
 
-SagaEvent = Start | Reply | Deadline | Retry
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The deadline transition of saga ``saga_id`` raised ``error``, its ``attempt``-th
+    failure in a row; the ``max_failures``-th parks the saga
+    (:func:`~ordersaga.saga.failures.deadline_failed`)."""
+
+    saga_id: str
+    error: BaseException
+    attempt: int
+    max_failures: int
+    message_id: None = None
+
+
+SagaEvent = Start | Reply | Deadline | Retry | Failed
 
 
 @dataclass(slots=True)
@@ -196,6 +210,8 @@ class SagaRunner:
             if isinstance(event, Reply):
                 log.warning("saga %s: %s for an unknown saga ignored", event.saga_id, event.topic)
             return None
+        if isinstance(event, Failed):  # needs no definition: it may be what failed
+            return deadline_failed(state, event.error, event.attempt, event.max_failures)
         definition = self.definition_of(state)
         if isinstance(event, Start):
             return transitions.start_again(definition, state)

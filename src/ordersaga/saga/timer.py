@@ -23,8 +23,8 @@ from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.envelope import Trace
 from ordersaga.messaging.transient import is_transient
 from ordersaga.messaging.unit_of_work import Transactions, UnitOfWork
-from ordersaga.saga.failures import FAILED, deadline_failed
-from ordersaga.saga.runner import SagaRunner, log_entry
+from ordersaga.saga.failures import FAILED
+from ordersaga.saga.runner import Failed, SagaRunner
 from ordersaga.saga.state import SagaState
 from ordersaga.saga.store import StaleSaga
 
@@ -92,13 +92,8 @@ async def _record_failure(
     at: datetime,
     max_failures: int,
 ) -> None:
-    store = runner.store
-    before = await store.outcomes_in_a_row(conn, state.saga_id, FAILED, max_failures)
-    transition = deadline_failed(state, error, before + 1, max_failures)
-    if transition.state != state:
-        await store.save(conn, transition.state, at)
-    await store.append_history(conn, state.saga_id, transition.entry, at)
-    log_entry(state.saga_id, transition.entry)
+    before = await runner.store.outcomes_in_a_row(conn, state.saga_id, FAILED, max_failures)
+    await runner.apply(conn, [Failed(state.saga_id, error, before + 1, max_failures)], at)
 
 
 async def _begin_on_sqlite(conn: AsyncConnection) -> None:
