@@ -21,13 +21,12 @@ the orders' rows and writes the new ones.
 """
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Column, Row, Table, bindparam, select, update
+from sqlalchemy import Column, Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts.messages import WireMessage
@@ -53,7 +52,8 @@ class Hold(Generic[S]):
 
 @dataclass(frozen=True)
 class Statuses(Generic[S]):
-    """What the participant calls the four states of an order's row."""
+    """What the participant calls the four states of an order's row (``Statuses(*Enum)``
+    for an enum that declares them in this order)."""
 
     held: S
     rejected: S
@@ -62,37 +62,58 @@ class Statuses(Generic[S]):
     """The release came before any hold: a later hold is refused."""
 
 
+class HoldingRules(Protocol):
+    """What a holding participant's ``rules`` module says: its commands, its statuses, and
+    its answers (pure functions)."""
+
+    @property
+    def HOLD(self) -> type[WireMessage]: ...
+    @property
+    def RELEASE(self) -> type[WireMessage]: ...
+    @property
+    def STATUSES(self) -> Statuses[Any]: ...
+    @property
+    def ACCEPTED(self) -> Any: ...
+    @property
+    def REFUSED(self) -> Any: ...
+    @property
+    def NOTHING(self) -> Amount: ...
+
+    def holder_of(self, command: Any) -> int:
+        """The holder a command takes from or gives back to."""
+
+    def amount_of(self, command: Any) -> Amount:
+        """The amount a hold command asks for."""
+
+    def answer_existing(self, status: Any, reason: str | None) -> tuple[Any, str | None]:
+        """The answer status (and reason) to a hold for an order that has a row."""
+
+    def rejection_reason(self, holder: int, has: Amount | None, wanted: Amount) -> str:
+        """Why a hold failed, given what the holder has (None: no such holder)."""
+
+    def answer_hold(self, command: Any, status: Any, reason: str | None) -> Answer:
+        """The answer to a hold command."""
+
+    def answer_release(self, command: Any, given: Amount | None) -> Answer:
+        """The answer to a release command that gave back ``given`` (None: nothing)."""
+
+
 @dataclass(frozen=True)
-class Holdings(Generic[S]):
-    """A holding participant: its tables, its commands and its rules."""
+class Holdings:
+    """A holding participant: where its holders and order rows are, and its rules."""
 
     holder: Column[int]
     """The key of the holders' rows (``stock.product_id``)."""
     on_hand: Column[Any]
     """What a holder has (``stock.quantity``)."""
-    records: Table
-    """One row per order, keyed by ``order_id``, with ``status``, ``reason`` and timestamps."""
     record_holder: Column[int]
+    """The holder column of the order rows' table (one row per order, keyed by
+    ``order_id``, with ``status``, ``reason`` and timestamps)."""
     record_amount: Column[Any]
-    statuses: Statuses[S]
-    hold: type[WireMessage]
-    release: type[WireMessage]
-    holder_of: Callable[[Any], int]
-    amount_of: Callable[[Any], Amount]
-    zero: Amount
-    answer_existing: Callable[[S, str | None], tuple[Any, str | None]]
-    """The answer status (and reason) to a hold for an order that has a row."""
-    rejection_reason: Callable[[int, Amount | None, Amount], str]
-    """Why a hold failed, given the holder, what it has (None: unknown) and the amount."""
-    accepted: Any
-    refused: Any
-    answer_hold: Callable[[Any, Any, str | None], Answer]
-    """The answer to a hold command: the command, the answer status and the reason."""
-    answer_release: Callable[[Any, Amount | None], Answer]
-    """The answer to a release command: the command and what it gave back (None: nothing)."""
+    rules: HoldingRules
 
 
-def holdings_handler(spec: Holdings[S]) -> BatchHandler:
+def holdings_handler(spec: Holdings) -> BatchHandler:
     """The handler of ``spec``'s hold and release commands, as one by one in order."""
     # Built once and run with bound parameters: building a statement costs more than running it.
     holders = spec.holder.table
@@ -111,7 +132,8 @@ def holdings_handler(spec: Holdings[S]) -> BatchHandler:
         .where(spec.holder == bindparam("wanted_holder"))
         .values({spec.on_hand: spec.on_hand + bindparam("given_amount", type_=amount)})
     )
-    records, statuses = spec.records, spec.statuses
+    rules = spec.rules
+    records, statuses = spec.record_holder.table, rules.STATUSES
     release = (
         update(records)
         .where(
@@ -122,33 +144,33 @@ def holdings_handler(spec: Holdings[S]) -> BatchHandler:
     )
     status_of = type(statuses.held)
 
-    async def hold_rule(known: Known[Hold[S]], ctx: HandlerContext, command: Any) -> None:
+    async def hold_rule(known: Known[Hold[Any]], ctx: HandlerContext, command: Any) -> None:
         order_id = str(command.orderID)
-        holder, wanted = spec.holder_of(command), spec.amount_of(command)
+        holder, wanted = rules.holder_of(command), rules.amount_of(command)
         existing = known.find(order_id)
         conn = known.conn
         if existing is not None:
-            status, reason = spec.answer_existing(existing.status, existing.reason)
+            status, reason = rules.answer_existing(existing.status, existing.reason)
         elif holder in known.holders and await _taken(conn, take, holder, wanted):
             known.put(order_id, Hold(holder, wanted, statuses.held, None))
-            status, reason = spec.accepted, None
+            status, reason = rules.ACCEPTED, None
         else:
             # An unknown holder has no row to take from: nothing to try.
             known_holder = holder in known.holders
             has = await conn.scalar(on_hand, {"wanted_holder": holder}) if known_holder else None
-            reason = spec.rejection_reason(holder, has, wanted)
+            reason = rules.rejection_reason(holder, has, wanted)
             known.put(order_id, Hold(holder, wanted, statuses.rejected, reason))
-            status = spec.refused
+            status = rules.REFUSED
         if reason is not None:
             log.info("saga %s: refused: %s", ctx.cause.saga_id, reason)
-        ctx.send(*spec.answer_hold(command, status, reason))
+        ctx.send(*rules.answer_hold(command, status, reason))
 
-    async def release_rule(known: Known[Hold[S]], ctx: HandlerContext, command: Any) -> None:
+    async def release_rule(known: Known[Hold[Any]], ctx: HandlerContext, command: Any) -> None:
         order_id = str(command.orderID)
         existing = known.find(order_id)
         given: Amount | None = None
         if existing is None:
-            tombstone = Hold(spec.holder_of(command), spec.zero, statuses.tombstone, None)
+            tombstone = Hold(rules.holder_of(command), rules.NOTHING, statuses.tombstone, None)
             known.put(order_id, tombstone)
         elif existing.status is statuses.held:
             # Held earlier in this batch: not written yet, so it is written released.
@@ -157,9 +179,9 @@ def holdings_handler(spec: Holdings[S]) -> BatchHandler:
                 await known.conn.execute(give_back, params)
                 given = existing.amount
             known.put(order_id, replace(existing, status=statuses.released))
-        ctx.send(*spec.answer_release(command, given))
+        ctx.send(*rules.answer_release(command, given))
 
-    def read(row: Row[Any]) -> Hold[S]:
+    def read(row: Row[Any]) -> Hold[Any]:
         mapping = row._mapping
         return Hold(
             mapping[spec.record_holder.name],
@@ -168,7 +190,7 @@ def holdings_handler(spec: Holdings[S]) -> BatchHandler:
             row.reason,
         )
 
-    def write(hold: Hold[S]) -> dict[str, Any]:
+    def write(hold: Hold[Any]) -> dict[str, Any]:
         return {
             spec.record_holder.name: hold.holder,
             spec.record_amount.name: hold.amount,
@@ -180,10 +202,10 @@ def holdings_handler(spec: Holdings[S]) -> BatchHandler:
         Ledger(
             holder=spec.holder,
             records=records,
-            holder_of=spec.holder_of,
+            holder_of=rules.holder_of,
             read=read,
             write=write,
-            rules={spec.hold: hold_rule, spec.release: release_rule},
+            rules={rules.HOLD: hold_rule, rules.RELEASE: release_rule},
         )
     )
 

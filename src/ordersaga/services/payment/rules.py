@@ -15,12 +15,15 @@ from ordersaga.contracts.messages import (
     ProcessPayment,
 )
 from ordersaga.contracts.statuses import PaymentCancelStatus, PaymentStatus
+from ordersaga.services.holdings import Statuses
 
 ZERO = Decimal("0.00")
 
 
 class ChargeStatus(StrEnum):
-    """The state of a row in ``payments``: one row per order, never deleted."""
+    """The state of a row in ``payments``: one row per order, never deleted.
+
+    Declared in the order of :class:`~ordersaga.services.holdings.Statuses`."""
 
     APPROVED = "APPROVED"
     """The order's amount was charged to the user's balance."""
@@ -63,28 +66,39 @@ def cancel_answer(refunded: Decimal | None) -> PaymentCancelStatus:
     return PaymentCancelStatus.PAYMENT_REFUNDED
 
 
-def answer_payment(
+HOLD = ProcessPayment
+RELEASE = CancelPayment
+STATUSES = Statuses(*ChargeStatus)
+ACCEPTED = PaymentStatus.PAYMENT_APPROVED
+REFUSED = PaymentStatus.PAYMENT_REJECTED
+NOTHING = ZERO
+"""The amount of a tombstone."""
+
+
+def holder_of(command: ProcessPayment | CancelPayment) -> int:
+    return command.userID
+
+
+def amount_of(command: ProcessPayment) -> Decimal:
+    return command.amount
+
+
+def answer_hold(
     message: ProcessPayment, status: PaymentStatus, reason: str | None
 ) -> tuple[str, PaymentProcessed]:
     """The answer to ``message``: ``status``, with ``reason`` for a rejection."""
-    return topics.PAYMENT_PROCESSED, PaymentProcessed(
-        orderID=message.orderID,
-        userID=message.userID,
-        amount=message.amount,
-        status=status,
-        reason=reason,
-    )
+    answer = {**dict(message), "status": status, "reason": reason}
+    return topics.PAYMENT_PROCESSED, PaymentProcessed.model_validate(answer)
 
 
-def answer_cancel(message: CancelPayment, refunded: Decimal | None) -> tuple[str, PaymentCancelled]:
+def answer_release(
+    message: CancelPayment, refunded: Decimal | None
+) -> tuple[str, PaymentCancelled]:
     """The answer to ``message``, a cancel that refunded ``refunded`` (None: nothing).
 
     Only an approved charge gives money back; anything else was never charged or has
     already been refunded, so a cancel of it is answered ``NOTHING_CHARGED``, amount 0.
     """
-    return topics.PAYMENT_CANCELLED, PaymentCancelled(
-        orderID=message.orderID,
-        userID=message.userID,
-        amount=ZERO if refunded is None else refunded,
-        status=cancel_answer(refunded),
-    )
+    amount = ZERO if refunded is None else refunded
+    answer = {**dict(message), "amount": amount, "status": cancel_answer(refunded)}
+    return topics.PAYMENT_CANCELLED, PaymentCancelled.model_validate(answer)

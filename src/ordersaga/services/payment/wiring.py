@@ -7,40 +7,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordersaga.config import SAMPLE_BALANCES, Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import CancelPayment, ProcessPayment
-from ordersaga.contracts.statuses import PaymentStatus
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
-from ordersaga.services.holdings import Holdings, Statuses, holdings_handler
+from ordersaga.services.holdings import Holdings, holdings_handler
 from ordersaga.services.payment import rules
-from ordersaga.services.payment.rules import ChargeStatus
 from ordersaga.services.payment.tables import balances, inbox, metadata, outbox, payments
 
 handle_payment = holdings_handler(
-    Holdings(
-        holder=balances.c.user_id,
-        on_hand=balances.c.balance,
-        records=payments,
-        record_holder=payments.c.user_id,
-        record_amount=payments.c.amount,
-        statuses=Statuses(
-            held=ChargeStatus.APPROVED,
-            rejected=ChargeStatus.REJECTED,
-            released=ChargeStatus.REFUNDED,
-            tombstone=ChargeStatus.VOIDED,
-        ),
-        hold=ProcessPayment,
-        release=CancelPayment,
-        holder_of=lambda command: command.userID,
-        amount_of=lambda command: command.amount,
-        zero=rules.ZERO,
-        answer_existing=rules.answer_existing,
-        rejection_reason=rules.rejection_reason,
-        accepted=PaymentStatus.PAYMENT_APPROVED,
-        refused=PaymentStatus.PAYMENT_REJECTED,
-        answer_hold=rules.answer_payment,
-        answer_release=rules.answer_cancel,
-    )
+    Holdings(balances.c.user_id, balances.c.balance, payments.c.user_id, payments.c.amount, rules)
 )
 """process-payment (a hold of money) and cancel-payment (its refund)."""
 

@@ -14,10 +14,13 @@ from ordersaga.contracts.messages import (
     ReserveProduct,
 )
 from ordersaga.contracts.statuses import ReservationCancelStatus, StockStatus
+from ordersaga.services.holdings import Statuses
 
 
 class ReservationStatus(StrEnum):
-    """The state of a row in ``reservations``: one row per order, never deleted."""
+    """The state of a row in ``reservations``: one row per order, never deleted.
+
+    Declared in the order of :class:`~ordersaga.services.holdings.Statuses`."""
 
     RESERVED = "RESERVED"
     """Stock was deducted for the order and is held by it."""
@@ -65,21 +68,32 @@ def cancel_answer(released: int) -> ReservationCancelStatus:
     return ReservationCancelStatus.NOTHING_RESERVED
 
 
-def answer_reserve(
+HOLD = ReserveProduct
+RELEASE = CancelProductReservation
+STATUSES = Statuses(*ReservationStatus)
+ACCEPTED = StockStatus.AVAILABLE
+REFUSED = StockStatus.UNAVAILABLE
+NOTHING = 0
+"""The quantity of a tombstone."""
+
+
+def holder_of(command: ReserveProduct | CancelProductReservation) -> int:
+    return command.productID
+
+
+def amount_of(command: ReserveProduct) -> int:
+    return command.quantity
+
+
+def answer_hold(
     message: ReserveProduct, status: StockStatus, reason: str | None
 ) -> tuple[str, ProductReserved]:
     """The answer to ``message``: ``status``, with ``reason`` for a refusal."""
-    return topics.PRODUCT_RESERVED, ProductReserved(
-        orderID=message.orderID,
-        userID=message.userID,
-        productID=message.productID,
-        quantity=message.quantity,
-        status=status,
-        reason=reason,
-    )
+    answer = {**dict(message), "status": status, "reason": reason}
+    return topics.PRODUCT_RESERVED, ProductReserved.model_validate(answer)
 
 
-def answer_cancel(
+def answer_release(
     message: CancelProductReservation, released: int | None
 ) -> tuple[str, ProductReservationCancelled]:
     """The answer to ``message``, a cancel that put ``released`` units back (None: none).
@@ -87,9 +101,6 @@ def answer_cancel(
     Only a held reservation gives stock back; anything else was never deducted or has
     already been given back, so a cancel of it is answered ``NOTHING_RESERVED``, 0 units.
     """
-    return topics.PRODUCT_RESERVATION_CANCELLED, ProductReservationCancelled(
-        orderID=message.orderID,
-        productID=message.productID,
-        quantity=released or 0,
-        status=cancel_answer(released or 0),
-    )
+    quantity = released or 0
+    answer = {**dict(message), "quantity": quantity, "status": cancel_answer(quantity)}
+    return topics.PRODUCT_RESERVATION_CANCELLED, ProductReservationCancelled.model_validate(answer)

@@ -6,39 +6,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordersaga.config import SAMPLE_STOCK, Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import CancelProductReservation, ReserveProduct
-from ordersaga.contracts.statuses import StockStatus
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
-from ordersaga.services.holdings import Holdings, Statuses, holdings_handler
+from ordersaga.services.holdings import Holdings, holdings_handler
 from ordersaga.services.stock import rules
-from ordersaga.services.stock.rules import ReservationStatus
 from ordersaga.services.stock.tables import inbox, metadata, outbox, reservations, stock
 
 handle_stock = holdings_handler(
     Holdings(
-        holder=stock.c.product_id,
-        on_hand=stock.c.quantity,
-        records=reservations,
-        record_holder=reservations.c.product_id,
-        record_amount=reservations.c.quantity,
-        statuses=Statuses(
-            held=ReservationStatus.RESERVED,
-            rejected=ReservationStatus.REJECTED,
-            released=ReservationStatus.RELEASED,
-            tombstone=ReservationStatus.CANCELLED,
-        ),
-        hold=ReserveProduct,
-        release=CancelProductReservation,
-        holder_of=lambda command: command.productID,
-        amount_of=lambda command: command.quantity,
-        zero=0,
-        answer_existing=rules.answer_existing,
-        rejection_reason=rules.rejection_reason,
-        accepted=StockStatus.AVAILABLE,
-        refused=StockStatus.UNAVAILABLE,
-        answer_hold=rules.answer_reserve,
-        answer_release=rules.answer_cancel,
+        stock.c.product_id,
+        stock.c.quantity,
+        reservations.c.product_id,
+        reservations.c.quantity,
+        rules,
     )
 )
 """reserve-product (a hold of stock) and cancel-product-reservation (its release)."""
