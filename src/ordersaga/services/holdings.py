@@ -173,7 +173,8 @@ def holdings_handler(spec: Holdings) -> BatchHandler:
             tombstone = Hold(rules.holder_of(command), rules.NOTHING, statuses.tombstone, None)
             known.put(order_id, tombstone)
         elif existing.status is statuses.held:
-            # Held earlier in this batch: not written yet, so it is written released.
+            # A row this batch made is not written yet: it is written released. A stored
+            # one is released by a guarded update, which of two racing releases wins.
             if known.is_new(order_id) or await _released(known.conn, release, order_id):
                 params = {"wanted_holder": existing.holder, "given_amount": existing.amount}
                 await known.conn.execute(give_back, params)
