@@ -27,7 +27,7 @@ from ordersaga.contracts.statuses import (
     StockStatus,
 )
 from ordersaga.messaging.envelope import Trace, new_traceparent
-from ordersaga.messaging.handler import HandlerContext
+from ordersaga.messaging.handler import BatchItem, HandlerContext
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.services.orchestrator.handlers import subscriptions
 
@@ -132,7 +132,7 @@ async def deliver(
     cause = Trace(message_id or str(uuid4()), str(saga_id), new_traceparent(saga_id))
     async with engine.begin() as conn:
         ctx = HandlerContext(conn, cause)
-        await handle(ctx, message)
+        await handle(conn, [BatchItem(topic, message, ctx)])
     sent = Sent()
     for record in ctx.outgoing:
         sent.messages.append((record.topic, decode(record.topic, record.value)))

@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.contracts.codec import decode
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.envelope import Trace, new_traceparent
-from ordersaga.messaging.handler import Handler, HandlerContext
+from ordersaga.messaging.handler import BatchHandler, BatchItem, HandlerContext
+from ordersaga.messaging.unit_of_work import Transactions
+from ordersaga.services.order import tables as order_tables
 
 POLL_INTERVAL = 0.01
 """How often a condition is checked again; short, so a wait ends soon after it holds."""
@@ -50,12 +52,21 @@ def until_sync(
         time.sleep(interval)
 
 
-async def run_handler(engine: AsyncEngine, handler: Handler, message: WireMessage) -> WireMessage:
-    """Run ``handler`` in its own transaction, as the consumer loop does; its one reply."""
+async def run_handler(
+    engine: AsyncEngine, handler: BatchHandler, message: WireMessage, topic: str = "test-topic"
+) -> WireMessage:
+    """Run ``handler`` for ``message``, a batch of one, in its own transaction, as the
+    consumer loop does; its one reply."""
     trace = Trace("m1", str(message.orderID), new_traceparent(message.orderID))
     async with engine.begin() as conn:
         ctx = HandlerContext(conn, trace)
-        await handler(ctx, message)
+        await handler(conn, [BatchItem(topic, message, ctx)])
     [reply] = ctx.outgoing
     assert reply.key == str(message.orderID)
     return decode(reply.topic, reply.value)
+
+
+def order_units(engine: AsyncEngine, wake: Callable[[], None] = lambda: None) -> Transactions:
+    """The order service's units of work on ``engine``, waking ``wake`` after each commit
+    that sent something."""
+    return Transactions(engine, order_tables.outbox, order_tables.inbox, wake)

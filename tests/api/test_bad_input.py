@@ -16,6 +16,7 @@ from ordersaga.services.order.api import create_app
 from ordersaga.services.order.limits import MAX_BODY_BYTES
 from ordersaga.services.order.schemas import INT_MAX
 from ordersaga.services.order.tables import orders, outbox
+from tests.support import order_units
 
 ORDERS = "/api/v1/orders"
 VALID = {"userID": 1, "productID": 1, "quantity": 1}
@@ -45,7 +46,7 @@ def wake() -> WakeCounter:
 
 @pytest.fixture
 def app(engine: AsyncEngine, wake: WakeCounter) -> FastAPI:
-    return create_app(engine, Settings(), wake)
+    return create_app(order_units(engine, wake), Settings())
 
 
 @pytest.fixture
@@ -151,7 +152,7 @@ async def test_chunked_body_under_the_limit_is_read(client: AsyncClient) -> None
 
 
 async def test_body_limit_is_an_argument(engine: AsyncEngine) -> None:
-    app = create_app(engine, Settings(), WakeCounter(), max_body_bytes=64)
+    app = create_app(order_units(engine, WakeCounter()), Settings(), max_body_bytes=64)
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
         small = await client.post(ORDERS, content=padded(VALID, 64))
         large = await client.post(ORDERS, content=padded(VALID, 65))

@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from ordersaga.config import Settings
 from ordersaga.services.order.api import create_app
+from tests.support import order_units
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -37,7 +38,9 @@ def _no_wake() -> None:
 
 def _schema_document() -> dict[str, Any]:
     # Building the document touches no database, so an engine that is never used will do.
-    return create_app(create_async_engine("sqlite+aiosqlite://"), Settings(), _no_wake).openapi()
+    return create_app(
+        order_units(create_async_engine("sqlite+aiosqlite://"), _no_wake), Settings()
+    ).openapi()
 
 
 schema = schemathesis.openapi.from_dict(_schema_document())
@@ -47,7 +50,9 @@ schema = schemathesis.openapi.from_dict(_schema_document())
 def app(db_url: str) -> FastAPI:
     # schemathesis calls the app on an event loop of its own: without a pool, no
     # connection outlives the loop that opened it, and there is nothing to dispose of.
-    return create_app(create_async_engine(db_url, poolclass=NullPool), Settings(), _no_wake)
+    return create_app(
+        order_units(create_async_engine(db_url, poolclass=NullPool), _no_wake), Settings()
+    )
 
 
 @schema.parametrize()

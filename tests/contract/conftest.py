@@ -16,6 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ordersaga.config import Settings
+from ordersaga.contracts.topics import dead_letter
 from ordersaga.messaging.kafka import KafkaBroker, KafkaConsumer
 from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.memory import InProcessBroker, InProcessConsumer
@@ -88,7 +89,8 @@ async def kafka_topics(kafka_settings: Settings) -> AsyncIterator[KafkaTopics]:
 
 @dataclass
 class BrokerUnderTest:
-    """One adapter of the broker port, with a topic of 4 partitions for the test."""
+    """One adapter of the broker port, with a topic of 4 partitions for the test, its
+    dead-letter topic and a topic for replies."""
 
     kind: str
     topic: str
@@ -96,6 +98,14 @@ class BrokerUnderTest:
     """Opens the broker; opening it again reaches the same (durable) log and offsets."""
     patience: float
     """Seconds a group may take to form or rebalance, or a record to arrive."""
+
+    @property
+    def replies(self) -> str:
+        return f"{self.topic}-replies"
+
+    @property
+    def dead_letters(self) -> str:
+        return dead_letter(self.topic)
 
     def group(self, name: str) -> str:
         return f"{name}-{self.topic}"
@@ -106,6 +116,10 @@ class BrokerUnderTest:
             return consumer.assignment()
         assert isinstance(consumer, InProcessConsumer)
         return set(consumer.assigned)
+
+
+def _topics_of(topic: str) -> list[str]:
+    return [topic, dead_letter(topic), f"{topic}-replies"]
 
 
 def _opener(
@@ -122,7 +136,7 @@ def _opener(
             broker = InProcessBroker(path, partitions=PARTITIONS)
         else:
             broker = KafkaBroker(Settings())
-        await broker.create_topics([topic], PARTITIONS)
+        await broker.create_topics(_topics_of(topic), PARTITIONS)
         opened.append(broker)
         return broker
 
@@ -144,4 +158,4 @@ async def broker_under_test(
     for broker in reversed(opened):
         await broker.close()
     if kind == "kafka":
-        await asyncio.wait_for(delete_topics(settings, [topic]), 30)
+        await asyncio.wait_for(delete_topics(settings, _topics_of(topic)), 30)

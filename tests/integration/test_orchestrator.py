@@ -32,7 +32,8 @@ from ordersaga.contracts.statuses import (
 )
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.envelope import Trace, new_traceparent
-from ordersaga.messaging.handler import HandlerContext
+from ordersaga.messaging.handler import BatchItem, HandlerContext
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.store import StaleSaga
@@ -226,7 +227,12 @@ async def test_an_unacknowledged_order_updated_is_sent_again_until_acknowledged(
     first = await deliver(engine, runner, topics.PRODUCT_RESERVED, unavailable)
     assert first.topics == [topics.ORDER_UPDATED]
 
-    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=10)) == 1
+    assert (
+        await fire_due_deadlines(
+            Transactions(engine, outbox), runner, now=NOW + timedelta(seconds=10)
+        )
+        == 1
+    )
     [(topic, update)] = (await take_outbox(engine)).messages
     assert isinstance(update, OrderUpdated)
     assert (topic, update.status) == (topics.ORDER_UPDATED, OrderStatus.ORDER_CANCELLED)
@@ -236,7 +242,10 @@ async def test_an_unacknowledged_order_updated_is_sent_again_until_acknowledged(
     ack = applied(created, OrderStatus.ORDER_CANCELLED)
     await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, ack)
     assert (await saga_row(engine, created.orderID)).status == "CANCELLED"
-    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(days=1)) == 0
+    assert (
+        await fire_due_deadlines(Transactions(engine, outbox), runner, now=NOW + timedelta(days=1))
+        == 0
+    )
 
 
 async def test_a_second_order_created_for_a_finished_saga_sends_its_order_updated_again(
@@ -278,9 +287,19 @@ async def test_stock_silent_past_its_deadline_is_compensated_and_a_late_reply_ig
     first = await deliver(engine, runner, topics.ORDER_CREATED, created)
     saga_trace = first.headers[0][h.TRACEPARENT]
 
-    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=29)) == 0
+    assert (
+        await fire_due_deadlines(
+            Transactions(engine, outbox), runner, now=NOW + timedelta(seconds=29)
+        )
+        == 0
+    )
     assert (await take_outbox(engine)).messages == []
-    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=30)) == 1
+    assert (
+        await fire_due_deadlines(
+            Transactions(engine, outbox), runner, now=NOW + timedelta(seconds=30)
+        )
+        == 1
+    )
 
     timed_out = await take_outbox(engine)
     [(topic, cancel)] = timed_out.messages
@@ -318,11 +337,21 @@ async def test_payment_silent_is_refunded_then_stock_released_resent_until_ackno
     await deliver(engine, runner, topics.ORDER_CREATED, created)
     await deliver(engine, runner, topics.PRODUCT_RESERVED, reserved(created))  # due at +20 s
 
-    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=20)) == 1
+    assert (
+        await fire_due_deadlines(
+            Transactions(engine, outbox), runner, now=NOW + timedelta(seconds=20)
+        )
+        == 1
+    )
     [(_, cancel_payment)] = (await take_outbox(engine)).messages
     assert isinstance(cancel_payment, CancelPayment)
     # No acknowledgement within 10 s: the same compensation again, then wait 20 s.
-    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=30)) == 1
+    assert (
+        await fire_due_deadlines(
+            Transactions(engine, outbox), runner, now=NOW + timedelta(seconds=30)
+        )
+        == 1
+    )
     assert (await take_outbox(engine)).topics == [topics.CANCEL_PAYMENT]
     row = await saga_row(engine, created.orderID)
     assert (row.attempts, as_utc(row.deadline)) == (1, NOW + timedelta(seconds=50))
@@ -341,7 +370,10 @@ async def test_payment_silent_is_refunded_then_stock_released_resent_until_ackno
     await deliver(engine, runner, topics.ORDER_STATUS_APPLIED, ack)
     row = await saga_row(engine, created.orderID)
     assert (row.status, row.deadline) == ("CANCELLED", None)
-    assert await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(days=1)) == 0
+    assert (
+        await fire_due_deadlines(Transactions(engine, outbox), runner, now=NOW + timedelta(days=1))
+        == 0
+    )
 
 
 async def test_saving_a_saga_read_before_another_save_is_refused(
@@ -369,10 +401,10 @@ async def test_the_service_timer_times_out_a_silent_step_on_its_own(engine: Asyn
     handle = {s.topic: s.handle for s in service.subscriptions}[topics.ORDER_CREATED]
     async with engine.begin() as conn:
         cause = Trace(str(uuid4()), str(created.orderID), new_traceparent(created.orderID))
-        await handle(HandlerContext(conn, cause), created)
+        await handle(conn, [BatchItem(topics.ORDER_CREATED, created, HandlerContext(conn, cause))])
     woken = asyncio.Event()
     [timer] = service.background
-    task = asyncio.ensure_future(timer(engine, woken.set))
+    task = asyncio.ensure_future(timer(Transactions(engine, service.outbox, wake_relay=woken.set)))
     try:
         await asyncio.wait_for(woken.wait(), timeout=5)
     finally:

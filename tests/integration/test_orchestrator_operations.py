@@ -32,6 +32,7 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
 from ordersaga.messaging.port import OutgoingMessage
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.timer import fire_due_deadlines
@@ -111,7 +112,7 @@ async def fill(path: Path) -> Sagas:
     # Payment never answers, nor acknowledges cancel-payment: sent 3 times, then parked.
     for seconds in (20, 30, 50, 90):
         at = clock.now + timedelta(seconds=seconds)
-        assert await fire_due_deadlines(engine, runner, outbox, now=at) == 1
+        assert await fire_due_deadlines(Transactions(engine, outbox), runner, now=at) == 1
     clock.now = utc_now() - timedelta(minutes=1)
     await deliver(engine, runner, topics.ORDER_CREATED, running)
 
@@ -247,7 +248,7 @@ async def park_by_a_failing_deadline(path: Path) -> str:
         )
     for seconds in (31, 32, 33):
         at = clock.now + timedelta(seconds=seconds)
-        assert await fire_due_deadlines(engine, runner, outbox, now=at) == 1
+        assert await fire_due_deadlines(Transactions(engine, outbox), runner, now=at) == 1
     await engine.dispose()
     return saga_id
 

@@ -18,7 +18,7 @@ from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import Trace, envelope, new_traceparent
-from ordersaga.messaging.handler import HandlerContext
+from ordersaga.messaging.handler import BatchItem, HandlerContext
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.services.order import repository
 from ordersaga.services.order.handlers import handle_order_updated
@@ -26,7 +26,7 @@ from ordersaga.services.order.model import Order, OrderRequest
 from ordersaga.services.order.placing import place_order
 from ordersaga.services.order.tables import metadata, orders, outbox, products
 from ordersaga.services.order.wiring import seed, spec
-from tests.support import until
+from tests.support import order_units, until
 
 
 @pytest.fixture
@@ -41,10 +41,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 async def new_order(engine: AsyncEngine) -> Order:
     placement = await place_order(
-        engine,
-        OrderRequest(user_id=1, product_id=1, quantity=2),
-        idempotency_key=None,
-        wake_relay=lambda: None,
+        order_units(engine), OrderRequest(user_id=1, product_id=1, quantity=2), idempotency_key=None
     )
     return placement.order
 
@@ -66,7 +63,7 @@ async def handle(engine: AsyncEngine, message: OrderUpdated) -> HandlerContext:
     cause = Trace(str(uuid4()), str(message.orderID), new_traceparent(message.orderID))
     async with engine.begin() as conn:
         ctx = HandlerContext(conn, cause)
-        await handle_order_updated(ctx, message)
+        await handle_order_updated(conn, [BatchItem(topics.ORDER_UPDATED, message, ctx)])
     return ctx
 
 

@@ -25,10 +25,9 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.memory import InProcessBroker
-from ordersaga.services.payment.handlers import handle_cancel_payment, handle_process_payment
 from ordersaga.services.payment.rules import ChargeStatus
 from ordersaga.services.payment.tables import balances, metadata, payments
-from ordersaga.services.payment.wiring import seed, spec
+from ordersaga.services.payment.wiring import handle_payment, seed, spec
 from tests.support import run_handler, until
 
 
@@ -67,13 +66,13 @@ def cancel_command(order_id: UUID, user_id: int = 1, amount: str = "20.00") -> C
 
 
 async def pay(engine: AsyncEngine, message: ProcessPayment) -> PaymentProcessed:
-    reply = await run_handler(engine, handle_process_payment, message)
+    reply = await run_handler(engine, handle_payment, message)
     assert isinstance(reply, PaymentProcessed)
     return reply
 
 
 async def cancel(engine: AsyncEngine, message: CancelPayment) -> PaymentCancelled:
-    reply = await run_handler(engine, handle_cancel_payment, message)
+    reply = await run_handler(engine, handle_payment, message)
     assert isinstance(reply, PaymentCancelled)
     return reply
 

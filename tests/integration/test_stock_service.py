@@ -25,13 +25,9 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.memory import InProcessBroker
-from ordersaga.services.stock.handlers import (
-    handle_cancel_product_reservation,
-    handle_reserve_product,
-)
 from ordersaga.services.stock.rules import ReservationStatus
 from ordersaga.services.stock.tables import metadata, reservations, stock
-from ordersaga.services.stock.wiring import seed, spec
+from ordersaga.services.stock.wiring import handle_stock, seed, spec
 from tests.support import run_handler, until
 
 
@@ -72,7 +68,7 @@ def cancel_command(
 
 
 async def reserve(engine: AsyncEngine, message: ReserveProduct) -> ProductReserved:
-    reply = await run_handler(engine, handle_reserve_product, message)
+    reply = await run_handler(engine, handle_stock, message)
     assert isinstance(reply, ProductReserved)
     return reply
 
@@ -80,7 +76,7 @@ async def reserve(engine: AsyncEngine, message: ReserveProduct) -> ProductReserv
 async def cancel(
     engine: AsyncEngine, message: CancelProductReservation
 ) -> ProductReservationCancelled:
-    reply = await run_handler(engine, handle_cancel_product_reservation, message)
+    reply = await run_handler(engine, handle_stock, message)
     assert isinstance(reply, ProductReservationCancelled)
     return reply
 

@@ -22,7 +22,7 @@ from ordersaga.contracts.messages import (
 )
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.messaging.envelope import Trace, new_traceparent
-from ordersaga.messaging.handler import Handler, HandlerContext
+from ordersaga.messaging.handler import BatchHandler, BatchItem, HandlerContext
 from ordersaga.messaging.inbox import record_once
 from ordersaga.messaging.outbox import write_outbox
 
@@ -34,7 +34,7 @@ async def deliver(
     engine: AsyncEngine,
     inbox: Table,
     outbox: Table,
-    handler: Handler,
+    handler: BatchHandler,
     message: WireMessage,
     *,
     message_id: str | None = None,
@@ -47,7 +47,7 @@ async def deliver(
         if not await record_once(conn, inbox, message_id, topic):
             return None
         ctx = HandlerContext(conn, trace)
-        await handler(ctx, message)
+        await handler(conn, [BatchItem(topic, message, ctx)])
         await write_outbox(conn, outbox, ctx.outgoing)
     [reply] = ctx.outgoing
     return decode(reply.topic, reply.value)

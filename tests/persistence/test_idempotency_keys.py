@@ -7,6 +7,7 @@ from ordersaga.services.order.placing import place_order
 from ordersaga.services.order.tables import orders
 from tests.persistence.conftest import Databases
 from tests.persistence.support import count
+from tests.support import order_units
 
 REQUEST = OrderRequest(user_id=1, product_id=2, quantity=1)
 
@@ -21,7 +22,7 @@ async def test_keys_that_differ_in_any_byte_make_different_orders(
     engine = await db.fresh("order")
 
     made = [
-        await place_order(engine, REQUEST, idempotency_key=key, wake_relay=lambda: None)
+        await place_order(order_units(engine), REQUEST, idempotency_key=key)
         for key in (first, second)
     ]
 
@@ -34,7 +35,7 @@ async def test_the_same_key_returns_the_same_order(db: Databases) -> None:
     engine = await db.fresh("order")
 
     made = [
-        await place_order(engine, REQUEST, idempotency_key=key, wake_relay=lambda: None)
+        await place_order(order_units(engine), REQUEST, idempotency_key=key)
         for key in ("Key-A", "key-a", "Key-A", "key-a")
     ]
 

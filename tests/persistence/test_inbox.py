@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.contracts.messages import ProductReserved, WireMessage
 from ordersaga.contracts.statuses import StockStatus
 from ordersaga.messaging.inbox import record_new, record_once
-from ordersaga.services.stock.handlers import handle_reserve_product
 from ordersaga.services.stock.tables import inbox, outbox, stock
+from ordersaga.services.stock.wiring import handle_stock
 from tests.persistence.conftest import Databases
 from tests.persistence.support import count, deliver, reserve, until_committed
 
@@ -49,9 +49,7 @@ async def test_concurrent_deliveries_of_one_message_take_effect_once(db: Databas
 
     async def delivery(engine: AsyncEngine) -> WireMessage | None:
         return await until_committed(
-            lambda: deliver(
-                engine, inbox, outbox, handle_reserve_product, command, message_id="same"
-            )
+            lambda: deliver(engine, inbox, outbox, handle_stock, command, message_id="same")
         )
 
     replies = await asyncio.gather(*(delivery(e) for e in engines))

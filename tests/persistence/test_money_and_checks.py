@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.contracts.statuses import PaymentStatus
 from ordersaga.messaging.transient import is_transient
 from ordersaga.services.order.tables import products
-from ordersaga.services.payment.handlers import handle_process_payment
 from ordersaga.services.payment.tables import balances, inbox, outbox
+from ordersaga.services.payment.wiring import handle_payment
 from ordersaga.services.stock.tables import stock
 from tests.persistence.conftest import Databases
 from tests.persistence.support import charge, deliver
@@ -49,7 +49,7 @@ async def test_charges_in_cents_add_up_exactly(db: Databases) -> None:
     await set_balance(engine, 1, Decimal("0.30"))
 
     replies = [
-        await deliver(engine, inbox, outbox, handle_process_payment, charge(1, Decimal("0.10")))
+        await deliver(engine, inbox, outbox, handle_payment, charge(1, Decimal("0.10")))
         for _ in range(4)
     ]
 

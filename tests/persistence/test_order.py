@@ -21,6 +21,7 @@ from ordersaga.services.order.repository import OrderFilter
 from ordersaga.services.order.tables import orders, outbox
 from tests.persistence.conftest import Databases
 from tests.persistence.support import count
+from tests.support import order_units
 
 MOMENT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
 
@@ -46,7 +47,7 @@ async def stored(engine: AsyncEngine, *items: Order) -> None:
 
 
 async def place(engine: AsyncEngine, request: OrderRequest, key: str | None) -> Placement:
-    return await place_order(engine, request, idempotency_key=key, wake_relay=lambda: None)
+    return await place_order(order_units(engine), request, idempotency_key=key)
 
 
 async def test_concurrent_requests_with_one_idempotency_key_make_one_order(

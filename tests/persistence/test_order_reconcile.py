@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts import topics
 from ordersaga.contracts.statuses import OrderStatus
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.services.order import repository
 from ordersaga.services.order.model import Order
 from ordersaga.services.order.reconcile import reconcile_stale_orders
@@ -53,7 +54,9 @@ async def published(engine: AsyncEngine) -> list[str]:
 
 async def reconcile(engine: AsyncEngine, seconds: float, batch: int = 50) -> int:
     at = START + timedelta(seconds=seconds)
-    return await reconcile_stale_orders(engine, outbox, after=WINDOW, now=at, batch=batch)
+    return await reconcile_stale_orders(
+        Transactions(engine, outbox), after=WINDOW, now=at, batch=batch
+    )
 
 
 async def test_only_orders_left_created_past_the_window_are_published_again(

@@ -13,24 +13,20 @@ from ordersaga.contracts.messages import (
     ProcessPayment,
 )
 from ordersaga.contracts.statuses import PaymentCancelStatus, PaymentStatus
-from ordersaga.services.payment.handlers import handle_cancel_payment, handle_process_payment
 from ordersaga.services.payment.tables import balances, inbox, outbox
+from ordersaga.services.payment.wiring import handle_payment
 from tests.persistence.conftest import Databases
 from tests.persistence.support import cancel_payment, charge, deliver, until_committed
 
 
 async def processed(engine: AsyncEngine, command: ProcessPayment) -> PaymentProcessed:
-    reply = await until_committed(
-        lambda: deliver(engine, inbox, outbox, handle_process_payment, command)
-    )
+    reply = await until_committed(lambda: deliver(engine, inbox, outbox, handle_payment, command))
     assert isinstance(reply, PaymentProcessed)
     return reply
 
 
 async def cancelled(engine: AsyncEngine, command: CancelPayment) -> PaymentCancelled:
-    reply = await until_committed(
-        lambda: deliver(engine, inbox, outbox, handle_cancel_payment, command)
-    )
+    reply = await until_committed(lambda: deliver(engine, inbox, outbox, handle_payment, command))
     assert isinstance(reply, PaymentCancelled)
     return reply
 

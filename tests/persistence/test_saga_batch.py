@@ -27,6 +27,7 @@ from ordersaga.messaging.batch import BatchOutcome, handle_batch
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.handler import Decoded
 from ordersaga.messaging.port import Record
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.state import SagaState, SagaStatus
@@ -81,17 +82,15 @@ def numbered(*messages: tuple[str, WireMessage]) -> list[Decoded]:
 async def in_one_batch(
     engine: AsyncEngine, items: Sequence[Decoded], runner: SagaRunner = RUNNER
 ) -> BatchOutcome:
-    subs = subscriptions(runner)
-    handlers = {s.topic: s.handle for s in subs}
-    batched = {s.topic: s.handle_batch for s in subs if s.handle_batch is not None}
-    return await handle_batch(engine, inbox, outbox, items, handlers, batched)
+    handlers = {s.topic: s.handle for s in subscriptions(runner)}
+    return await handle_batch(Transactions(engine, outbox, inbox), items, handlers)
 
 
 async def one_by_one(engine: AsyncEngine, items: Sequence[Decoded]) -> list[str]:
     handlers = {s.topic: s.handle for s in subscriptions(RUNNER)}
     sent: list[str] = []
     for item in items:
-        outcome = await handle_batch(engine, inbox, outbox, [item], handlers)
+        outcome = await handle_batch(Transactions(engine, outbox, inbox), [item], handlers)
         sent += [m.topic for m in outcome.sent]
     return sent
 

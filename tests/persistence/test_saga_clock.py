@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.config import Settings
 from ordersaga.contracts.messages import OrderCreated
 from ordersaga.db.timestamps import utc_now
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.saga.clock import DatabaseClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.state import SagaStatus
@@ -77,8 +78,8 @@ async def test_a_replica_whose_clock_runs_ahead_does_not_time_out_sagas_early(
     saga_id = await start(engine, on_time)
     started_by_ahead = await start(engine, ahead)
 
-    fired_by_ahead = await fire_due_deadlines(engine, ahead, outbox)
-    fired_on_time = await fire_due_deadlines(engine, on_time, outbox)
+    fired_by_ahead = await fire_due_deadlines(Transactions(engine, outbox), ahead)
+    fired_on_time = await fire_due_deadlines(Transactions(engine, outbox), on_time)
 
     assert (fired_by_ahead, fired_on_time) == (0, 0)
     assert await status(engine, on_time, saga_id) is SagaStatus.RUNNING
@@ -91,7 +92,7 @@ async def test_a_replica_whose_clock_runs_ahead_does_not_time_out_sagas_early(
 
     # Skipping past the 30 s reserve timeout on the server's clock fires both.
     past_the_deadline = replica(HOUR, offset=timedelta(seconds=31))
-    assert await fire_due_deadlines(engine, past_the_deadline, outbox) == 2
+    assert await fire_due_deadlines(Transactions(engine, outbox), past_the_deadline) == 2
     assert await status(engine, on_time, saga_id) is SagaStatus.COMPENSATING
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderCreated
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.state import SagaStatus
@@ -71,14 +72,18 @@ async def test_a_failing_deadline_neither_stops_the_others_nor_runs_for_ever(
     async with engine.begin() as conn:
         await conn.execute(outbox.delete())
     runner = runner_at(NOW)
-    operations = SagaOperations(engine, runner, outbox)
+    operations = SagaOperations(Transactions(engine, outbox), runner)
 
     # Three scans while the others' compensations are not yet due again (10 s).
     scanned = [
-        await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=s))
+        await fire_due_deadlines(
+            Transactions(engine, outbox), runner, now=NOW + timedelta(seconds=s)
+        )
         for s in (31, 32, 33)
     ]
-    last = await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=34))
+    last = await fire_due_deadlines(
+        Transactions(engine, outbox), runner, now=NOW + timedelta(seconds=34)
+    )
 
     assert scanned == [4, 1, 1]
     assert last == 0  # parked: no longer scanned
@@ -115,15 +120,18 @@ async def test_a_deadline_that_works_again_after_failing_goes_on_as_usual(db: Da
 
     for seconds in (31, 32):
         await fire_due_deadlines(
-            engine, runner, outbox, now=NOW + timedelta(seconds=seconds), max_failures=3
+            Transactions(engine, outbox),
+            runner,
+            now=NOW + timedelta(seconds=seconds),
+            max_failures=3,
         )
     async with engine.begin() as conn:  # an operator mends the data
         await conn.execute(
             update(saga_instances).where(saga_instances.c.saga_id == saga_id).values(data=data)
         )
-    await fire_due_deadlines(engine, runner, outbox, now=NOW + timedelta(seconds=33))
+    await fire_due_deadlines(Transactions(engine, outbox), runner, now=NOW + timedelta(seconds=33))
 
-    detail = await SagaOperations(engine, runner, outbox).show(saga_id)
+    detail = await SagaOperations(Transactions(engine, outbox), runner).show(saga_id)
     assert detail.saga.status is SagaStatus.COMPENSATING
     assert [h.entry.outcome for h in detail.history] == [
         "started",

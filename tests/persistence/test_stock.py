@@ -13,20 +13,15 @@ from ordersaga.contracts.messages import (
     ReserveProduct,
 )
 from ordersaga.contracts.statuses import ReservationCancelStatus, StockStatus
-from ordersaga.services.stock.handlers import (
-    handle_cancel_product_reservation,
-    handle_reserve_product,
-)
 from ordersaga.services.stock.rules import ReservationStatus
 from ordersaga.services.stock.tables import inbox, outbox, reservations, stock
+from ordersaga.services.stock.wiring import handle_stock
 from tests.persistence.conftest import Databases
 from tests.persistence.support import cancel_reservation, deliver, reserve, until_committed
 
 
 async def reserved(engine: AsyncEngine, command: ReserveProduct) -> ProductReserved:
-    reply = await until_committed(
-        lambda: deliver(engine, inbox, outbox, handle_reserve_product, command)
-    )
+    reply = await until_committed(lambda: deliver(engine, inbox, outbox, handle_stock, command))
     assert isinstance(reply, ProductReserved)
     return reply
 
@@ -34,9 +29,7 @@ async def reserved(engine: AsyncEngine, command: ReserveProduct) -> ProductReser
 async def cancelled(
     engine: AsyncEngine, command: CancelProductReservation
 ) -> ProductReservationCancelled:
-    reply = await until_committed(
-        lambda: deliver(engine, inbox, outbox, handle_cancel_product_reservation, command)
-    )
+    reply = await until_committed(lambda: deliver(engine, inbox, outbox, handle_stock, command))
     assert isinstance(reply, ProductReservationCancelled)
     return reply
 

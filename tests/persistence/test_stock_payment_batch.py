@@ -28,6 +28,7 @@ from ordersaga.messaging.batch import handle_batch
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.handler import Decoded
 from ordersaga.messaging.port import Record
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.payment import wiring as payment_wiring
 from ordersaga.services.payment.tables import balances, payments
@@ -51,6 +52,10 @@ def _decoded(offset: int, topic: str, message: WireMessage, message_id: str | No
     return Decoded(record, message, headers[h.MESSAGE_ID])
 
 
+def _transactions(engine: AsyncEngine, service: ServiceSpec) -> Transactions:
+    return Transactions(engine, service.outbox, service.inbox)
+
+
 async def together(
     engine: AsyncEngine,
     service: ServiceSpec,
@@ -63,9 +68,7 @@ async def together(
         _decoded(i, t, m, mid) for i, ((t, m), mid) in enumerate(zip(commands, ids, strict=True))
     ]
     handlers = {s.topic: s.handle for s in service.subscriptions}
-    batched = {s.topic: s.handle_batch for s in service.subscriptions if s.handle_batch}
-    assert set(batched) == set(handlers)
-    outcome = await handle_batch(engine, service.inbox, service.outbox, items, handlers, batched)
+    outcome = await handle_batch(_transactions(engine, service), items, handlers)
     return [decode(m.topic, m.value) for m in outcome.sent]
 
 
@@ -77,7 +80,7 @@ async def apart(
     answers: list[WireMessage] = []
     for i, (topic, message) in enumerate(commands):
         outcome = await handle_batch(
-            engine, service.inbox, service.outbox, [_decoded(i, topic, message, None)], handlers
+            _transactions(engine, service), [_decoded(i, topic, message, None)], handlers
         )
         answers += [decode(m.topic, m.value) for m in outcome.sent]
     return answers

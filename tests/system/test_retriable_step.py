@@ -19,7 +19,6 @@ from ordersaga.saga.runner import SagaRunner
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.orchestrator import wiring
 from ordersaga.services.orchestrator.operations import SagaDetail, SagaOperations
-from ordersaga.services.orchestrator.tables import outbox
 from ordersaga.tools.client import OrderClient
 from tests.shipping import (
     ORDER_SHIPPED,
@@ -44,10 +43,7 @@ async def shipping_system(
     system = EmbeddedSystem(data_dir, SETTINGS, broker=broker, specs=specs)
     try:
         async with system, api_of(system) as api, running(shipping(broker)) as participant:
-            relay = system.endpoints["orchestrator"].relay
-            operations = SagaOperations(
-                system.engines["orchestrator"], runner, outbox, wake_relay=relay.wake
-            )
+            operations = SagaOperations(system.endpoints["orchestrator"].transactions, runner)
             yield system, api, participant, operations
     finally:
         await broker.close()

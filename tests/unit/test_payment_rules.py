@@ -10,7 +10,6 @@ from ordersaga.services.payment.rules import (
     ChargeStatus,
     answer_existing,
     cancel_answer,
-    refunds,
     rejection_reason,
 )
 
@@ -39,11 +38,6 @@ def test_an_unknown_user_is_named_in_the_reason() -> None:
 def test_a_shortfall_reason_shows_both_amounts_to_the_cent() -> None:
     reason = rejection_reason(1, Decimal("80"), Decimal("90.5"))
     assert reason == "insufficient funds: balance 80.00, amount 90.50"
-
-
-@pytest.mark.parametrize("status", list(ChargeStatus))
-def test_only_an_approved_charge_is_refunded(status: ChargeStatus) -> None:
-    assert refunds(status) is (status is ChargeStatus.APPROVED)
 
 
 def test_a_cancel_that_refunded_says_so() -> None:

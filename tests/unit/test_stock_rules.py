@@ -10,7 +10,6 @@ from ordersaga.services.stock.rules import (
     answer_existing,
     cancel_answer,
     rejection_reason,
-    releases_stock,
 )
 
 
@@ -40,11 +39,6 @@ def test_an_unknown_product_is_named_in_the_reason() -> None:
 
 def test_a_shortage_reason_says_what_is_on_hand_and_what_was_asked() -> None:
     assert rejection_reason(3, 1, 2) == "insufficient stock for product 3: 1 on hand, 2 requested"
-
-
-@pytest.mark.parametrize("status", list(ReservationStatus))
-def test_only_a_held_reservation_gives_stock_back(status: ReservationStatus) -> None:
-    assert releases_stock(status) is (status is ReservationStatus.RESERVED)
 
 
 def test_a_cancel_that_released_units_says_so() -> None:

@@ -26,6 +26,7 @@ from ordersaga.cli.listing import Field, Item, listing
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.runtime.embedded import database_path
 from ordersaga.saga.registry import UnknownSagaVersion
 from ordersaga.saga.retention import export_finished_sagas
@@ -302,7 +303,9 @@ def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]
     async def run() -> T:
         engine = make_engine(url)
         try:
-            return await action(SagaOperations(engine, place_order_runner(settings), outbox))
+            return await action(
+                SagaOperations(Transactions(engine, outbox), place_order_runner(settings))
+            )
         finally:
             await engine.dispose()
 

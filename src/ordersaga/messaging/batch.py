@@ -1,32 +1,21 @@
-"""A polled batch of records handled in one database transaction.
+"""A polled batch of records handled in one unit of work.
 
 The inbox is checked and filled for the whole batch at once (a message-id seen before,
 or twice in the batch, is a duplicate and skipped), the handlers run one after another
 on the same connection, in the order the records were read, and everything they send is
 written to the outbox in one statement. Either all of it commits or none does.
 
-Consecutive new records whose topics share a batch handler go to it in one call, which
-lets it read and write the rows of all of them with a few statements.
+Consecutive new records whose topics share a handler go to it in one call, which lets
+it read and write the rows of all of them with a few statements.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from ordersaga.messaging.handler import (
-    BatchHandler,
-    Decoded,
-    Handler,
-    HandlerContext,
-    run_batch_handler,
-    run_handler,
-)
-from ordersaga.messaging.inbox import record_new
-from ordersaga.messaging.outbox import write_outbox
+from ordersaga.messaging.handler import BatchHandler, Decoded, run_handler
 from ordersaga.messaging.port import OutgoingMessage
+from ordersaga.messaging.unit_of_work import Transactions
 
 
 @dataclass
@@ -39,22 +28,15 @@ class BatchOutcome:
 
 
 async def handle_batch(
-    engine: AsyncEngine,
-    inbox: Table,
-    outbox: Table,
+    transactions: Transactions,
     items: Sequence[Decoded],
-    handlers: Mapping[str, Handler],
-    batch_handlers: Mapping[str, BatchHandler] | None = None,
+    handlers: Mapping[str, BatchHandler],
 ) -> BatchOutcome:
-    """Handle ``items`` in one transaction; raises (and rolls back everything) if any fails.
-
-    A topic in ``batch_handlers`` is handled by its batch handler, with the consecutive
-    new records that share it; any other by its handler in ``handlers``.
-    """
+    """Handle ``items`` in one unit of work, each by the handler of its topic; raises
+    (and rolls back everything) if any fails."""
     outcome = BatchOutcome()
-    batched = batch_handlers or {}
-    async with engine.begin() as conn:
-        new = await record_new(conn, inbox, [(i.message_id, i.record.topic) for i in items])
+    async with transactions.begin() as work:
+        new = await work.record_new([(i.message_id, i.record.topic) for i in items])
         fresh: list[Decoded] = []
         for item in items:
             if item.message_id not in new:
@@ -62,14 +44,10 @@ async def handle_batch(
                 continue
             new.discard(item.message_id)  # a second copy later in the batch is a duplicate
             fresh.append(item)
-        for handler, run in groupby(fresh, key=lambda i: batched.get(i.record.topic)):
-            contexts: list[HandlerContext]
-            if handler is None:
-                contexts = [await run_handler(conn, i, handlers[i.record.topic]) for i in run]
-            else:
-                contexts = await run_batch_handler(conn, list(run), handler)
+        for handler, run in groupby(fresh, key=lambda i: handlers[i.record.topic]):
+            contexts = await run_handler(work.conn, list(run), handler)
             for context in contexts:
                 outcome.sent += context.outgoing
             outcome.handled += len(contexts)
-        await write_outbox(conn, outbox, outcome.sent)
+        work.send_all(outcome.sent)
     return outcome

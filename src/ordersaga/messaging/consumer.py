@@ -20,8 +20,8 @@ it is for a newer replica. Nothing from it on in its partition is handled or com
 the consumer says so once, leaves the group and joins again after a backoff, until a
 replica that reads that version (after a rolling deploy) takes the partition.
 
-Each polled batch is handled in one database transaction (:mod:`.batch`): inbox,
-handlers and outbox together. Offsets are committed only after that transaction
+Each polled batch is handled in one unit of work (:mod:`.batch`): inbox, handlers and
+outbox together, the relay woken after it commits. Offsets are committed only after that transaction
 commits, so a crash in between means redelivery, which the inbox turns into a counted
 no-op.
 
@@ -34,12 +34,9 @@ a poll or a backoff, with nothing in hand, is cancelled there at once.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts import headers as h
 from ordersaga.contracts.codec import NewerSchema, PoisonMessage, check_schema_version, decode
@@ -56,6 +53,7 @@ from ordersaga.messaging.port import (
     TopicPartition,
 )
 from ordersaga.messaging.retry import Retrying, RetryStats
+from ordersaga.messaging.unit_of_work import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +113,8 @@ class ConsumerLoop:
         broker: Broker,
         group: str,
         client_id: str,
-        engine: AsyncEngine,
-        inbox: Table,
-        outbox: Table,
+        transactions: Transactions,
         subscriptions: Sequence[Subscription],
-        on_commit: Callable[[], None],
         dlq_producer: Producer,
         max_records: int = 500,
         crash_points: CrashPoints | None = None,
@@ -128,15 +123,9 @@ class ConsumerLoop:
         self._broker = broker
         self.group = group
         self._client_id = client_id
-        self._engine = engine
-        self._inbox = inbox
-        self._outbox = outbox
+        self._transactions = transactions
         self._handlers = {s.topic: s.handle for s in subscriptions}
-        self._models = {s.topic: s.model for s in subscriptions if s.model is not None}
-        self._batch_handlers = {
-            s.topic: s.handle_batch for s in subscriptions if s.handle_batch is not None
-        }
-        self._on_commit = on_commit
+        self._models = {s.topic: s.model for s in subscriptions}
         self._dlq = dlq_producer
         self._max_records = max_records
         self._crash_points = crash_points
@@ -229,7 +218,7 @@ class ConsumerLoop:
                 continue
             try:
                 check_schema_version(record.headers.get(h.SCHEMA_VERSION), self._schema_version)
-                message = decode(record.topic, record.value, self._models.get(record.topic))
+                message = decode(record.topic, record.value, self._models[record.topic])
                 message_id = record.headers.get(h.MESSAGE_ID)
                 if not message_id:
                     raise PoisonMessage(f"no {h.MESSAGE_ID} header")
@@ -252,14 +241,7 @@ class ConsumerLoop:
         retrying = Retrying(f"{self.group}: handling a batch of {len(pending)}", self.stats, log)
         while pending:
             try:
-                outcome = await handle_batch(
-                    self._engine,
-                    self._inbox,
-                    self._outbox,
-                    pending,
-                    self._handlers,
-                    self._batch_handlers,
-                )
+                outcome = await handle_batch(self._transactions, pending, self._handlers)
             except asyncio.CancelledError:
                 raise
             except InvalidMessage as invalid:
@@ -281,8 +263,6 @@ class ConsumerLoop:
         self.stats.batches += 1
         self.stats.handled += outcome.handled
         self.stats.duplicates += outcome.duplicates
-        if outcome.sent:
-            self._on_commit()
 
     def _report_held(self, waiting: WaitingForNewerReader) -> None:
         self.stats.newer_schema += 1

@@ -17,6 +17,7 @@ from ordersaga.messaging.handler import Subscription
 from ordersaga.messaging.outbox import OutboxRelay, RelayLimits
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.stopping import Deadline, bounded, finish
+from ordersaga.messaging.unit_of_work import Transactions
 
 DEFAULT_GRACE = 10.0
 """Seconds :meth:`Endpoint.stop` takes at most, unless told otherwise."""
@@ -41,15 +42,14 @@ class Endpoint:
         self.name = name
         self._producer = broker.producer()
         self.relay = OutboxRelay(engine, outbox, self._producer, limits=relay_limits)
+        self.transactions = Transactions(engine, outbox, inbox, self.relay.wake)
+        """The units of work of this replica: every one wakes this replica's relay."""
         self.consumer = ConsumerLoop(
             broker=broker,
             group=name,
             client_id=client_id or f"{name}-1",
-            engine=engine,
-            inbox=inbox,
-            outbox=outbox,
+            transactions=self.transactions,
             subscriptions=subscriptions,
-            on_commit=self.relay.wake,
             dlq_producer=self._producer,
             crash_points=crash_points,
         )

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from ordersaga.contracts import headers as h
 from ordersaga.contracts.codec import encode
@@ -19,28 +19,42 @@ class Trace:
     traceparent: str
 
     @classmethod
-    def from_headers(cls, headers: dict[str, str] | None, fallback_saga: UUID) -> "Trace":
+    def from_headers(cls, headers: dict[str, str] | None, fallback_saga: UUID | str) -> "Trace":
+        """The trace in ``headers``; a message without one starts saga ``fallback_saga``
+        (its key)."""
         headers = headers or {}
         saga_id = headers.get(h.SAGA_ID) or str(fallback_saga)
         return cls(
             message_id=headers.get(h.MESSAGE_ID, ""),
             saga_id=saga_id,
-            traceparent=headers.get(h.TRACEPARENT) or new_traceparent(UUID(saga_id)),
+            traceparent=headers.get(h.TRACEPARENT) or new_traceparent(saga_id),
         )
 
 
-def new_traceparent(saga_id: UUID) -> str:
-    """A W3C traceparent whose trace id is the saga id, so one saga is one trace."""
-    return f"00-{saga_id.hex}-{uuid4().hex[:16]}-01"
+def new_traceparent(saga_id: UUID | str) -> str:
+    """A W3C traceparent whose trace id is the saga id, so one saga is one trace.
+
+    A saga id that is not a UUID is hashed into one, so it still names one trace.
+    """
+    return f"00-{_as_uuid(saga_id).hex}-{uuid4().hex[:16]}-01"
+
+
+def _as_uuid(saga_id: UUID | str) -> UUID:
+    if isinstance(saga_id, UUID):
+        return saga_id
+    try:
+        return UUID(saga_id)
+    except ValueError:
+        return uuid5(NAMESPACE_URL, saga_id)
 
 
 def envelope(topic: str, message: WireMessage, cause: Trace | None = None) -> OutgoingMessage:
-    """The record for ``message`` on ``topic``, keyed by its orderID.
+    """The record for ``message`` on ``topic``, under the message's key.
 
     ``cause`` is the message this one answers or follows from; without it the message
-    starts a saga of its own (the saga id is the order id).
+    starts a saga of its own (the saga id is its key).
     """
-    saga_id = cause.saga_id if cause else str(message.orderID)
+    saga_id = cause.saga_id if cause else message.key
     return OutgoingMessage(
         topic=topic,
         key=message.key,
@@ -50,7 +64,7 @@ def envelope(topic: str, message: WireMessage, cause: Trace | None = None) -> Ou
             h.MESSAGE_TYPE: message.message_type,
             h.SAGA_ID: saga_id,
             h.CAUSATION_ID: cause.message_id if cause else "",
-            h.TRACEPARENT: cause.traceparent if cause else new_traceparent(UUID(saga_id)),
+            h.TRACEPARENT: cause.traceparent if cause else new_traceparent(saga_id),
             h.SENT_AT: datetime.now(UTC).isoformat(),
             h.SCHEMA_VERSION: h.CURRENT_SCHEMA_VERSION,
         },

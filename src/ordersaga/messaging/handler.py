@@ -1,13 +1,17 @@
-"""What a handler is given, and running one for a decoded record inside a transaction.
+"""What a handler is given, and running one for the decoded records of a batch.
 
-A handler that finds the message itself invalid (it decodes, but can never be handled,
+A subscription names a topic, the model its messages decode into and its handler. A
+handler always takes a batch: consecutive new records whose subscriptions share it, in
+the order read, in one transaction; a lone record is a batch of one.
+
+A handler that finds a message itself invalid (it decodes, but can never be handled,
 however often it is retried) raises :class:`InvalidMessage`; the consumer loop then
 dead-letters that record alone. Any other exception is retried.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,25 +20,33 @@ from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.port import OutgoingMessage, Record
 
 
+class Keyed(Protocol):
+    """What messaging needs of a message: its key, which is also the saga id of a
+    message that carries no trace."""
+
+    @property
+    def key(self) -> str: ...
+
+
 class InvalidMessage(Exception):
     """Raised by a handler: this message is itself invalid and can never be handled.
 
     Only for the message's own fault (a value it carries breaks a rule the contract
     cannot express), never for a database or broker fault or a bug: the consumer loop
     dead-letters the record, with ``reason``, and handles the rest of its batch. A
-    batch handler says which of its items with :meth:`HandlerContext.invalid`.
+    handler says which of its items with :meth:`HandlerContext.invalid`.
     """
 
     def __init__(self, reason: str, *, message_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.message_id = message_id
-        """The ``message-id`` of the invalid record; None for the record being handled."""
+        """The ``message-id`` of the invalid record; None for a batch of one's record."""
 
 
 @dataclass
 class HandlerContext:
-    """What a handler may touch: its transaction, and a way to send messages from it."""
+    """What handling one record may touch: its transaction, and a way to send from it."""
 
     conn: AsyncConnection
     cause: Trace
@@ -49,12 +61,9 @@ class HandlerContext:
         return InvalidMessage(reason, message_id=self.cause.message_id)
 
 
-Handler = Callable[[HandlerContext, Any], Awaitable[None]]
-
-
 @dataclass(frozen=True, slots=True)
 class BatchItem:
-    """One new record of a batch as a batch handler sees it: topic, message and context."""
+    """One new record of a batch as its handler sees it: topic, message and context."""
 
     topic: str
     message: Any
@@ -62,25 +71,41 @@ class BatchItem:
 
 
 BatchHandler = Callable[[AsyncConnection, Sequence[BatchItem]], Awaitable[None]]
-"""Handles several records in the transaction of its connection, with the effect of
-handling them one by one, in the order given; sends through each item's context."""
+"""Handles records in the transaction of its connection, with the effect of handling
+them one by one, in the order given; answers through each item's context."""
+
+ItemHandler = Callable[[HandlerContext, Any], Awaitable[None]]
+"""Handles one record; made a :data:`BatchHandler` by :func:`one_by_one`."""
+
+
+def one_by_one(handle: ItemHandler) -> BatchHandler:
+    """The handler that applies ``handle`` to each item of a batch in turn; an
+    :class:`InvalidMessage` it raises names the item it was handling."""
+
+    async def handle_batch(conn: AsyncConnection, items: Sequence[BatchItem]) -> None:
+        del conn  # each item's context carries it
+        for item in items:
+            try:
+                await handle(item.context, item.message)
+            except InvalidMessage as invalid:
+                if invalid.message_id is not None:
+                    raise
+                raise item.context.invalid(invalid.reason) from invalid
+
+    return handle_batch
 
 
 @dataclass(frozen=True)
 class Subscription:
-    """A topic and its handler; optionally a handler for several of its records at once.
+    """A topic, the model its messages decode into, and their handler.
 
-    Consecutive new records of a polled batch whose subscriptions share one
-    ``handle_batch`` (the same object) go to it in one call. ``handle`` stays the
-    handler of a record on its own: when a batch is handled again record by record,
-    and wherever no batch handler is given. ``model`` decodes the topic's messages when
-    the topic is not the contract's (default: the contract's model of the topic).
+    Consecutive new records of a polled batch whose subscriptions share one handler
+    (the same object) go to it in one call.
     """
 
     topic: str
-    handle: Handler
-    handle_batch: BatchHandler | None = None
-    model: type[WireMessage] | None = None
+    model: type[WireMessage]
+    handle: BatchHandler
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,23 +119,11 @@ class Decoded:
 
 def context_for(conn: AsyncConnection, item: Decoded) -> HandlerContext:
     """A fresh context for handling ``item`` in the transaction of ``conn``."""
-    return HandlerContext(conn, Trace.from_headers(dict(item.record.headers), item.message.orderID))
+    keyed: Keyed = item.message
+    return HandlerContext(conn, Trace.from_headers(dict(item.record.headers), keyed.key))
 
 
-async def run_handler(conn: AsyncConnection, item: Decoded, handler: Handler) -> HandlerContext:
-    """Run ``handler`` for ``item`` in the transaction of ``conn``; its context, with what it
-    sent (for the caller to write to the outbox in the same transaction)."""
-    context = context_for(conn, item)
-    try:
-        await handler(context, item.message)
-    except InvalidMessage as invalid:
-        if invalid.message_id is None:
-            raise InvalidMessage(invalid.reason, message_id=item.message_id) from invalid
-        raise
-    return context
-
-
-async def run_batch_handler(
+async def run_handler(
     conn: AsyncConnection, items: Sequence[Decoded], handler: BatchHandler
 ) -> list[HandlerContext]:
     """Run ``handler`` for ``items`` in the transaction of ``conn``; their contexts, in order."""

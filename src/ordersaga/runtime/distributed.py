@@ -163,7 +163,7 @@ async def _serve_api(
     """Serve until SIGTERM or SIGINT; then stop taking connections, answer the requests
     in flight within a quarter of the shutdown grace, and return the deadline of the
     whole stop, which began with the signal."""
-    app = create_app(running.engine, settings, running.wake_relay)
+    app = create_app(running.endpoint.transactions, settings)
     add_readiness_check(app, running.endpoint.relay.publish_problem)
     config = server_config(
         app,

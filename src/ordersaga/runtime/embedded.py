@@ -106,7 +106,7 @@ class EmbeddedSystem:
             await self.stop()
             raise
         order_service = self._services["order"]
-        self._app = create_app(order_service.engine, self.settings, order_service.wake_relay)
+        self._app = create_app(order_service.endpoint.transactions, self.settings)
 
     async def _start_service(self, name: str) -> ServiceReplica:
         spec = self._specs.get(name) or service_spec(name, self.settings)

@@ -50,13 +50,10 @@ class ServiceReplica:
         )
         self._background: list[asyncio.Task[None]] = []
 
-    def wake_relay(self) -> None:
-        self.endpoint.relay.wake()
-
     def start(self) -> None:
         self.endpoint.start()
         for task in self.spec.background:
-            loop = task(self.engine, self.endpoint.relay.wake)
+            loop = task(self.endpoint.transactions)
             self._background.append(asyncio.create_task(loop, name=f"{self.spec.name}-loop"))
         if self.spec.retention:
             pruning = run_retention(self.engine, self.spec.retention, self.spec.retention_interval)

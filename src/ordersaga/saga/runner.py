@@ -1,14 +1,19 @@
 """Applying the pure transitions to stored sagas, inside the caller's transaction.
 
-Each method reads the saga (locked), applies one transition, saves it with its version
-checked, appends the history entry and returns the messages to send, which the caller
-writes to its outbox in the same transaction. Every transition uses the definition the
-saga started on (its version, looked up in the registry), never merely the newest.
+Every way a saga moves — an order starts it, a reply, a passed deadline, an operator's
+retry — is an event, and every event goes through :meth:`SagaRunner.apply`: the sagas
+the events touch are read (and locked, in the order of their ids) in one statement, the
+pure transitions are applied in memory in the order of the events, so that later events
+of a saga see what earlier ones did, and then everything is written at once: new sagas
+in one insert, changed sagas in one save with their versions checked, and the history
+in one insert. The messages to send are returned; the caller writes them to its outbox
+in the same transaction. Every transition uses the definition the saga started on (its
+version, looked up in the registry), never merely the newest.
 """
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +23,78 @@ from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga import transitions
 from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
+from ordersaga.saga.failures import deadline_failed
 from ordersaga.saga.registry import SagaRegistry
+from ordersaga.saga.rows import history_row
 from ordersaga.saga.state import HistoryEntry, SagaState, Transition
 from ordersaga.saga.store import SagaStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start saga ``saga_id`` with ``data``; if it was started before, only a decided
+    outcome is sent again (:func:`~ordersaga.saga.transitions.start_again`)."""
+
+    saga_id: str
+    data: Mapping[str, Any]
+    traceparent: str = ""
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply on ``topic`` for saga ``saga_id``; for an unknown saga it is logged only."""
+
+    saga_id: str
+    topic: str
+    message: WireMessage
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The passed deadline of saga ``saga_id``."""
+
+    saga_id: str
+    message_id: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """An operator's retry of parked saga ``saga_id``; a saga not parked is left alone,
+    its history too (the transition's outcome is ``ignored``)."""
+
+    saga_id: str
+    message_id: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The deadline transition of saga ``saga_id`` raised ``error``, its ``attempt``-th
+    failure in a row; the ``max_failures``-th parks the saga
+    (:func:`~ordersaga.saga.failures.deadline_failed`)."""
+
+    saga_id: str
+    error: BaseException
+    attempt: int
+    max_failures: int
+    message_id: None = None
+
+
+SagaEvent = Start | Reply | Deadline | Retry | Failed
+
+
+@dataclass(slots=True)
+class _Saga:
+    """A saga while the events work on it."""
+
+    state: SagaState
+    stored_version: int | None
+    """The version read, or None for a saga these events start."""
+    last_seq: int
+    changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,23 +133,8 @@ class SagaRunner:
         traceparent: str = "",
         message_id: str | None = None,
     ) -> list[Send]:
-        """Start saga ``saga_id``; if it was started before, only a decided outcome is sent
-        again (:func:`~ordersaga.saga.transitions.start_again`)."""
-        now = await self.clock.now(conn)
-        existing = await self.store.load_locked(conn, saga_id)
-        if existing is not None:
-            again = transitions.start_again(self.definition_of(existing.state), existing.state)
-            return await self._record(
-                conn, existing.state, again, now, message_id, existing.last_seq
-            )
-        started = transitions.start(
-            self.definition, saga_id, data, now, self.timeouts, traceparent=traceparent
-        )
-        await self.store.insert(conn, started.state, now)
-        # The insert succeeded, so the saga is new and so is its history.
-        await self.store.append_history(conn, saga_id, started.entry, now, message_id, after=0)
-        log.info("saga %s: %s", saga_id, started.entry.note)
-        return started.messages
+        """Apply a :class:`Start`; the messages to send."""
+        return await self.sends(conn, [Start(saga_id, data, traceparent, message_id)])
 
     async def reply(
         self,
@@ -87,54 +144,105 @@ class SagaRunner:
         message: WireMessage,
         message_id: str | None = None,
     ) -> list[Send]:
-        """Apply a reply on ``topic`` to saga ``saga_id``; an unknown saga is logged only."""
-        locked = await self.store.load_locked(conn, saga_id)
-        if locked is None:
-            log.warning("saga %s: %s for an unknown saga ignored", saga_id, topic)
-            return []
-        now = await self.clock.now(conn)
-        transition = transitions.on_reply(
-            self.definition_of(locked.state), locked.state, topic, message, now, self.timeouts
-        )
-        return await self._record(conn, locked.state, transition, now, message_id, locked.last_seq)
+        """Apply a :class:`Reply`; the messages to send."""
+        return await self.sends(conn, [Reply(saga_id, topic, message, message_id)])
 
     async def deadline(self, conn: AsyncConnection, state: SagaState, now: datetime) -> list[Send]:
         """Act on the passed deadline of ``state``, a saga read (and locked) in ``conn``."""
-        transition = transitions.on_deadline(self.definition_of(state), state, now, self.timeouts)
-        return await self._record(conn, state, transition, now, None)
+        return await self.sends(conn, [Deadline(state.saga_id)], now)
 
     async def retry(self, conn: AsyncConnection, saga_id: str) -> Transition | None:
-        """An operator's retry of parked saga ``saga_id``; None if there is no such saga.
-
-        The transition returned carries the messages to send. A saga that is not parked
-        is left alone, and so is its history: the transition's outcome is ``ignored``.
-        """
-        state = await self.store.load_for_update(conn, saga_id)
-        if state is None:
-            return None
-        now = await self.clock.now(conn)
-        transition = transitions.retry(self.definition_of(state), state, now, self.timeouts)
-        if transition.entry.outcome != "ignored":
-            await self._record(conn, state, transition, now, None)
+        """Apply a :class:`Retry`; its transition (carrying the messages to send), or None
+        if there is no such saga."""
+        [transition] = await self.apply(conn, [Retry(saga_id)])
         return transition
 
-    async def _record(
+    async def sends(
+        self, conn: AsyncConnection, events: Sequence[SagaEvent], now: datetime | None = None
+    ) -> list[Send]:
+        """Apply ``events``; everything they send, in order."""
+        return [send for t in await self.apply(conn, events, now) if t for send in t.messages]
+
+    async def apply(
+        self, conn: AsyncConnection, events: Sequence[SagaEvent], now: datetime | None = None
+    ) -> list[Transition | None]:
+        """Apply ``events`` in order in the transaction of ``conn`` at ``now`` (default: the
+        runner's clock); per event, its transition (None for an event of an unknown saga).
+
+        Raises :class:`~ordersaga.saga.store.StaleSaga` if a saga read was saved by another
+        transaction meanwhile, and fails on the primary key if a saga it starts was started
+        by another; either way nothing of the transaction may commit.
+        """
+        at = now or await self.clock.now(conn)
+        locked = await self.store.load_many_locked(conn, sorted({e.saga_id for e in events}))
+        sagas = {i: _Saga(s.state, s.state.version, s.last_seq) for i, s in locked.items()}
+        history: list[dict[str, Any]] = []
+        done: list[Transition | None] = []
+        for event in events:
+            saga = sagas.get(event.saga_id)
+            transition = self._transition(saga.state if saga else None, event, at)
+            done.append(transition)
+            if transition is None or _left_alone(event, transition):
+                continue
+            if saga is None:
+                saga = sagas[event.saga_id] = _Saga(transition.state, None, 0, changed=True)
+            elif transition.state != saga.state:
+                # As one save per changed state would: each counts one version.
+                saga.state = replace(transition.state, version=saga.state.version + 1)
+                saga.changed = True
+            saga.last_seq += 1
+            history.append(
+                history_row(event.saga_id, saga.last_seq, transition.entry, at, event.message_id)
+            )
+            log_entry(event.saga_id, transition.entry)
+        await self._write(conn, [sagas[i] for i in sorted(sagas) if sagas[i].changed], history, at)
+        return done
+
+    def _transition(
+        self, state: SagaState | None, event: SagaEvent, now: datetime
+    ) -> Transition | None:
+        if state is None:
+            if isinstance(event, Start):
+                return transitions.start(
+                    self.definition, event.saga_id, event.data, now, self.timeouts,
+                    traceparent=event.traceparent,
+                )  # fmt: skip
+            if isinstance(event, Reply):
+                log.warning("saga %s: %s for an unknown saga ignored", event.saga_id, event.topic)
+            return None
+        if isinstance(event, Failed):  # needs no definition: it may be what failed
+            return deadline_failed(state, event.error, event.attempt, event.max_failures)
+        definition = self.definition_of(state)
+        if isinstance(event, Start):
+            return transitions.start_again(definition, state)
+        if isinstance(event, Reply):
+            return transitions.on_reply(
+                definition, state, event.topic, event.message, now, self.timeouts
+            )
+        if isinstance(event, Deadline):
+            return transitions.on_deadline(definition, state, now, self.timeouts)
+        return transitions.retry(definition, state, now, self.timeouts)
+
+    async def _write(
         self,
         conn: AsyncConnection,
-        before: SagaState,
-        transition: Transition,
+        changed: Sequence[_Saga],
+        history: Sequence[dict[str, Any]],
         now: datetime,
-        message_id: str | None,
-        last_seq: int | None = None,
-    ) -> list[Send]:
-        entry = transition.entry
-        if transition.state != before:
-            await self.store.save(conn, transition.state, now)
-        await self.store.append_history(
-            conn, before.saga_id, entry, now, message_id, after=last_seq
+    ) -> None:
+        store = self.store
+        await store.insert_many(conn, [s.state for s in changed if s.stored_version is None], now)
+        await store.save_many(
+            conn,
+            [(s.state, s.stored_version) for s in changed if s.stored_version is not None],
+            now,
         )
-        log_entry(before.saga_id, entry)
-        return transition.messages
+        await store.insert_history(conn, history)
+
+
+def _left_alone(event: SagaEvent, transition: Transition) -> bool:
+    # A retry of a saga that is not parked changes nothing, its history included.
+    return isinstance(event, Retry) and transition.entry.outcome == "ignored"
 
 
 def log_entry(saga_id: str, entry: HistoryEntry) -> None:

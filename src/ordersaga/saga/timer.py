@@ -1,6 +1,6 @@
 """The deadline timer: a loop that acts on sagas whose deadline has passed.
 
-Each scan is one transaction: take the due sagas (skipping those another timer or a
+Each scan is one unit of work: take the due sagas (skipping those another timer or a
 handler holds), apply their deadline transition (a step given up on, a compensation
 sent again, or a saga parked), save them and write the messages to the outbox. Only
 after it commits is the relay woken. "Due" is judged by the database's clock (see
@@ -15,18 +15,16 @@ is nobody's failure: the scan is rolled back whole and done again on the next ti
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.messaging.backoff import Backoff
-from ordersaga.messaging.envelope import Trace, envelope
-from ordersaga.messaging.outbox import write_outbox
+from ordersaga.messaging.envelope import Trace
 from ordersaga.messaging.transient import is_transient
-from ordersaga.saga.failures import FAILED, deadline_failed
-from ordersaga.saga.runner import SagaRunner, log_entry
+from ordersaga.messaging.unit_of_work import Transactions, UnitOfWork
+from ordersaga.saga.failures import FAILED
+from ordersaga.saga.runner import Failed, SagaRunner
 from ordersaga.saga.state import SagaState
 from ordersaga.saga.store import StaleSaga
 
@@ -37,9 +35,8 @@ MAX_FAILURES = 3
 
 
 async def fire_due_deadlines(
-    engine: AsyncEngine,
+    transactions: Transactions,
     runner: SagaRunner,
-    outbox: Table,
     *,
     now: datetime | None = None,
     batch: int = 100,
@@ -51,29 +48,32 @@ async def fire_due_deadlines(
     Returns how many sagas were acted on, a failed one included; the messages of those
     that succeeded are in the outbox when it returns.
     """
-    async with engine.begin() as conn:
+    async with transactions.begin() as work:
+        conn = work.conn
         await _begin_on_sqlite(conn)
         at = now or await runner.clock.now(conn)
         # Sagas of versions not registered here are left to replicas that have them.
         due = await runner.store.due(conn, at, batch, versions=runner.definitions.versions)
         for state in due:
-            await _fire(conn, runner, outbox, state, at, max_failures)
+            await _fire(work, runner, state, at, max_failures)
     return len(due)
 
 
 async def _fire(
-    conn: AsyncConnection,
+    work: UnitOfWork,
     runner: SagaRunner,
-    outbox: Table,
     state: SagaState,
     at: datetime,
     max_failures: int,
 ) -> None:
+    conn = work.conn
     try:
         async with conn.begin_nested():
-            cause = saga_trace(state)
             sent = await runner.deadline(conn, state, at)
-            await write_outbox(conn, outbox, [envelope(t, m, cause) for t, m in sent])
+        # Only what a savepoint that was released sends: a rolled-back one sends nothing.
+        cause = saga_trace(state)
+        for topic, message in sent:
+            work.send(topic, message, cause)
     except StaleSaga as stale:
         # Only without row locks (SQLite): a handler saved it first; the next scan sees it.
         log.info("saga %s: deadline raced a handler (%s); next scan", state.saga_id, stale)
@@ -92,13 +92,8 @@ async def _record_failure(
     at: datetime,
     max_failures: int,
 ) -> None:
-    store = runner.store
-    before = await store.outcomes_in_a_row(conn, state.saga_id, FAILED, max_failures)
-    transition = deadline_failed(state, error, before + 1, max_failures)
-    if transition.state != state:
-        await store.save(conn, transition.state, at)
-    await store.append_history(conn, state.saga_id, transition.entry, at)
-    log_entry(state.saga_id, transition.entry)
+    before = await runner.store.outcomes_in_a_row(conn, state.saga_id, FAILED, max_failures)
+    await runner.apply(conn, [Failed(state.saga_id, error, before + 1, max_failures)], at)
 
 
 async def _begin_on_sqlite(conn: AsyncConnection) -> None:
@@ -110,11 +105,9 @@ async def _begin_on_sqlite(conn: AsyncConnection) -> None:
 
 
 async def run_deadlines(
-    engine: AsyncEngine,
-    wake_relay: Callable[[], None],
+    transactions: Transactions,
     *,
     runner: SagaRunner,
-    outbox: Table,
     interval: float,
     batch: int = 100,
     max_failures: int = MAX_FAILURES,
@@ -129,7 +122,7 @@ async def run_deadlines(
     while True:
         try:
             fired = await fire_due_deadlines(
-                engine, runner, outbox, batch=batch, max_failures=max_failures
+                transactions, runner, batch=batch, max_failures=max_failures
             )
         except asyncio.CancelledError:
             raise
@@ -143,8 +136,6 @@ async def run_deadlines(
             await backoff.sleep()
             continue
         backoff.reset()
-        if fired:
-            wake_relay()
         if fired < batch:
             await asyncio.sleep(interval)
 

@@ -9,10 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordersaga.db.retention import Pruner
 from ordersaga.messaging.handler import Subscription
+from ordersaga.messaging.unit_of_work import Transactions
 
-WakeRelay = Callable[[], None]
-BackgroundTask = Callable[[AsyncEngine, WakeRelay], Coroutine[Any, Any, None]]
-"""A loop a service runs beside its consumer (the orchestrator's deadline timer)."""
+BackgroundTask = Callable[[Transactions], Coroutine[Any, Any, None]]
+"""A loop a service runs beside its consumer (the orchestrator's deadline timer), in the
+replica's units of work."""
 StartupCheck = Callable[[AsyncEngine], Awaitable[None]]
 """Run on the service's database before it starts; raises to refuse the start."""
 

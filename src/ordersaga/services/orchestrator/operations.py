@@ -5,16 +5,13 @@ the same rules, history and outbox as every other transition: the compensation i
 is in the outbox when the retry's transaction commits, and the relay publishes it.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.outbox import write_outbox
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.saga.failures import parked_by_error
 from ordersaga.saga.rows import HistoryRecord
 from ordersaga.saga.runner import SagaRunner
@@ -76,12 +73,15 @@ class SagaDetail:
 
 @dataclass(frozen=True)
 class SagaOperations:
-    """The operator's view of one saga type's instances in the orchestrator's database."""
+    """The operator's view of one saga type's instances in the orchestrator's database;
+    a retry is a unit of work of ``transactions``."""
 
-    engine: AsyncEngine
+    transactions: Transactions
     runner: SagaRunner
-    outbox: Table
-    wake_relay: Callable[[], None] = lambda: None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.transactions.engine
 
     async def find(
         self,
@@ -126,7 +126,8 @@ class SagaOperations:
         return await self._retry_once(saga_id)
 
     async def _retry_once(self, saga_id: str) -> SagaView:
-        async with self.engine.begin() as conn:
+        async with self.transactions.begin() as work:
+            conn = work.conn
             transition = await self.runner.retry(conn, saga_id)
             if transition is None:
                 raise UnknownSaga(saga_id)
@@ -134,12 +135,11 @@ class SagaOperations:
             if transition.entry.outcome == "ignored":
                 raise NotParked(saga_id, state.status)
             cause = saga_trace(state)
-            outgoing = [envelope(topic, message, cause) for topic, message in transition.messages]
-            await write_outbox(conn, self.outbox, outgoing)
+            for topic, message in transition.messages:
+                work.send(topic, message, cause)
             stored = await self.runner.store.get(conn, saga_id)
             if stored is None:  # it was saved in this very transaction
                 raise UnknownSaga(saga_id)
-        self.wake_relay()
         return self._view(stored)
 
     def _view(self, stored: StoredSaga) -> SagaView:

@@ -64,9 +64,7 @@ def spec(settings: Settings, runner: SagaRunner | None = None) -> ServiceSpec:
     steps that hang. It refuses to start while unfinished sagas need a version it does
     not register."""
     runner = runner or place_order_runner(settings)
-    deadlines = partial(
-        run_deadlines, runner=runner, outbox=outbox, interval=settings.timer_interval
-    )
+    deadlines = partial(run_deadlines, runner=runner, interval=settings.timer_interval)
     return ServiceSpec(
         name="orchestrator",
         metadata=metadata,

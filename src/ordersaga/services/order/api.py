@@ -1,14 +1,13 @@
 """The order service's HTTP API."""
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.services.order.deps import OrderServiceContext
 from ordersaga.services.order.errors import install_error_handlers
 from ordersaga.services.order.limits import MAX_BODY_BYTES, BodySizeLimit
@@ -17,14 +16,13 @@ from ordersaga.services.order.schemas import PlaceOrderBody
 
 
 def create_app(
-    engine: AsyncEngine,
+    transactions: Transactions,
     settings: Settings,
-    wake_relay: Callable[[], None],
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The API on ``engine``; ``wake_relay`` is called after an order's transaction commits,
-    so its ``order-created`` message leaves the outbox without waiting for a poll.
+    """The API on the order service's database, placing orders in ``transactions``' units
+    of work (which wake the relay, so an ``order-created`` leaves without waiting for a poll).
 
     A request body over ``max_body_bytes`` is answered 413 without being read whole.
     """
@@ -33,7 +31,7 @@ def create_app(
         description="Place orders and follow them through the place-order saga.",
         version="1",
     )
-    app.state.order_service = OrderServiceContext(engine, settings, wake_relay)
+    app.state.order_service = OrderServiceContext(transactions, settings)
     install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     for router in (orders.router, products.router, health.router):

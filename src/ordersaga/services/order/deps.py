@@ -1,4 +1,4 @@
-"""What route functions may ask for: the engine, the settings and the relay's wake-up.
+"""What route functions may ask for: the engine, the settings and the units of work.
 
 They live on ``app.state`` (set once by :func:`ordersaga.services.order.api.create_app`),
 never in module globals, so two apps in one process never share an engine. The
@@ -6,7 +6,6 @@ providers are coroutines although they never wait: FastAPI runs a plain function
 dependency on a worker thread, a hop per dependency per request.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,13 +13,13 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
+from ordersaga.messaging.unit_of_work import Transactions
 
 
 @dataclass(frozen=True, slots=True)
 class OrderServiceContext:
-    engine: AsyncEngine
+    transactions: Transactions
     settings: Settings
-    wake_relay: Callable[[], None]
 
 
 async def get_context(request: Request) -> OrderServiceContext:
@@ -34,17 +33,17 @@ ContextDep = Annotated[OrderServiceContext, Depends(get_context)]
 
 
 async def get_engine(context: ContextDep) -> AsyncEngine:
-    return context.engine
+    return context.transactions.engine
 
 
 async def get_settings(context: ContextDep) -> Settings:
     return context.settings
 
 
-async def get_wake_relay(context: ContextDep) -> Callable[[], None]:
-    return context.wake_relay
+async def get_transactions(context: ContextDep) -> Transactions:
+    return context.transactions
 
 
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-WakeRelayDep = Annotated[Callable[[], None], Depends(get_wake_relay)]
+TransactionsDep = Annotated[Transactions, Depends(get_transactions)]

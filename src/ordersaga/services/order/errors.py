@@ -205,6 +205,7 @@ def install_error_handlers(app: FastAPI, accepted_body_fields: Sequence[str] = (
         return response
 
     app.add_exception_handler(RequestValidationError, on_validation)
+
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         # A pool or lock timeout, a busy or restarting server... is the database's state,
         # not a bug: 503 as for a database that is away. Anything else is a bug.

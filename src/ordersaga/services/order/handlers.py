@@ -6,14 +6,14 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderStatusApplied, OrderUpdated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.timestamps import utc_now
-from ordersaga.messaging.handler import HandlerContext
+from ordersaga.messaging.handler import HandlerContext, one_by_one
 from ordersaga.services.order import repository
 from ordersaga.services.order.model import final_reason
 
 log = logging.getLogger(__name__)
 
 
-async def handle_order_updated(ctx: HandlerContext, message: OrderUpdated) -> None:
+async def apply_order_update(ctx: HandlerContext, message: OrderUpdated) -> None:
     """Record the final status of an ORDER_CREATED order; a final status is never changed.
 
     Whenever the order ends up final, whether this update made it so or an earlier one
@@ -46,6 +46,10 @@ async def handle_order_updated(ctx: HandlerContext, message: OrderUpdated) -> No
         message.orderID,
         current,
     )
+
+
+handle_order_updated = one_by_one(apply_order_update)
+"""The handler of ``order-updated``: each update of a batch applied in turn."""
 
 
 def _applied(ctx: HandlerContext, message: OrderUpdated, status: OrderStatus) -> None:

@@ -1,4 +1,4 @@
-"""Placing an order: the order row and its ``order-created`` message, in one transaction.
+"""Placing an order: the order row and its ``order-created`` message, in one unit of work.
 
 An ``Idempotency-Key`` never changes meaning: the first request that uses it creates
 the order, every later one with the same body gets that order back and creates nothing,
@@ -8,18 +8,16 @@ winner's order once the winner has committed.
 """
 
 import logging
-from collections.abc import Callable
 from uuid import uuid4
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderCreated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.timestamps import utc_now
-from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.outbox import write_outbox
+from ordersaga.messaging.unit_of_work import Transactions, UnitOfWork
 from ordersaga.services.order import repository
 from ordersaga.services.order.model import (
     IdempotencyKeyReused,
@@ -29,30 +27,29 @@ from ordersaga.services.order.model import (
     UnknownProduct,
     order_amount,
 )
-from ordersaga.services.order.tables import outbox
 
 log = logging.getLogger(__name__)
 
 
 async def place_order(
-    engine: AsyncEngine,
+    transactions: Transactions,
     request: OrderRequest,
     *,
     idempotency_key: str | None,
-    wake_relay: Callable[[], None],
 ) -> Placement:
     """Create the order ``request`` asks for, or return the one its idempotency key made.
 
     Raises :class:`UnknownProduct` for a product not in the catalog and
     :class:`IdempotencyKeyReused` when the key was used for a different order.
     """
+    engine = transactions.engine
     if idempotency_key is not None:
         replay = await _replay(engine, request, idempotency_key)
         if replay is not None:
             return replay
     try:
-        async with engine.begin() as conn:
-            order = await _create(conn, request, idempotency_key)
+        async with transactions.begin() as work:
+            order = await _create(work, request, idempotency_key)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -61,7 +58,6 @@ async def place_order(
         if replay is None:
             raise
         return replay
-    wake_relay()
     # DEBUG: one line per order at INFO costs a percent of the service's CPU at load;
     # the saga's outcome is logged where it ends.
     log.debug("saga %s: order created for user %d", order.id, order.user_id)
@@ -78,7 +74,8 @@ async def _replay(engine: AsyncEngine, request: OrderRequest, key: str) -> Place
     return Placement(existing, created=False)
 
 
-async def _create(conn: AsyncConnection, request: OrderRequest, key: str | None) -> Order:
+async def _create(work: UnitOfWork, request: OrderRequest, key: str | None) -> Order:
+    conn = work.conn
     price = await repository.product_price(conn, request.product_id)
     if price is None:
         raise UnknownProduct(request.product_id, await repository.product_ids(conn))
@@ -95,7 +92,7 @@ async def _create(conn: AsyncConnection, request: OrderRequest, key: str | None)
         updated_at=now,
     )
     await repository.insert_order(conn, order, key)
-    await write_outbox(conn, outbox, [envelope(topics.ORDER_CREATED, order_created(order))])
+    work.send(topics.ORDER_CREATED, order_created(order))
     return order
 
 

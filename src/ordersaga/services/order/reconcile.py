@@ -17,15 +17,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, or_, select, update
 
 from ordersaga.contracts import topics
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.backoff import Backoff
-from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.outbox import write_outbox
+from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.services.order.model import Order
 from ordersaga.services.order.placing import order_created
 from ordersaga.services.order.repository import order_from_row
@@ -35,8 +33,7 @@ log = logging.getLogger(__name__)
 
 
 async def reconcile_stale_orders(
-    engine: AsyncEngine,
-    outbox: Table,
+    transactions: Transactions,
     *,
     after: float,
     now: datetime | None = None,
@@ -59,7 +56,8 @@ async def reconcile_stale_orders(
         .with_for_update(skip_locked=True)
     )
     claim = update(orders).where(orders.c.id == bindparam("wanted"), *due)
-    async with engine.begin() as conn:
+    async with transactions.begin() as work:
+        conn = work.conn
         found: list[Order] = []
         for order in [order_from_row(row) for row in await conn.execute(query)]:
             # Still due when written: on SQLite, which has no row locks, another
@@ -67,10 +65,8 @@ async def reconcile_stale_orders(
             claimed = await conn.execute(claim.values(reconciled_at=at), {"wanted": str(order.id)})
             if claimed.rowcount == 1:
                 found.append(order)
-        if not found:
-            return 0
-        messages = [envelope(topics.ORDER_CREATED, order_created(o)) for o in found]
-        await write_outbox(conn, outbox, messages)
+        for order in found:
+            work.send(topics.ORDER_CREATED, order_created(order))
     for order in found:
         log.warning(
             "saga %s: order still %s after %gs; order-created published again",
@@ -82,10 +78,8 @@ async def reconcile_stale_orders(
 
 
 async def run_reconciler(
-    engine: AsyncEngine,
-    wake_relay: Callable[[], None],
+    transactions: Transactions,
     *,
-    outbox: Table,
     after: float,
     batch: int = 50,
     clock: Callable[[], datetime] = utc_now,
@@ -99,9 +93,7 @@ async def run_reconciler(
     backoff = Backoff(first=interval, cap=max(interval, 5.0))
     while True:
         try:
-            done = await reconcile_stale_orders(
-                engine, outbox, after=after, now=clock(), batch=batch
-            )
+            done = await reconcile_stale_orders(transactions, after=after, now=clock(), batch=batch)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -109,7 +101,5 @@ async def run_reconciler(
             await backoff.sleep()
             continue
         backoff.reset()
-        if done:
-            wake_relay()
         if done < batch:
             await asyncio.sleep(interval)

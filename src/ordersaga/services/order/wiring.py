@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_PRICES, Settings
 from ordersaga.contracts import topics
+from ordersaga.contracts.messages import OrderUpdated
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
@@ -30,13 +31,13 @@ async def seed(conn: AsyncConnection) -> None:
 def spec(settings: Settings) -> ServiceSpec:
     """The order service: consumes ``order-updated`` and reconciles orders left
     ORDER_CREATED; the HTTP API is built by ``api``."""
-    reconciler = partial(run_reconciler, outbox=tables.outbox, after=settings.reconcile_after)
+    reconciler = partial(run_reconciler, after=settings.reconcile_after)
     return ServiceSpec(
         name="order",
         metadata=tables.metadata,
         inbox=tables.inbox,
         outbox=tables.outbox,
-        subscriptions=[Subscription(topics.ORDER_UPDATED, handle_order_updated)],
+        subscriptions=[Subscription(topics.ORDER_UPDATED, OrderUpdated, handle_order_updated)],
         seed=seed,
         retention=[inbox_pruner(tables.inbox, settings.inbox_window)],
         retention_interval=settings.retention_interval,

@@ -1,16 +1,23 @@
-"""The payment service as the runtime sees it: tables, subscriptions and sample data."""
+"""The payment service as the runtime sees it: tables, its handler, subscriptions and sample
+data."""
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_BALANCES, Settings
 from ordersaga.contracts import topics
+from ordersaga.contracts.messages import CancelPayment, ProcessPayment
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
-from ordersaga.services.payment.batch import handle_payment_batch
-from ordersaga.services.payment.handlers import handle_cancel_payment, handle_process_payment
-from ordersaga.services.payment.tables import balances, inbox, metadata, outbox
+from ordersaga.services.holdings import Holdings, holdings_handler
+from ordersaga.services.payment import rules
+from ordersaga.services.payment.tables import balances, inbox, metadata, outbox, payments
+
+handle_payment = holdings_handler(
+    Holdings(balances.c.user_id, balances.c.balance, payments.c.user_id, payments.c.amount, rules)
+)
+"""process-payment (a hold of money) and cancel-payment (its refund)."""
 
 
 async def seed(conn: AsyncConnection) -> None:
@@ -34,9 +41,9 @@ def spec(settings: Settings) -> ServiceSpec:
         inbox=inbox,
         outbox=outbox,
         subscriptions=[
-            # One batch handler for both, so a payment and its cancel are handled in order.
-            Subscription(topics.PROCESS_PAYMENT, handle_process_payment, handle_payment_batch),
-            Subscription(topics.CANCEL_PAYMENT, handle_cancel_payment, handle_payment_batch),
+            # One handler for both, so a payment and its cancel are handled in order.
+            Subscription(topics.PROCESS_PAYMENT, ProcessPayment, handle_payment),
+            Subscription(topics.CANCEL_PAYMENT, CancelPayment, handle_payment),
         ],
         seed=seed,
         retention=[inbox_pruner(inbox, settings.inbox_window)],

@@ -1,19 +1,28 @@
-"""The stock service as the runtime sees it: tables, subscriptions and sample data."""
+"""The stock service as the runtime sees it: tables, its handler, subscriptions and sample data."""
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import SAMPLE_STOCK, Settings
 from ordersaga.contracts import topics
+from ordersaga.contracts.messages import CancelProductReservation, ReserveProduct
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.services.base import ServiceSpec
-from ordersaga.services.stock.batch import handle_stock_batch
-from ordersaga.services.stock.handlers import (
-    handle_cancel_product_reservation,
-    handle_reserve_product,
+from ordersaga.services.holdings import Holdings, holdings_handler
+from ordersaga.services.stock import rules
+from ordersaga.services.stock.tables import inbox, metadata, outbox, reservations, stock
+
+handle_stock = holdings_handler(
+    Holdings(
+        stock.c.product_id,
+        stock.c.quantity,
+        reservations.c.product_id,
+        reservations.c.quantity,
+        rules,
+    )
 )
-from ordersaga.services.stock.tables import inbox, metadata, outbox, stock
+"""reserve-product (a hold of stock) and cancel-product-reservation (its release)."""
 
 
 async def seed(conn: AsyncConnection) -> None:
@@ -37,13 +46,9 @@ def spec(settings: Settings) -> ServiceSpec:
         inbox=inbox,
         outbox=outbox,
         subscriptions=[
-            # One batch handler for both, so a reserve and its cancel are handled in order.
-            Subscription(topics.RESERVE_PRODUCT, handle_reserve_product, handle_stock_batch),
-            Subscription(
-                topics.CANCEL_PRODUCT_RESERVATION,
-                handle_cancel_product_reservation,
-                handle_stock_batch,
-            ),
+            # One handler for both, so a reserve and its cancel are handled in order.
+            Subscription(topics.RESERVE_PRODUCT, ReserveProduct, handle_stock),
+            Subscription(topics.CANCEL_PRODUCT_RESERVATION, CancelProductReservation, handle_stock),
         ],
         seed=seed,
         retention=[inbox_pruner(inbox, settings.inbox_window)],

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.services.order import repository
-from ordersaga.services.order.deps import EngineDep, SettingsDep, WakeRelayDep
+from ordersaga.services.order.deps import EngineDep, SettingsDep, TransactionsDep
 from ordersaga.services.order.errors import NotFound
 from ordersaga.services.order.model import OrderRequest
 from ordersaga.services.order.placing import place_order
@@ -95,13 +95,10 @@ def location(order_id: UUID) -> str:
 async def create_order(
     request: OrderRequestDep,
     response: Response,
-    engine: EngineDep,
-    wake_relay: WakeRelayDep,
+    transactions: TransactionsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
-    placement = await place_order(
-        engine, request, idempotency_key=idempotency_key, wake_relay=wake_relay
-    )
+    placement = await place_order(transactions, request, idempotency_key=idempotency_key)
     response.headers["Location"] = location(placement.order.id)
     if not placement.created:
         response.status_code = 200

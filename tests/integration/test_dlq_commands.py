@@ -1,5 +1,9 @@
 """`ordersaga dlq` on the embedded broker: dead letters listed, shown and replayed.
 
+The commands' own behaviour: their flags, their output, their mistakes. What they rest
+on (finding dead letters, a replay handled once) is the contract of every broker
+adapter, in tests/contract/test_dead_letters.py.
+
 A tiny counting service runs on a SQLite-backed broker file, as the embedded system
 does; it is stopped while the commands run (the file has one writer at a time) and
 started again on the same file to handle what was replayed.
@@ -7,7 +11,6 @@ started again on the same file to handle what was replayed.
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,7 +20,6 @@ from uuid import uuid4
 import pytest
 from click.testing import Result
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
@@ -32,7 +34,7 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import ConsumerStats
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.envelope import envelope
-from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription
+from ordersaga.messaging.handler import HandlerContext, InvalidMessage, Subscription, one_by_one
 from ordersaga.messaging.inbox import inbox_table
 from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.outbox import outbox_table
@@ -93,7 +95,7 @@ class Service:
             engine=self.engine,
             inbox=inbox,
             outbox=outbox,
-            subscriptions=[Subscription(SOURCE, self.handle)],
+            subscriptions=[Subscription(SOURCE, OrderUpdated, one_by_one(self.handle))],
         )
         endpoint.start()
         try:
@@ -294,25 +296,6 @@ async def test_a_data_dir_without_a_broker_or_an_unreachable_kafka_is_said_so(
         assert len(result.stderr.strip().splitlines()) == 1
     for result in (empty, garbage, away):
         assert "Traceback" not in result.output
-
-
-async def test_a_database_fault_is_not_a_dead_letter(service: Service) -> None:
-    """A handler failing for a while on a locked database is retried, never dead-lettered."""
-    service.broken = False
-    locked = sqlite3.OperationalError("database is locked")
-    failures = iter(range(3))
-
-    async def flaky(ctx: HandlerContext, message: OrderUpdated) -> None:
-        if next(failures, None) is not None:
-            raise OperationalError("UPDATE seen", {}, locked)
-        await Service.handle(service, ctx, message)
-
-    service.handle = flaky  # type: ignore[method-assign]
-    await service.run(lambda s: s.handled == 1, send=[an_update()])
-    assert await service.records(DLQ) == []
-    assert await service.times_seen() == [1]
-    listed = await dlq("list", "--data-dir", str(service.data_dir))
-    assert "No dead letters" in listed.output
 
 
 async def test_list_and_show_as_json_say_what_the_dead_letter_topic_holds(

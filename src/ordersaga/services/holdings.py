@@ -1,0 +1,223 @@
+"""The rules every holding participant follows, whatever it holds (stock, money).
+
+A holding participant holds an amount of a holder's row (a product's stock, a user's
+balance) for an order, and gives it back when the order's saga compensates. Its
+commands come in pairs: *hold* (reserve-product, process-payment) and *release*
+(cancel-product-reservation, cancel-payment). What it decides, and answers, is its own
+(its ``rules.py``: the answers to an order held before, why a hold is refused, what a
+release answers); how it decides is the same for all, and is here:
+
+- A hold for an order that already has a row is answered from it and holds nothing.
+  Otherwise the amount is taken in one conditional update (never read-modify-write),
+  if that much is there; a refusal is recorded with its reason.
+- A release for an order with no row leaves a tombstone, so a hold that arrives later
+  is refused. Only a held row gives back, once: its status change is guarded in its
+  WHERE clause, so of two releases racing for one row only one gives back. Anything
+  else was never taken or is already back.
+
+One row per order (its primary key) makes each effect happen at most once per order.
+The batch skeleton (:mod:`~ordersaga.services.participant`) locks the holders, reads
+the orders' rows and writes the new ones.
+"""
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import Column, Row, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersaga.contracts.messages import WireMessage
+from ordersaga.messaging.handler import BatchHandler, HandlerContext
+from ordersaga.services.participant import Known, Ledger, batch_handler
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=StrEnum)
+Amount = Any  # int (units of stock) or Decimal (money)
+Answer = tuple[str, WireMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold(Generic[S]):
+    """An order's row, as the batch knows it."""
+
+    holder: int
+    amount: Amount
+    status: S
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Statuses(Generic[S]):
+    """What the participant calls the four states of an order's row (``Statuses(*Enum)``
+    for an enum that declares them in this order)."""
+
+    held: S
+    rejected: S
+    released: S
+    tombstone: S
+    """The release came before any hold: a later hold is refused."""
+
+
+class HoldingRules(Protocol):
+    """What a holding participant's ``rules`` module says: its commands, its statuses, and
+    its answers (pure functions)."""
+
+    @property
+    def HOLD(self) -> type[WireMessage]: ...
+    @property
+    def RELEASE(self) -> type[WireMessage]: ...
+    @property
+    def STATUSES(self) -> Statuses[Any]: ...
+    @property
+    def ACCEPTED(self) -> Any: ...
+    @property
+    def REFUSED(self) -> Any: ...
+    @property
+    def NOTHING(self) -> Amount: ...
+
+    def holder_of(self, command: Any) -> int:
+        """The holder a command takes from or gives back to."""
+
+    def amount_of(self, command: Any) -> Amount:
+        """The amount a hold command asks for."""
+
+    def answer_existing(self, status: Any, reason: str | None) -> tuple[Any, str | None]:
+        """The answer status (and reason) to a hold for an order that has a row."""
+
+    def rejection_reason(self, holder: int, has: Amount | None, wanted: Amount) -> str:
+        """Why a hold failed, given what the holder has (None: no such holder)."""
+
+    def answer_hold(self, command: Any, status: Any, reason: str | None) -> Answer:
+        """The answer to a hold command."""
+
+    def answer_release(self, command: Any, given: Amount | None) -> Answer:
+        """The answer to a release command that gave back ``given`` (None: nothing)."""
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """A holding participant: where its holders and order rows are, and its rules."""
+
+    holder: Column[int]
+    """The key of the holders' rows (``stock.product_id``)."""
+    on_hand: Column[Any]
+    """What a holder has (``stock.quantity``)."""
+    record_holder: Column[int]
+    """The holder column of the order rows' table (one row per order, keyed by
+    ``order_id``, with ``status``, ``reason`` and timestamps)."""
+    record_amount: Column[Any]
+    rules: HoldingRules
+
+
+def holdings_handler(spec: Holdings) -> BatchHandler:
+    """The handler of ``spec``'s hold and release commands, as one by one in order."""
+    # Built once and run with bound parameters: building a statement costs more than running it.
+    holders = spec.holder.table
+    amount = spec.on_hand.type
+    take = (
+        update(holders)
+        .where(
+            spec.holder == bindparam("wanted_holder"),
+            spec.on_hand >= bindparam("wanted_amount", type_=amount),
+        )
+        .values({spec.on_hand: spec.on_hand - bindparam("wanted_amount", type_=amount)})
+    )
+    on_hand = select(spec.on_hand).where(spec.holder == bindparam("wanted_holder"))
+    give_back = (
+        update(holders)
+        .where(spec.holder == bindparam("wanted_holder"))
+        .values({spec.on_hand: spec.on_hand + bindparam("given_amount", type_=amount)})
+    )
+    rules = spec.rules
+    records, statuses = spec.record_holder.table, rules.STATUSES
+    release = (
+        update(records)
+        .where(
+            records.c.order_id == bindparam("wanted_order"),
+            records.c.status == statuses.held.value,
+        )
+        .values(status=statuses.released.value, updated_at=bindparam("now"))
+    )
+    status_of = type(statuses.held)
+
+    async def hold_rule(known: Known[Hold[Any]], ctx: HandlerContext, command: Any) -> None:
+        order_id = str(command.orderID)
+        holder, wanted = rules.holder_of(command), rules.amount_of(command)
+        existing = known.find(order_id)
+        conn = known.conn
+        if existing is not None:
+            status, reason = rules.answer_existing(existing.status, existing.reason)
+        elif holder in known.holders and await _taken(conn, take, holder, wanted):
+            known.put(order_id, Hold(holder, wanted, statuses.held, None))
+            status, reason = rules.ACCEPTED, None
+        else:
+            # An unknown holder has no row to take from: nothing to try.
+            known_holder = holder in known.holders
+            has = await conn.scalar(on_hand, {"wanted_holder": holder}) if known_holder else None
+            reason = rules.rejection_reason(holder, has, wanted)
+            known.put(order_id, Hold(holder, wanted, statuses.rejected, reason))
+            status = rules.REFUSED
+        if reason is not None:
+            log.info("saga %s: refused: %s", ctx.cause.saga_id, reason)
+        ctx.send(*rules.answer_hold(command, status, reason))
+
+    async def release_rule(known: Known[Hold[Any]], ctx: HandlerContext, command: Any) -> None:
+        order_id = str(command.orderID)
+        existing = known.find(order_id)
+        given: Amount | None = None
+        if existing is None:
+            tombstone = Hold(rules.holder_of(command), rules.NOTHING, statuses.tombstone, None)
+            known.put(order_id, tombstone)
+        elif existing.status is statuses.held:
+            # A row this batch made is not written yet: it is written released. A stored
+            # one is released by a guarded update, which of two racing releases wins.
+            if known.is_new(order_id) or await _released(known.conn, release, order_id):
+                params = {"wanted_holder": existing.holder, "given_amount": existing.amount}
+                await known.conn.execute(give_back, params)
+                given = existing.amount
+            known.put(order_id, replace(existing, status=statuses.released))
+        ctx.send(*rules.answer_release(command, given))
+
+    def read(row: Row[Any]) -> Hold[Any]:
+        mapping = row._mapping
+        return Hold(
+            mapping[spec.record_holder.name],
+            mapping[spec.record_amount.name],
+            status_of(row.status),
+            row.reason,
+        )
+
+    def write(hold: Hold[Any]) -> dict[str, Any]:
+        return {
+            spec.record_holder.name: hold.holder,
+            spec.record_amount.name: hold.amount,
+            "status": hold.status.value,
+            "reason": hold.reason,
+        }
+
+    return batch_handler(
+        Ledger(
+            holder=spec.holder,
+            records=records,
+            holder_of=rules.holder_of,
+            read=read,
+            write=write,
+            rules={rules.HOLD: hold_rule, rules.RELEASE: release_rule},
+        )
+    )
+
+
+async def _taken(conn: AsyncConnection, take: Any, holder: int, wanted: Amount) -> bool:
+    """Take ``wanted`` if that much is there, in one statement; True if it was."""
+    result = await conn.execute(take, {"wanted_holder": holder, "wanted_amount": wanted})
+    return result.rowcount == 1
+
+
+async def _released(conn: AsyncConnection, release: Any, order_id: str) -> bool:
+    """Mark the stored row released; False if another release did first."""
+    result = await conn.execute(release, {"wanted_order": order_id, "now": datetime.now(UTC)})
+    return result.rowcount == 1
