@@ -4,7 +4,9 @@ up at the deadline, uncommitted, for the partition's next owner."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import func, select
@@ -12,19 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderUpdated
+from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.endpoint import Endpoint
-from ordersaga.messaging.handler import HandlerContext, Subscription
+from ordersaga.messaging.envelope import envelope
+from ordersaga.messaging.handler import HandlerContext, Subscription, one_by_one
 from ordersaga.messaging.memory import InProcessBroker
-from tests.integration.test_consumer_loop import (
-    Flaky,
-    an_update,
-    count_and_answer,
-    inbox,
-    metadata,
-    outbox,
-    times_seen,
-)
+from ordersaga.messaging.port import OutgoingMessage
+from tests.contract.test_consumer_loop import Counter, Flaky, inbox, metadata, outbox, times_seen
 from tests.support import until
 
 GROUP = "counter"
@@ -51,7 +48,7 @@ class Gate:
     async def __call__(self, ctx: HandlerContext, message: OrderUpdated) -> None:
         self.reached += 1
         await self._open.wait()
-        await count_and_answer(ctx, message, Flaky())
+        await Counter(topics.PRODUCT_RESERVATION_CANCELLED, Flaky())(ctx, message)
 
 
 def gated_endpoint(broker: InProcessBroker, engine: AsyncEngine, gate: Gate) -> Endpoint:
@@ -61,10 +58,22 @@ def gated_endpoint(broker: InProcessBroker, engine: AsyncEngine, gate: Gate) -> 
         engine=engine,
         inbox=inbox,
         outbox=outbox,
-        subscriptions=[Subscription(topics.ORDER_UPDATED, gate)],
+        subscriptions=[Subscription(topics.ORDER_UPDATED, OrderUpdated, one_by_one(gate))],
     )
     endpoint.start()
     return endpoint
+
+
+def an_update() -> OutgoingMessage:
+    order = OrderUpdated(
+        orderID=uuid4(),
+        userID=1,
+        productID=1,
+        quantity=1,
+        amount=Decimal("20"),
+        status=OrderStatus.ORDER_COMPLETED,
+    )
+    return envelope(topics.ORDER_UPDATED, order)
 
 
 async def outbox_rows(engine: AsyncEngine) -> int:
