@@ -27,6 +27,10 @@ WARM_UP_NOISE = (
 )
 
 
+JOINED = "Successfully synced group"
+"""What aiokafka says once a consumer has joined its group and has its partitions."""
+
+
 class StartupNoise(logging.Filter):
     """A handler filter; :attr:`waiting_for_kafka` is set while the replica waits."""
 
@@ -37,8 +41,11 @@ class StartupNoise(logging.Filter):
         self._warm_until = clock() + warm_up
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("aiokafka") or record.levelno < logging.WARNING:
+        if not record.name.startswith("aiokafka"):
             return True
+        if record.levelno < logging.WARNING:
+            # Of a group join's dozen INFO lines, only the one that says it is done.
+            return record.getMessage().startswith(JOINED)
         text = record.getMessage()
         if self.waiting_for_kafka and any(n in text for n in CONNECTION_NOISE):
             return False
@@ -48,8 +55,10 @@ class StartupNoise(logging.Filter):
 
 def quiet_start(warm_up: float = 30.0) -> StartupNoise:
     """Install a :class:`StartupNoise` on the root logger's handlers; returns it. aiokafka's
-    INFO lines (a dozen per consumer group join) are left out as well."""
+    INFO lines (a dozen per consumer group join) are left out as well, but for the one
+    that says a join is done."""
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka.consumer.group_coordinator").setLevel(logging.INFO)
     noise = StartupNoise(warm_up)
     for handler in logging.getLogger().handlers:
         handler.addFilter(noise)
