@@ -36,7 +36,6 @@ class Schema(Protocol):
     @property
     def migrations(self) -> str:
         """The package of its Alembic history (``env.py`` and ``versions/``)."""
-        ...
 
     @property
     def seed(self) -> Seed: ...

@@ -35,7 +35,6 @@ class SagaClock(Protocol):
 
     async def now(self, conn: AsyncConnection) -> datetime:
         """The time now, timezone-aware, in UTC."""
-        ...
 
 
 @dataclass

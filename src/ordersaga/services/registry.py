@@ -7,6 +7,7 @@ URLs, the tests — takes its list from here.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -53,39 +54,24 @@ class Service:
         return f"ORDERSAGA_{self.url_setting.upper()}"
 
 
+def _service(name: str, tables: ModuleType, wiring: ModuleType) -> Service:
+    """A service laid out as every one is: ``services/<name>/{tables,wiring}.py``,
+    ``migrations/<name>/``, its URL in ``Settings.<name>_db_url``."""
+    return Service(
+        name=name,
+        metadata=tables.metadata,
+        migrations=f"ordersaga.migrations.{name}",
+        seed=wiring.seed,
+        wiring=wiring.spec,
+        url_setting=f"{name}_db_url",
+    )
+
+
 SERVICES: tuple[Service, ...] = (
-    Service(
-        name="order",
-        metadata=order_tables.metadata,
-        migrations="ordersaga.migrations.order",
-        seed=order_wiring.seed,
-        wiring=order_wiring.spec,
-        url_setting="order_db_url",
-    ),
-    Service(
-        name="orchestrator",
-        metadata=orchestrator_tables.metadata,
-        migrations="ordersaga.migrations.orchestrator",
-        seed=orchestrator_wiring.seed,
-        wiring=orchestrator_wiring.spec,
-        url_setting="orchestrator_db_url",
-    ),
-    Service(
-        name="stock",
-        metadata=stock_tables.metadata,
-        migrations="ordersaga.migrations.stock",
-        seed=stock_wiring.seed,
-        wiring=stock_wiring.spec,
-        url_setting="stock_db_url",
-    ),
-    Service(
-        name="payment",
-        metadata=payment_tables.metadata,
-        migrations="ordersaga.migrations.payment",
-        seed=payment_wiring.seed,
-        wiring=payment_wiring.spec,
-        url_setting="payment_db_url",
-    ),
+    _service("order", order_tables, order_wiring),
+    _service("orchestrator", orchestrator_tables, orchestrator_wiring),
+    _service("stock", stock_tables, stock_wiring),
+    _service("payment", payment_tables, payment_wiring),
 )
 """In the order they are started and reported."""
 
