@@ -89,12 +89,7 @@ async def seed(schema: Schema, url: str) -> None:
     engine = _engine(url)
     try:
         async with engine.begin() as conn, _exclusive(conn):
-            current = await conn.run_sync(_current_revision)
-            if current != head_revision(schema):
-                raise SchemaNotCurrent(
-                    f"the {schema.name} database is at revision {current or 'none'}, not "
-                    f"the latest: run `ordersaga db upgrade {schema.name}` first"
-                )
+            _require_head(schema, await conn.run_sync(_current_revision))
             await schema.seed(conn)
     finally:
         await engine.dispose()
@@ -108,6 +103,20 @@ async def current_revision(url: str) -> str | None:
             return await conn.run_sync(_current_revision)
     finally:
         await engine.dispose()
+
+
+async def require_current(schema: Schema, url: str) -> None:
+    """Raise :class:`SchemaNotCurrent`, naming the command that fixes it, unless the
+    database at ``url`` is at ``schema``'s latest revision."""
+    _require_head(schema, await current_revision(url))
+
+
+def _require_head(schema: Schema, current: str | None) -> None:
+    if current != head_revision(schema):
+        raise SchemaNotCurrent(
+            f"the {schema.name} database is at revision {current or 'none'}, not "
+            f"the latest: run `ordersaga db upgrade {schema.name}` first"
+        )
 
 
 def _engine(url: str) -> AsyncEngine:

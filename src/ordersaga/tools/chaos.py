@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
+from ordersaga.db.migrate import SchemaNotCurrent, require_current
 from ordersaga.runtime.processes import (
     ChildProcess,
     NotReady,
@@ -351,6 +352,11 @@ async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -
     run = ChaosRun(config, settings, say)
     engines = {s.name: make_engine(s.database_url(settings)) for s in SERVICES}
     try:
+        for service in SERVICES:
+            try:
+                await require_current(service, service.database_url(settings))
+            except SchemaNotCurrent as error:
+                raise ChaosError(f"{error} (and `ordersaga seed`)") from None
         if not config.reuse and (existing := await _order_count(engines["order"])):
             raise ChaosError(
                 f"the order database already holds {existing} orders; verify would count "
