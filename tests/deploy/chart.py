@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "ordersaga"
 PRODUCTION = CHART / "values-production.yaml"
 SERVICES = ("order", "orchestrator", "stock", "payment")
+KUBERNETES = "1.37"
+"""The Kubernetes version the chart is rendered for and its manifests validated against
+(kubernetes-validate's schemas)."""
 
 Manifest = dict[str, Any]
 
@@ -35,6 +38,7 @@ def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
 def template_text(*values: Path, sets: tuple[str, ...] = ()) -> str:
     """``helm template`` of the chart as release ``ordersaga``: the manifests as YAML."""
     args = ["template", "ordersaga", str(CHART), "--namespace", "shop"]
+    args += ["--kube-version", f"{KUBERNETES}.0"]
     for path in values:
         args += ["-f", str(path)]
     for assignment in sets:

@@ -2,6 +2,7 @@
 production-like values file, wires every setting of config.py, and keeps the promises of
 docs/deploy.md (probes, graceful stop, hooks, security)."""
 
+import copy
 import subprocess
 import sys
 import typing
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 from ordersaga.config import Settings
 from tests.deploy.chart import (
     CHART,
+    KUBERNETES,
     PRODUCTION,
     SERVICES,
     Manifest,
@@ -25,8 +27,6 @@ from tests.deploy.chart import (
     template_text,
 )
 
-# The Kubernetes version the manifests are validated against (kubernetes-validate's schemas).
-KUBERNETES = "1.37"
 TRY_IT = ("secrets.values.order-db-url=mysql+aiomysql://u:p@db/orders",)
 
 
@@ -56,20 +56,24 @@ def production() -> list[Manifest]:
 
 def test_the_chart_lints_with_either_values_file() -> None:
     for extra in ([], ["-f", str(PRODUCTION)]):
-        done = run_helm("lint", "--strict", str(CHART), *extra, "--set", TRY_IT[0])
+        done = run_helm(
+            "lint",
+            "--strict",
+            "--kube-version",
+            f"{KUBERNETES}.0",
+            str(CHART),
+            *extra,
+            "--set",
+            TRY_IT[0],
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
 
 
-@pytest.mark.parametrize("values", ["default", "production"])
-def test_the_rendered_manifests_are_valid_kubernetes_objects(values: str, tmp_path: Path) -> None:
-    text = template_text(sets=TRY_IT) if values == "default" else template_text(PRODUCTION)
-    # The ServiceMonitor is the Prometheus Operator's kind, not Kubernetes': it is checked
-    # on its own below; every other object against the schemas of the Kubernetes version.
-    docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] != "ServiceMonitor"]
-    path = tmp_path / "manifests.yaml"
+def validate(docs: list[Manifest], path: Path) -> subprocess.CompletedProcess[str]:
+    """kubernetes-validate --strict (unknown fields are errors) on ``docs``."""
     path.write_text(yaml.safe_dump_all(docs))
-    done = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -83,8 +87,28 @@ def test_the_rendered_manifests_are_valid_kubernetes_objects(values: str, tmp_pa
         text=True,
         check=False,
     )
+
+
+@pytest.mark.parametrize("values", ["default", "production"])
+def test_the_rendered_manifests_are_valid_kubernetes_objects(values: str, tmp_path: Path) -> None:
+    text = template_text(sets=TRY_IT) if values == "default" else template_text(PRODUCTION)
+    # The ServiceMonitor is the Prometheus Operator's kind, not Kubernetes': it is checked
+    # on its own below; every other object against the schemas of the Kubernetes version.
+    docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] != "ServiceMonitor"]
+    done = validate(docs, tmp_path / "manifests.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("PASSED") == len(docs), done.stdout
+    assert done.stdout.count(f"against version {KUBERNETES}") == len(docs), done.stdout
+    assert done.stdout.count(" passed for resource ") == len(docs), done.stdout
+
+
+def test_the_validation_refuses_a_field_kubernetes_does_not_know(
+    default: list[Manifest], tmp_path: Path
+) -> None:
+    deployment = copy.deepcopy(of_kind(default, "Deployment")["ordersaga-stock"])
+    container(deployment)["healthcheck"] = {"test": ["CMD", "true"]}
+    done = validate([deployment], tmp_path / "wrong.yaml")
+    assert done.returncode != 0
+    assert "healthcheck" in done.stdout + done.stderr
 
 
 def test_every_setting_of_config_py_is_in_values_yaml() -> None:
@@ -269,6 +293,8 @@ def test_more_autoscaled_replicas_than_partitions_is_refused() -> None:
         "template",
         "ordersaga",
         str(CHART),
+        "--kube-version",
+        f"{KUBERNETES}.0",
         "-f",
         str(PRODUCTION),
         "--set",
@@ -279,6 +305,23 @@ def test_more_autoscaled_replicas_than_partitions_is_refused() -> None:
 
 
 def test_without_a_secret_the_chart_says_what_to_give() -> None:
-    done = run_helm("template", "ordersaga", str(CHART))
+    done = run_helm("template", "ordersaga", str(CHART), "--kube-version", f"{KUBERNETES}.0")
     assert done.returncode != 0
     assert "secrets.existingSecret names the Secret with the database URLs" in done.stderr
+
+
+def test_a_service_can_stay_on_its_release_while_the_others_move() -> None:
+    manifests = render(sets=(*TRY_IT, "image.tag=0.2.0", "services.stock.imageTag=0.1.0"))
+    images = {
+        name.removeprefix("ordersaga-"): container(d)["image"]
+        for name, d in of_kind(manifests, "Deployment").items()
+    }
+    assert images == {
+        "order": "ordersaga:0.2.0",
+        "orchestrator": "ordersaga:0.2.0",
+        "stock": "ordersaga:0.1.0",
+        "payment": "ordersaga:0.2.0",
+    }
+    assert container(of_kind(manifests, "Job")["ordersaga-migrations"])["image"] == (
+        "ordersaga:0.2.0"
+    )
