@@ -11,6 +11,7 @@ The network is the machine's, so 127.0.0.1 reaches the test infrastructure.
 
 import json
 import shlex
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "image"
+CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 
 
 def run(*args: str) -> str:
@@ -72,14 +74,17 @@ class MountedImage:
     def environment(self) -> dict[str, str]:
         return dict(item.split("=", 1) for item in self.config.get("Env", []))
 
-    def command(self, args: list[str], env: dict[str, str]) -> list[str]:
-        """The command line that runs the image's entrypoint with ``args`` as its user, on
-        its read-only root, with the image's environment and then ``env``."""
+    def command(
+        self, args: list[str], env: dict[str, str], entrypoint: list[str] | None = None
+    ) -> list[str]:
+        """The command line that runs the image's entrypoint (or ``entrypoint``) with
+        ``args`` as its user, on its read-only root, with the image's environment and
+        then ``env``."""
         tree = shlex.quote(str(self.tree))
         user = self.config["User"]
         assert ":" in user, f"the image's user {user!r} has no group"
         variables = [f"{k}={v}" for k, v in {**self.environment, **env}.items()]
-        inside = [*self.config["Entrypoint"], *args]
+        inside = [*(entrypoint or self.config["Entrypoint"]), *args]
         script = " && ".join(
             [
                 f"mount --bind {tree} {tree}",
@@ -90,7 +95,7 @@ class MountedImage:
                 "cd /",
                 "exec env -i "
                 + " ".join(shlex.quote(v) for v in variables)
-                + f" chroot --userspec={shlex.quote(user)} {tree} /bin/sh -c "
+                + f" {CHROOT} --userspec={shlex.quote(user)} {tree} /bin/sh -c "
                 + shlex.quote(
                     f"cd {shlex.quote(self.config['WorkingDir'])} && exec "
                     + " ".join(shlex.quote(a) for a in inside)
