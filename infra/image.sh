@@ -13,7 +13,7 @@
 #   infra/image.sh                  build; prints the image's name and size
 #   IMAGE_ARCHIVE=path.tar infra/image.sh   also write it as an oci-archive
 #
-# Needs root, mmdebstrap and buildah. ORDERSAGA_IMAGE_CACHE moves the cache directory
+# Needs root; installs mmdebstrap and buildah when missing. ORDERSAGA_IMAGE_CACHE moves the cache directory
 # (a fresh clone may share the checkout's). The image reads nothing from its root at
 # run time that it writes: it is meant to run with a read-only root filesystem.
 set -euo pipefail
@@ -30,9 +30,16 @@ say() { echo "image: $*" >&2; }
 fail() { echo "image: $*" >&2; exit 2; }
 
 [[ $(id -u) == 0 ]] || fail "run as root (mmdebstrap and buildah need it)"
+missing=()
 for tool in mmdebstrap buildah; do
-    command -v "$tool" >/dev/null || fail "$tool is missing: apt-get install $tool"
+    command -v "$tool" >/dev/null || missing+=("$tool")
 done
+if ((${#missing[@]})); then
+    say "installing ${missing[*]} (Debian packages)"
+    { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; } >&2 \
+        || fail "could not install ${missing[*]}: apt-get install ${missing[*]}"
+fi
 # The wheels are built by this Python and installed by bookworm's, which is 3.11.
 pyver="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
 [[ $pyver == 3.11 ]] || fail "$python is Python $pyver; bookworm's is 3.11, the wheels must match"
