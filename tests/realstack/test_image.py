@@ -3,6 +3,7 @@ on a read-only root, and `serve stock` in it joins Kafka and PostgreSQL and answ
 reserve-product command (tests/realstack/image.py says how it runs here)."""
 
 import asyncio
+import os
 import subprocess
 import time
 import uuid
@@ -27,7 +28,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The image built by `make image`'s script from a clone of the committed tree."""
+    """The image built by `make image`'s script from a clone of the committed tree; or,
+    to run these tests again without building, the image ORDERSAGA_TEST_IMAGE names."""
+    if given := os.environ.get("ORDERSAGA_TEST_IMAGE"):
+        yield given
+        return
     clone = tmp_path_factory.mktemp("clone") / "ordersaga"
     run("git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone))
     name = f"localhost/ordersaga-test:{uuid.uuid4().hex[:8]}"
