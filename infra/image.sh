@@ -66,7 +66,7 @@ fi
 rootfs_key="$(echo "$suite $mirror $packages minbase" | sha256sum | cut -c1-16)"
 rootfs="$cache/rootfs-$rootfs_key.tar"
 if [[ ! -f $rootfs ]]; then
-    say "building a Debian $suite root filesystem with $packages (mmdebstrap, about a minute)"
+    say "building a Debian $suite root filesystem with $packages (mmdebstrap: one to a few minutes, once)"
     mmdebstrap --quiet --mode=root --variant=minbase --include="$packages" \
         "$suite" "$work/rootfs.tar" "$mirror"
     mv "$work/rootfs.tar" "$rootfs"
