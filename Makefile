@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-cluster lint typecheck install clean up fuzz bench
+.PHONY: demo test test-fast test-cluster lint typecheck install clean up fuzz bench image helm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,16 @@ BENCH_ARGS ?=
 
 bench: $(STAMP)
 	bash infra/with-infra.sh $(BIN)/ordersaga bench --max --then-half-rate --with-baseline $(BENCH_ARGS)
+
+# The OCI image ordersaga:<version>, from Debian's packages (as root: mmdebstrap, buildah;
+# the Debian root filesystem and the wheels are cached under .cache/image/). docs/deploy.md.
+# IMAGE_ARCHIVE=path.tar also writes it as an oci-archive.
+image:
+	PYTHON=$(PYTHON) bash infra/image.sh
+
+# helm, built from the Go module proxy into .cache/helm/ when missing (the chart's tests use it).
+helm:
+	bash infra/helm.sh version
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
