@@ -55,12 +55,12 @@ bench: $(STAMP)
 	bash infra/with-infra.sh $(BIN)/ordersaga bench --max --then-half-rate --with-baseline $(BENCH_ARGS)
 
 # The OCI image ordersaga:<version>, from Debian's packages (as root: mmdebstrap, buildah;
-# the Debian root filesystem and the wheels are cached under .cache/image/). docs/deploy.md.
+# the Debian root filesystem and the wheels are cached under ~/.cache/ordersaga/image/). docs/deploy.md.
 # IMAGE_ARCHIVE=path.tar also writes it as an oci-archive.
 image:
 	PYTHON=$(PYTHON) bash infra/image.sh
 
-# helm, built from the Go module proxy into .cache/helm/ when missing (the chart's tests use it).
+# helm, built from the Go module proxy into ~/.cache/ordersaga/helm/ when missing (the chart's tests use it).
 helm:
 	bash infra/helm.sh version
 

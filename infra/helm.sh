@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run helm, building it first when missing: `go install` of a pinned version from the Go
-# module proxy into .cache/helm/ (the build, its module and build caches all stay there).
+# module proxy into ~/.cache/ordersaga/helm/, shared by every clone on the machine (the build, its module and build caches all stay there).
 #
 #   infra/helm.sh ARGS...       helm ARGS...
 #   infra/helm.sh --path        print the path of the helm binary (building it if needed)
@@ -8,7 +8,7 @@ set -euo pipefail
 
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="$root/.cache/helm/$HELM_VERSION"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/ordersaga/helm/$HELM_VERSION"
 helm="$cache/bin/helm"
 
 if [[ ! -x $helm ]]; then

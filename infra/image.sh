@@ -2,9 +2,9 @@
 # Build the OCI image ordersaga:<version> from Debian's packages, without a base image:
 #
 #   1. the wheels: the project's (built every time) and its dependencies' (cached under
-#      .cache/image/wheels-<key>/, keyed by pyproject.toml and the Python version);
+#      ~/.cache/ordersaga/image/wheels-<key>/, keyed by pyproject.toml and the Python version);
 #   2. a minimal Debian bookworm root filesystem with python3 (mmdebstrap; cached as
-#      .cache/image/rootfs-<key>.tar, keyed by the suite, mirror and package list);
+#      ~/.cache/ordersaga/image/rootfs-<key>.tar, keyed by the suite, mirror and package list);
 #   3. the wheels installed offline into a virtual environment /opt/ordersaga made by the
 #      root filesystem's own Python, and the user ordersaga (uid and gid 10001);
 #   4. committed with buildah from scratch: entrypoint /opt/ordersaga/bin/ordersaga,
@@ -14,12 +14,12 @@
 #   IMAGE_ARCHIVE=path.tar infra/image.sh   also write it as an oci-archive
 #
 # Needs root; installs mmdebstrap and buildah when missing. ORDERSAGA_IMAGE_CACHE moves the cache directory
-# (a fresh clone may share the checkout's). The image reads nothing from its root at
+# (outside the checkout by default, like Maven's ~/.m2, so every clone on the machine shares it). The image reads nothing from its root at
 # run time that it writes: it is meant to run with a read-only root filesystem.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="${ORDERSAGA_IMAGE_CACHE:-$root/.cache/image}"
+cache="${ORDERSAGA_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ordersaga/image}"
 python="${PYTHON:-python3}"
 suite=bookworm
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"

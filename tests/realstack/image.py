@@ -10,6 +10,7 @@ The network is the machine's, so 127.0.0.1 reaches the test infrastructure.
 """
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "image"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ordersaga" / "image"
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 
 

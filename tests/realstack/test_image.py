@@ -20,7 +20,7 @@ from ordersaga.contracts.messages import ProductReserved, ReserveProduct
 from ordersaga.contracts.statuses import OrderStatus, StockStatus
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.envelope import envelope
-from tests.realstack.image import ROOT, MountedImage, build_from_clone, run
+from tests.realstack.image import CACHE, ROOT, MountedImage, build_from_clone, run
 from tests.realstack.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = f"localhost/ordersaga-test:{uuid.uuid4().hex[:8]}"
     output, seconds = build_from_clone(clone, name)
     size = run("buildah", "images", "--format", "{{.Size}}", name)
-    print(f"\nimage {name}: {size}, built in {seconds:.0f} s (cache {ROOT / '.cache/image'})")
+    print(f"\nimage {name}: {size}, built in {seconds:.0f} s (cache {CACHE})")
     print(output)
     try:
         yield name
