@@ -155,7 +155,7 @@ def test_saga_over_tls_with_own_logins_prints_no_secret(stack: Stack, tmp_path: 
              "ORDERSAGA_STOCK_DB_PASSWORD_FILE": ""},
         capture_output=True, text=True, timeout=60,
     )
-    assert refused.returncode != 0
+    assert refused.returncode == 2, refused.stderr
     assert "password authentication failed" in refused.stdout + refused.stderr
 
     secrets = {wrong}
