@@ -34,7 +34,7 @@ print_env() {
             "postgresql+asyncpg://ordersaga_$service@$HOST:$PG_PORT/$service?ssl=disable"
         printf 'export ORDERSAGA_%s_DB_OWNER_URL=%q\n' "${service^^}" \
             "postgresql+asyncpg://ordersaga:ordersaga@$HOST:$PG_PORT/$service?ssl=disable"
-        printf 'export ORDERSAGA_%s_DB_PASSWORD_FILE=%q\n' "${service^^}" "$(secret_file "db-$service")"
+        printf 'export ORDERSAGA_%s_DB_PASSWORD_FILE=%q\n' "${service^^}" "$(secret_file "db-$service" "$PG_SECRETS")"
     done
     printf 'export ORDERSAGA_INFRA_POSTGRES_CA=%q\n' "$PG_TLS/ca.crt"
 }

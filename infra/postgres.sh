@@ -15,6 +15,9 @@ PG_SERVICES=(orchestrator stock payment)
 # The server's certificate for TLS with sslmode=verify-full, signed by a CA of its own:
 # outside the checkout, where the postgres user can read it.
 PG_TLS=/var/lib/postgresql/ordersaga-tls
+# The service logins' passwords live beside the cluster, not in a checkout: every clone on
+# the machine shares the cluster, so they share its passwords too (root alone reads them).
+PG_SECRETS=/var/lib/postgresql/ordersaga-secrets
 
 pg_log() {
     pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" \
@@ -64,6 +67,8 @@ BEGIN
     END IF;
 END
 $$;
+-- The owner drops its databases WITH (FORCE), cutting off the service logins' sessions.
+GRANT pg_signal_backend TO ordersaga;
 SQL
     local db
     for db in "${PG_DATABASES[@]}"; do
@@ -85,7 +90,7 @@ SQL
 pg_provision_services() {
     local service password
     for service in "${PG_SERVICES[@]}"; do
-        password=$(<"$(secret_file "db-$service")")
+        password=$(<"$(secret_file "db-$service" "$PG_SECRETS")")
         {
             printf '\\set password %s\n' "$password"
             cat <<'SQL'

@@ -3,12 +3,14 @@
 
 SECRETS="$CACHE/secrets"
 
-# The path of the password file $1, created with a random password when missing.
-secret_file() { # name
-    local file="$SECRETS/$1.password"
+# The path of the password file $1 (in directory $2, $SECRETS by default), created with
+# a random password when missing.
+secret_file() { # name [directory]
+    local dir=${2:-$SECRETS}
+    local file="$dir/$1.password"
     if [[ ! -s $file ]]; then
-        mkdir -p "$SECRETS"
-        chmod 700 "$SECRETS"
+        mkdir -p "$dir"
+        chmod 700 "$dir"
         (umask 077 && openssl rand -hex 24 >"$file.new" && mv "$file.new" "$file")
     fi
     echo "$file"
