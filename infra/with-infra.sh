@@ -30,4 +30,6 @@ stop_started() {
 trap stop_started EXIT
 
 bash "$here/infra.sh" up "${parts[@]}" || exit $?
+# Every service logs in with its own database login, as a deployment should.
+eval "$(bash "$here/infra.sh" env)"
 "$@"

@@ -3,11 +3,27 @@
 Created once in the wiring and passed in; nothing reads the environment anywhere else.
 """
 
+import os
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+PREFIX = "ORDERSAGA_"
+FILE_SUFFIX = "_FILE"
+
+
+class SettingFileError(ValueError):
+    """A ``ORDERSAGA_*_FILE`` variable names a file that cannot be read, or is set
+    beside the variable it stands for."""
 
 
 class Settings(BaseSettings):
@@ -101,16 +117,87 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
     order_db_url: str = "mysql+aiomysql://ordersaga:ordersaga@127.0.0.1:3306/orders"
+    order_db_password: SecretStr | None = Field(
+        None,
+        description="The order service's database password, in place of the one in "
+        "ORDERSAGA_ORDER_DB_URL (ORDERSAGA_ORDER_DB_PASSWORD_FILE: from a "
+        "file).",
+    )
+    order_db_owner_url: str | None = Field(
+        None,
+        description="The login owning the order database: `ordersaga db upgrade` "
+        "migrates with it and grants the service's login (ORDERSAGA_ORDER_DB_URL) only "
+        "what it needs. Unset: the service's own URL does both.",
+    )
+    order_db_owner_password: SecretStr | None = Field(
+        None, description="The owner login's password, in place of the one in its URL."
+    )
     # On the loopback interface TLS protects nothing and costs the services and
     # PostgreSQL a tenth of their CPU; asyncpg would otherwise negotiate it whenever the
     # server offers it. A remote database's URL should say ?ssl=require (or verify-full).
     orchestrator_db_url: str = (
         "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432/orchestrator?ssl=disable"
     )
+    orchestrator_db_password: SecretStr | None = Field(
+        None,
+        description="The orchestrator's database password, in place of the one in "
+        "ORDERSAGA_ORCHESTRATOR_DB_URL (ORDERSAGA_ORCHESTRATOR_DB_PASSWORD_FILE: from a "
+        "file).",
+    )
+    orchestrator_db_owner_url: str | None = Field(
+        None,
+        description="The login owning the orchestrator database: `ordersaga db upgrade` "
+        "migrates with it and grants the service's login only what it needs. Unset: the "
+        "service's own URL does both.",
+    )
+    orchestrator_db_owner_password: SecretStr | None = Field(
+        None, description="The owner login's password, in place of the one in its URL."
+    )
     stock_db_url: str = "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432/stock?ssl=disable"
+    stock_db_password: SecretStr | None = Field(
+        None,
+        description="The stock service's database password, in place of the one in "
+        "ORDERSAGA_STOCK_DB_URL (ORDERSAGA_STOCK_DB_PASSWORD_FILE: from a "
+        "file).",
+    )
+    stock_db_owner_url: str | None = Field(
+        None,
+        description="The login owning the stock database: `ordersaga db upgrade` "
+        "migrates with it and grants the service's login only what it needs. Unset: the "
+        "service's own URL does both.",
+    )
+    stock_db_owner_password: SecretStr | None = Field(
+        None, description="The owner login's password, in place of the one in its URL."
+    )
     payment_db_url: str = (
         "postgresql+asyncpg://ordersaga:ordersaga@127.0.0.1:5432/payment?ssl=disable"
     )
+    payment_db_password: SecretStr | None = Field(
+        None,
+        description="The payment service's database password, in place of the one in "
+        "ORDERSAGA_PAYMENT_DB_URL (ORDERSAGA_PAYMENT_DB_PASSWORD_FILE: from a "
+        "file).",
+    )
+    payment_db_owner_url: str | None = Field(
+        None,
+        description="The login owning the payment database: `ordersaga db upgrade` "
+        "migrates with it and grants the service's login only what it needs. Unset: the "
+        "service's own URL does both.",
+    )
+    payment_db_owner_password: SecretStr | None = Field(
+        None, description="The owner login's password, in place of the one in its URL."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, SettingFiles(settings_cls), dotenv_settings)
 
     @property
     def inbox_window(self) -> timedelta:
@@ -119,6 +206,40 @@ class Settings(BaseSettings):
     @property
     def saga_window(self) -> timedelta:
         return timedelta(seconds=self.saga_retention)
+
+
+class SettingFiles(PydanticBaseSettingsSource):
+    """Any setting from a file: ``ORDERSAGA_<NAME>_FILE=/run/secrets/x`` sets
+    ``ORDERSAGA_<NAME>`` to the file's content, without its final line break. Meant for
+    passwords and keys mounted as files (Kubernetes and Compose secrets), so they never
+    sit in a process's environment."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _from_file(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for name in self.settings_cls.model_fields:
+            value = _from_file(name)
+            if value is not None:
+                values[name] = value
+        return values
+
+
+def _from_file(name: str) -> str | None:
+    variable = f"{PREFIX}{name.upper()}{FILE_SUFFIX}"
+    path = os.environ.get(variable)
+    if not path:
+        return None
+    if f"{PREFIX}{name.upper()}" in os.environ:
+        raise SettingFileError(
+            f"{variable} and {PREFIX}{name.upper()} are both set: keep one of them"
+        )
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise SettingFileError(f"{variable}: cannot read {path}: {reason}") from None
 
 
 SAMPLE_PRICES: dict[int, tuple[str, Decimal]] = {

@@ -22,6 +22,7 @@ from ordersaga.runtime.scratch import (
     delete_topics,
     drop_databases,
     recreate_databases,
+    scratch_environment,
     scratch_urls,
 )
 
@@ -55,18 +56,22 @@ class Stack:
 
     def prepare(self) -> None:
         """Scratch databases with the schema and the sample data; empty topics."""
-        urls = scratch_urls(self.settings, SCRATCH_NAME + self.suffix)
-        asyncio.run(recreate_databases(urls))
+        asyncio.run(recreate_databases(self.urls))
         asyncio.run(delete_topics(self.settings))
         self.env = {
             **os.environ,
             "ORDERSAGA_API_PORT": str(self.port),
             "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "ORDERSAGA_KAFKA_REPLICATION_FACTOR": str(self.replication),
-            **{f"ORDERSAGA_{service.upper()}_DB_URL": url for service, url in urls.items()},
+            **scratch_environment(self.settings, SCRATCH_NAME + self.suffix),
         }
         self.cli("db", "upgrade")
         self.cli("seed")
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """The stack's databases as their owner logs in (create, drop, read from tests)."""
+        return scratch_urls(self.settings, SCRATCH_NAME + self.suffix)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True)
@@ -146,7 +151,7 @@ class Stack:
         self.processes.clear()
 
     def drop(self) -> None:
-        asyncio.run(drop_databases(scratch_urls(self.settings, SCRATCH_NAME + self.suffix)))
+        asyncio.run(drop_databases(self.urls))
 
     def log_tails(self, lines: int = 30) -> str:
         parts = []

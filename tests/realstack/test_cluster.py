@@ -159,7 +159,7 @@ def run_under_fault(stack: Stack, scenario: str, fault: Callable[[Load], None]) 
 
 
 def urls(stack: Stack) -> dict[str, str]:
-    return {s: stack.env[f"ORDERSAGA_{s.upper()}_DB_URL"] for s in SERVICE_NAMES}
+    return {s: stack.urls[s] for s in SERVICE_NAMES}
 
 
 def check_the_wire(stack: Stack, order_ids: list[str]) -> BrokerView:
@@ -263,7 +263,7 @@ def test_below_min_insync_replicas_orders_wait_in_the_outbox(cluster_stack: Stac
 
 async def order_created_waiting(stack: Stack) -> set[str]:
     """The keys of the order-created messages still in the order service's outbox."""
-    engine = make_engine(stack.env["ORDERSAGA_ORDER_DB_URL"])
+    engine = make_engine(stack.urls["order"])
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(

@@ -21,7 +21,7 @@ OUTAGE_SECONDS = 8.0
 
 async def add_chaos_data(stack: Stack) -> None:
     engines = {
-        name: make_engine(stack.env[f"ORDERSAGA_{name.upper()}_DB_URL"])
+        name: make_engine(stack.urls[name])
         for name in ("order", "stock", "payment")
     }
     try:
@@ -35,12 +35,12 @@ async def allow_connections(stack: Stack, allowed: bool) -> None:
     """Let the services' PostgreSQL databases take connections, or refuse them and end
     the sessions they have (as ``ALTER DATABASE ... ALLOW_CONNECTIONS false`` does to a
     database under maintenance)."""
-    url = make_url(stack.env["ORDERSAGA_ORCHESTRATOR_DB_URL"])
+    url = make_url(stack.urls["orchestrator"])
     admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             for service in REFUSING:
-                name = make_url(stack.env[f"ORDERSAGA_{service.upper()}_DB_URL"]).database
+                name = make_url(stack.urls[service]).database
                 await conn.exec_driver_sql(
                     f"ALTER DATABASE {name} ALLOW_CONNECTIONS {str(allowed).lower()}"
                 )

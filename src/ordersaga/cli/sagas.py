@@ -40,6 +40,7 @@ from ordersaga.services.orchestrator.operations import (
 )
 from ordersaga.services.orchestrator.tables import outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner
+from ordersaga.services.registry import service
 
 T = TypeVar("T")
 
@@ -293,7 +294,7 @@ def _status_text(status: SagaStatus) -> str:
 def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]) -> T:
     """Run ``action`` on the orchestrator's database; an error a user can fix exits."""
     settings = Settings()
-    url = settings.orchestrator_db_url
+    url = service("orchestrator").database_url(settings)
     if data_dir is not None:
         path = database_path(data_dir, "orchestrator")
         if not path.exists():

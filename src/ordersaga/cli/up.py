@@ -95,6 +95,7 @@ def serve_command(
 
     Configured by ORDERSAGA_* environment variables (see .env.example); the schema must
     be in place (`ordersaga db upgrade`)."""
+    from ordersaga.runtime.distributed import LoginRefused
     from ordersaga.runtime.distributed import serve as serve_replica
 
     logging.basicConfig(
@@ -108,7 +109,7 @@ def serve_command(
         run_on_uvloop(serve_replica(service, Settings(), name, noise))
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
-    except ReplicationMismatch as error:
+    except (ReplicationMismatch, LoginRefused) as error:
         fail(str(error), USAGE)
 
 

@@ -23,6 +23,7 @@ from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.messaging.stopping import Deadline, bounded
+from ordersaga.messaging.transient import login_refused
 from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.runtime.startup_logs import StartupNoise
@@ -77,6 +78,11 @@ async def serve(
         log.info("%s replica %s stopped", service, replica)
 
 
+class LoginRefused(RuntimeError):
+    """The database refused the service's login: its settings are wrong, waiting will
+    not help."""
+
+
 async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> None:
     """Wait until the database answers; say once what is awaited, and when it answers."""
     backoff = Backoff(first=0.5, cap=5.0)
@@ -86,8 +92,15 @@ async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> Non
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (OSError, DBAPIError) as error:
+            where = make_url(url).render_as_string(hide_password=True)
+            if login_refused(error):
+                raise LoginRefused(
+                    f"{service}'s database at {where} refused the login: "
+                    f"{' '.join(str(getattr(error, 'orig', None) or error).split())[:160]}. "
+                    f"Check ORDERSAGA_{service.upper()}_DB_URL and its password "
+                    f"(ORDERSAGA_{service.upper()}_DB_PASSWORD or _PASSWORD_FILE)"
+                ) from None
             if not waiting:
-                where = make_url(url).render_as_string(hide_password=True)
                 log.warning(
                     "waiting for %s's database at %s (%s); `make infra-up` starts the "
                     "local servers. Retrying quietly.",

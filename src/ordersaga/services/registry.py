@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from sqlalchemy import MetaData
+from pydantic import SecretStr
+from sqlalchemy import MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import Settings
@@ -43,15 +44,36 @@ class Service:
         return self.wiring(settings)
 
     def database_url(self, settings: Settings) -> str:
+        """The URL the service logs in with: its setting, with the password of
+        ``<name>_db_password`` (or its ``_FILE``) in place of the URL's when set."""
         url = getattr(settings, self.url_setting)
         if not isinstance(url, str):
             raise TypeError(f"Settings.{self.url_setting} is not a database URL")
-        return url
+        return with_password(url, getattr(settings, f"{self.name}_db_password"))
+
+    def owner_url(self, settings: Settings) -> str:
+        """The URL of the login that owns the database, which migrations use: the
+        ``<name>_db_owner_url`` setting, or the service's own URL when it is unset."""
+        url = getattr(settings, f"{self.name}_db_owner_url")
+        if url is None:
+            return self.database_url(settings)
+        return with_password(url, getattr(settings, f"{self.name}_db_owner_password"))
 
     @property
     def url_variable(self) -> str:
         """The environment variable that sets its database's URL."""
         return f"ORDERSAGA_{self.url_setting.upper()}"
+
+
+def with_password(url: str, password: SecretStr | None) -> str:
+    """``url`` with ``password`` in place of its own (``url`` as it is when ``None``)."""
+    if password is None:
+        return url
+    return (
+        make_url(url)
+        .set(password=password.get_secret_value())
+        .render_as_string(hide_password=False)
+    )
 
 
 def _service(name: str, tables: ModuleType, wiring: ModuleType) -> Service:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
+from ordersaga.db.grants import grant_runtime
 from ordersaga.db.migrate import seed, upgrade
 from ordersaga.runtime.embedded import embedded_engines
 from ordersaga.runtime.processes import (
@@ -38,6 +39,7 @@ from ordersaga.runtime.scratch import (
     delete_topics,
     drop_databases,
     recreate_databases,
+    scratch_environment,
     scratch_urls,
 )
 from ordersaga.services.registry import SERVICE_NAMES, service
@@ -105,7 +107,7 @@ class RealStack(_ServedSystem):
         self.env = environment(
             {
                 "ORDERSAGA_API_PORT": str(self.port),
-                **{f"ORDERSAGA_{s.upper()}_DB_URL": url for s, url in self.urls.items()},
+                **scratch_environment(settings, SCRATCH_NAME),
                 **(extra_env or {}),
             }
         )
@@ -129,6 +131,7 @@ class RealStack(_ServedSystem):
         # what `ordersaga db upgrade` and `ordersaga seed` run, without two interpreters
         for name, url in self.urls.items():
             await upgrade(service(name), url)
+            await grant_runtime(url, service(name).database_url(self.settings))
             await seed(service(name), url)
         self.engines = {s: make_engine(url) for s, url in self.urls.items()}
         await add_bench_data(self.engines)
