@@ -35,7 +35,7 @@ def secret_settings() -> set[str]:
     secret = set()
     for name, field in Settings.model_fields.items():
         types = {field.annotation, *typing.get_args(field.annotation)}
-        if name.endswith("_db_url") or SecretStr in types:
+        if name.endswith(("_db_url", "_db_owner_url")) or SecretStr in types:
             secret.add(name)
     return secret
 
@@ -125,15 +125,20 @@ def test_every_setting_reaches_every_replica_and_the_migrations(
 ) -> None:
     deployments = of_kind(production, "Deployment")
     everything = {variable(name) for name in Settings.model_fields}
-    databases = {variable(f"{s}_db_url") for s in SERVICES}
+    logins = {variable(n) for n in Settings.model_fields if n.split("_db_")[0] in SERVICES}
+    owners = {v for v in logins if "_OWNER_" in v}
+    runtime_passwords = {variable(f"{s}_db_password") for s in SERVICES}
     for service in SERVICES:
         env = environment(production, deployments[f"ordersaga-{service}"])
-        # Each replica gets its own database's URL only.
-        expected = everything - databases | {variable(f"{service}_db_url")}
+        # Each replica gets its own database's login only, never the owner's.
+        own = {variable(f"{service}_db_url"), variable(f"{service}_db_password")}
+        expected = everything - logins | own
         assert expected <= set(env), f"{service} lacks {expected - set(env)}"
-        assert not (databases - {variable(f"{service}_db_url")}) & set(env)
+        assert not (logins - own) & set(env)
     job = of_kind(production, "Job")["ordersaga-migrations"]
-    assert everything - {variable("kafka_sasl_password")} <= set(environment(production, job))
+    migrations = set(environment(production, job))
+    assert everything - {variable("kafka_sasl_password")} - runtime_passwords <= migrations
+    assert owners <= migrations and not runtime_passwords & migrations
 
 
 def test_passwords_come_from_the_named_secrets(production: list[Manifest]) -> None:
