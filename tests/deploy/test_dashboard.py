@@ -1,10 +1,12 @@
 """The Grafana dashboard: the shape Grafana imports, a panel for each thing an operator
 watches, and every query accepted by a real Prometheus."""
 
+import re
 from collections.abc import Iterator
 
 import pytest
 
+from ordersaga.observability.metrics import Metrics
 from tests.deploy.prometheus import (
     Prometheus,
     alert_queries,
@@ -97,3 +99,25 @@ def test_a_variable_without_a_test_value_is_named() -> None:
     assert substitute('rate(x[$__rate_interval]) and y{service=~"${service}"}') == (
         'rate(x[1m]) and y{service=~".*"}'
     )
+
+
+def catalog_series() -> set[str]:
+    """Every series name the metric catalog can expose (counters with ``_total``,
+    histograms with ``_bucket``, ``_sum`` and ``_count``)."""
+    names: set[str] = set()
+    for family in Metrics().registry.collect():
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+        names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+    return names
+
+
+def test_every_metric_queried_is_in_the_catalog() -> None:
+    queries = {**dashboard_queries(), **alert_queries()}
+    known = catalog_series()
+    unknown = {
+        f"{name}: {metric}"
+        for name, expr in queries.items()
+        for metric in re.findall(r"\b(?:ordersaga|process)_\w+", expr)
+        if metric not in known
+    }
+    assert not unknown, unknown
