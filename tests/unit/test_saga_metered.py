@@ -86,7 +86,8 @@ def test_a_reply_counts_its_latency_from_the_command() -> None:
     saga.apply(start(PLACE_ORDER, str(ORDER_ID), order_data(ORDER), NOW, TIMEOUTS), NOW)
     assert saga.state is not None
     no = reserved(StockStatus.UNAVAILABLE, "insufficient stock")
-    saga.apply(on_reply(PLACE_ORDER, saga.state, topics.PRODUCT_RESERVED, no, at(2), TIMEOUTS), at(2))
+    refused = on_reply(PLACE_ORDER, saga.state, topics.PRODUCT_RESERVED, no, at(2), TIMEOUTS)
+    saga.apply(refused, at(2))
     assert saga.value("ordersaga_saga_reply_latency_seconds_sum", step="reserve_stock") == 2
     assert saga.value("ordersaga_saga_compensations_sent_total", step="reserve_stock") == 0
 
