@@ -5,6 +5,7 @@ up, the outboxes empty — and every query of the dashboard runs on those series
 import asyncio
 import random
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,13 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ordersaga.runtime.metrics import replica_metrics_port
+from ordersaga.runtime.processes import die_with_parent
+from ordersaga.services.registry import SERVICE_NAMES
 from ordersaga.tools.bench.data import CHAOS_BROKE, CHAOS_PLENTIFUL, CHAOS_RICH, CHAOS_SOLD_OUT
 from tests.deploy.prometheus import Prometheus, alert_queries, dashboard_queries, scrape_config
 from tests.realstack.quiet import add_chaos_data, wait_quiet
-from tests.realstack.stack import Stack
+from tests.realstack.stack import CLI, Stack
 from tests.realstack.test_real_stack import place, wait_all
 
-SERVICES = ("order", "orchestrator", "stock", "payment")
 REPLICAS = 2
 COMPLETED, NO_STOCK, NO_MONEY = 30, 6, 4
 """Orders that complete, meet the sold-out product, or come from a user who cannot pay."""
@@ -45,15 +48,6 @@ def free_port_block(size: int) -> int:
             continue
         return base
     raise AssertionError("no block of free ports found")
-
-
-def metrics_ports(base: int, replicas: int) -> dict[tuple[str, int], int]:
-    """The metrics port of each replica: base + 10 * service + replica."""
-    return {
-        (service, replica): base + 10 * k + replica
-        for k, service in enumerate(SERVICES)
-        for replica in range(1, replicas + 1)
-    }
 
 
 def orders() -> list[dict[str, int]]:
@@ -89,14 +83,26 @@ def single(prometheus: Prometheus, expr: str) -> float:
 
 @pytest.fixture
 def scraped(stack: Stack, tmp_path: Path) -> Iterator[Prometheus]:
-    """The stack with two replicas of each service on metrics ports of its own, and a
-    Prometheus scraping them every second."""
-    base = free_port_block(10 * len(SERVICES))
-    ports = metrics_ports(base, REPLICAS)
+    """``ordersaga up --replicas 2`` on the stack, each replica's metrics on its own port
+    under a base of the test's, and a Prometheus scraping them every second."""
+    base = free_port_block(10 * len(SERVICE_NAMES))
+    ports = {
+        (service, replica): replica_metrics_port(base, service, replica)
+        for service in SERVICE_NAMES
+        for replica in range(1, REPLICAS + 1)
+    }
     stack.env["ORDERSAGA_METRICS_PORT"] = str(base)
     stack.env["ORDERSAGA_METRICS_INTERVAL"] = "0.5"
     asyncio.run(add_chaos_data(stack))
-    stack.start_all(replicas=REPLICAS)
+    with open(stack.logs / "up.log", "ab") as log:
+        stack.processes["up"] = subprocess.Popen(
+            [*CLI, "up", "--replicas", str(REPLICAS)],
+            env=stack.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    stack.wait_ready()
     directory = tmp_path / "prometheus"
     directory.mkdir()
     prometheus = Prometheus(directory, scrape_config(ports, interval="1s"))
@@ -111,7 +117,7 @@ def test_promql_over_the_scraped_series_tells_what_happened(
     stack: Stack, scraped: Prometheus
 ) -> None:
     prometheus = scraped
-    targets = len(SERVICES) * REPLICAS
+    targets = len(SERVICE_NAMES) * REPLICAS
     wait_for(
         "every replica scraped",
         lambda: prometheus.values('sum(up{job="ordersaga"})') == {(): float(targets)},
@@ -155,11 +161,11 @@ def test_promql_over_the_scraped_series_tells_what_happened(
 
     # Every service's consumers and outboxes are in the series, and all are at rest.
     lag = prometheus.values("sum by (service) (ordersaga_consumer_lag)")
-    assert {dict(labels)["service"] for labels in lag} == set(SERVICES)
+    assert {dict(labels)["service"] for labels in lag} == set(SERVICE_NAMES)
     assert set(lag.values()) == {0.0}
     waiting = prometheus.values("max by (service) (ordersaga_outbox_rows_waiting)")
     assert {dict(labels)["service"]: v for labels, v in waiting.items()} == dict.fromkeys(
-        SERVICES, 0.0
+        SERVICE_NAMES, 0.0
     )
     memory = prometheus.values("sum by (service, replica) (process_resident_memory_bytes)")
     assert len(memory) == targets and all(v > 0 for v in memory.values())
