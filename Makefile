@@ -19,7 +19,7 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/ordersaga up --embedded --data-dir data
 
-# Starts Kafka, PostgreSQL and MariaDB, and the three-node cluster kafka3 that
+# Starts Kafka, PostgreSQL, MariaDB, Prometheus, and the three-node cluster kafka3 that
 # tests/realstack/test_cluster.py runs on, when they are not running; stops those it started.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -73,7 +73,7 @@ typecheck: $(STAMP)
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 
-# Kafka, PostgreSQL and MariaDB on 127.0.0.1, for the distributed mode (see infra/README.md).
+# Kafka, PostgreSQL, MariaDB and Prometheus on 127.0.0.1, for the distributed mode (see infra/README.md).
 INFRA := bash infra/infra.sh
 
 .PHONY: infra-up infra-down infra-status infra-reset infra-up-cluster infra-down-cluster infra-status-cluster

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Start, stop or show the servers the distributed mode runs on: Kafka (KRaft, single node),
-# PostgreSQL and MariaDB, all on 127.0.0.1; and, when named, `kafka3`: a three-node Kafka
-# cluster with replication factor 3. Idempotent: `up` leaves running servers alone
-# and starts the others; `down` stops them and waits until they are gone.
+# PostgreSQL, MariaDB and the Prometheus that scrapes the services, all on 127.0.0.1; and,
+# when named, `kafka3`: a three-node Kafka cluster with replication factor 3. Idempotent:
+# `up` leaves running servers alone and starts the others; `down` stops them and waits
+# until they are gone.
 #
-#   infra/infra.sh up|down|status [kafka|postgres|mariadb]...
+#   infra/infra.sh up|down|status [kafka|postgres|mariadb|prometheus|kafka3]...
 #   infra/infra.sh env     the settings of the services' own logins, as export lines
 #
-# With no part named, all three. `status` exits 3 when any part is stopped.
+# With no part named, all but kafka3. `status` exits 3 when any part is stopped.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -16,8 +17,9 @@ source "$INFRA/kafka.sh"
 source "$INFRA/kafka3.sh"
 source "$INFRA/postgres.sh"
 source "$INFRA/mariadb.sh"
+source "$INFRA/prometheus.sh"
 
-PARTS=(kafka postgres mariadb)
+PARTS=(kafka postgres mariadb prometheus)
 # Started only when named: the three-node Kafka cluster of the replication tests.
 OPTIONAL_PARTS=(kafka3)
 

@@ -97,6 +97,24 @@ class Settings(BaseSettings):
         "requests in flight, finishing its batch, draining its outbox. Under Kubernetes' "
         "default 30 s termination grace, with room to spare.",
     )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the metrics port (Prometheus' /metrics) listens on."
+    )
+    metrics_port: int = Field(
+        9100,
+        ge=0,
+        le=65535,
+        description="Port of a replica's /metrics (Prometheus text format); 0: none. "
+        "`ordersaga up` gives replica r of the k-th service (order 0, orchestrator 1, stock "
+        "2, payment 3) this port + 10*k + r; `serve` uses it as given; the embedded "
+        "system serves every service's metrics on it. The order API also has /metrics.",
+    )
+    metrics_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between two readings of the gauges taken from a service's "
+        "database (outbox rows waiting, sagas parked and unfinished).",
+    )
 
     # Distributed mode. The defaults are what `make infra-up` starts on this machine.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"

@@ -61,6 +61,7 @@ class Stack:
         self.env = {
             **os.environ,
             "ORDERSAGA_API_PORT": str(self.port),
+            "ORDERSAGA_METRICS_PORT": "0",
             "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "ORDERSAGA_KAFKA_REPLICATION_FACTOR": str(self.replication),
             **scratch_environment(self.settings, SCRATCH_NAME + self.suffix),

@@ -28,6 +28,7 @@ def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         [*CLI, "up", "--embedded", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**os.environ, "ORDERSAGA_METRICS_PORT": "0"},
     )
 
     def ready() -> bool:

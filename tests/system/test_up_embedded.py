@@ -18,7 +18,7 @@ def start(data_dir: Path, port: int, output: Path) -> subprocess.Popen[bytes]:
             [*CLI, "up", "--embedded", "--data-dir", str(data_dir), "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**os.environ, "COLUMNS": "200", "ORDERSAGA_METRICS_PORT": "0"},
         )
 
 
@@ -49,6 +49,7 @@ def test_a_port_in_use_is_an_error_before_any_banner(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
+            env={**os.environ, "ORDERSAGA_METRICS_PORT": "0"},
         )
     finally:
         first.send_signal(signal.SIGTERM)

@@ -15,6 +15,7 @@ from ordersaga.cli.orders import orders_command, place_order_command
 from ordersaga.cli.outbox import outbox_app
 from ordersaga.cli.prune import prune_command
 from ordersaga.cli.sagas import sagas_app
+from ordersaga.cli.top import top_command
 from ordersaga.cli.up import serve_command, up_command
 from ordersaga.cli.verify import verify_command
 
@@ -51,6 +52,7 @@ app.command("seed")(seed_command)
 app.command("chaos")(chaos_command)
 app.command("prune")(prune_command)
 app.command("bench")(bench_command)
+app.command("top")(top_command)
 for_terminal([app])
 
 

@@ -19,7 +19,9 @@ from ordersaga.cli.errors import UNREACHABLE, USAGE, fail
 from ordersaga.cli.running import run_on_uvloop
 from ordersaga.cli.services import ServiceName
 from ordersaga.config import Settings
+from ordersaga.observability.serving import MetricsPortInUse, MetricsServer, serve_metrics
 from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.runtime.metrics import MAX_REPLICAS_WITH_PORTS
 from ordersaga.runtime.ports import PortInUse, bind_api, check_port
 from ordersaga.runtime.startup_logs import quiet_start
 from ordersaga.services.order.api import server_config
@@ -68,7 +70,15 @@ def up_command(
         check_port(settings.api_host, settings.api_port)
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
-    raise typer.Exit(run_on_uvloop(supervise(show_line, say_stopping, replicas)) or 0)
+    if settings.metrics_port and replicas > MAX_REPLICAS_WITH_PORTS:
+        fail(
+            f"--replicas {replicas}: each replica's metrics port is ORDERSAGA_METRICS_PORT + "
+            f"10*service + replica, so at most {MAX_REPLICAS_WITH_PORTS} replicas a service "
+            "get one; run fewer, or set ORDERSAGA_METRICS_PORT=0 for no metrics ports",
+            USAGE,
+        )
+    supervising = supervise(show_line, say_stopping, replicas, metrics_port=settings.metrics_port)
+    raise typer.Exit(run_on_uvloop(supervising) or 0)
 
 
 def show_line(replica: str, service: str, line: str) -> None:
@@ -107,7 +117,7 @@ def serve_command(
     name = replica or f"{socket.gethostname()}-{os.getpid()}"
     try:
         run_on_uvloop(serve_replica(service, Settings(), name, noise))
-    except PortInUse as error:
+    except (PortInUse, MetricsPortInUse) as error:
         fail(str(error), UNREACHABLE)
     except (ReplicationMismatch, LoginRefused) as error:
         fail(str(error), USAGE)
@@ -129,23 +139,41 @@ async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Setting
     with _on_stop_signals(stopping.set):
         try:
             async with EmbeddedSystem(data_dir, settings) as system:
+                exposed = _serve_embedded_metrics(system, settings)
                 server = _Server(server_config(system.app))
                 serving = asyncio.create_task(server.serve(sockets=[sock]))
                 while not (server.started or serving.done() or stopping.is_set()):
                     await asyncio.sleep(0.01)  # uvicorn has no event for "listening"
                 if server.started:
+                    metrics = f"metrics on {exposed.url}" if exposed else "metrics at /metrics"
                     console.print(
                         f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at "
-                        f"/docs, data in {data_dir.resolve()}. Ctrl-C stops it."
+                        f"/docs, {metrics}, data in {data_dir.resolve()}. Ctrl-C stops it."
                     )
                 waiting = asyncio.create_task(stopping.wait())
-                await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
-                server.should_exit = True
-                waiting.cancel()
-                await serving
+                try:
+                    await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
+                    server.should_exit = True
+                    waiting.cancel()
+                    await serving
+                finally:
+                    if exposed is not None:
+                        exposed.close()
         finally:
             sock.close()
     console.print("stopped.")
+
+
+def _serve_embedded_metrics(system: EmbeddedSystem, settings: Settings) -> MetricsServer | None:
+    """Every service's metrics on the metrics port (``ORDERSAGA_METRICS_PORT``), if any."""
+    if not settings.metrics_port:
+        return None
+    try:
+        return serve_metrics(
+            system.metrics.registry, settings.metrics_host, settings.metrics_port
+        )
+    except MetricsPortInUse as error:
+        fail(str(error), UNREACHABLE)
 
 
 @contextlib.contextmanager

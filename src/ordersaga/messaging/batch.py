@@ -9,6 +9,7 @@ Consecutive new records whose topics share a handler go to it in one call, which
 it read and write the rows of all of them with a few statements.
 """
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -25,6 +26,8 @@ class BatchOutcome:
     handled: int = 0
     duplicates: int = 0
     sent: list[OutgoingMessage] = field(default_factory=list)
+    by_topic: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Messages by (topic, ``handled`` or ``duplicate``)."""
 
 
 async def handle_batch(
@@ -41,8 +44,10 @@ async def handle_batch(
         for item in items:
             if item.message_id not in new:
                 outcome.duplicates += 1
+                outcome.by_topic[item.record.topic, "duplicate"] += 1
                 continue
             new.discard(item.message_id)  # a second copy later in the batch is a duplicate
+            outcome.by_topic[item.record.topic, "handled"] += 1
             fresh.append(item)
         for handler, run in groupby(fresh, key=lambda i: handlers[i.record.topic]):
             contexts = await run_handler(work.conn, list(run), handler)

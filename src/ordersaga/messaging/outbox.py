@@ -56,6 +56,7 @@ from ordersaga.db.types import BigId
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.outbox_rows import FAILED_TABLE, OutboxRow, claim, park, remove
 from ordersaga.messaging.port import OutgoingMessage, Producer, UndeliverableMessages
+from ordersaga.observability.recorders import RelayMetrics, ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class OutboxRelay:
         limits: RelayLimits = RelayLimits(),
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        metrics: RelayMetrics | None = None,
     ) -> None:
         self._engine = engine
         self._table = table
@@ -145,6 +147,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
+        self._metrics = metrics or ServiceMetrics.detached(table.name).relay()
         self.published = 0
         self.parked = 0
         self.timeouts = 0
@@ -232,11 +235,13 @@ class OutboxRelay:
     async def _send(self, rows: list[OutboxRow]) -> dict[int, str]:
         """Publish, keeping :meth:`publish_problem` up to date; the errors of the rows
         that can never be published, by row id."""
-        self._sending_since = time.monotonic()
+        began = self._sending_since = time.monotonic()
         try:
             await self._within_timeout([r.message for r in rows])
         except UndeliverableMessages as undeliverable:
             self._failure = None
+            published = len(rows) - len(undeliverable.failures)
+            self._metrics.published(published, time.monotonic() - began)
             return {rows[i].id: error for i, error in undeliverable.failures.items()}
         except Exception as error:
             self._failure = f"cannot publish to the broker: {type(error).__name__}: {error}"
@@ -244,6 +249,7 @@ class OutboxRelay:
         finally:
             self._sending_since = None
         self._failure = None
+        self._metrics.published(len(rows), time.monotonic() - began)
         return {}
 
     async def _within_timeout(self, messages: list[OutgoingMessage]) -> None:

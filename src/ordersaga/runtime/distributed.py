@@ -24,6 +24,9 @@ from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.messaging.stopping import Deadline, bounded
 from ordersaga.messaging.transient import login_refused
+from ordersaga.observability.metrics import Metrics
+from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.observability.serving import MetricsServer, serve_metrics
 from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.runtime.startup_logs import StartupNoise
@@ -44,17 +47,39 @@ async def serve(
     may run at once: their consumer group shares the partitions. The order replica binds
     the API's port first, so a port in use (:class:`PortInUse`) ends it before anything
     starts. ``noise`` is told while the replica waits for Kafka.
+
+    Its metrics are served on ``ORDERSAGA_METRICS_PORT`` unless that is 0 (a port in
+    use, :class:`~ordersaga.observability.serving.MetricsPortInUse`, ends it at once too),
+    and the order replica's also on the API's ``/metrics``.
     """
     sock = None
     if service == "order":
         sock = bind_api(settings.api_host, settings.api_port, shared=True)
-    spec = service_spec(service, settings)
+    metrics = ServiceMetrics(Metrics(), service, replica)
+    exposed: MetricsServer | None = None
+    if settings.metrics_port:
+        try:
+            exposed = serve_metrics(
+                metrics.metrics.registry, settings.metrics_host, settings.metrics_port
+            )
+        except OSError:
+            if sock is not None:
+                sock.close()
+            raise
+    spec = service_spec(service, settings, metrics)
     url = database_url(settings, service)
     engine = make_engine(url)
     broker = make_broker(settings)
     running = ServiceReplica(
-        spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)
+        spec,
+        engine,
+        broker,
+        replica=replica,
+        relay_limits=relay_limits(settings),
+        metrics=metrics,
+        metrics_interval=settings.metrics_interval,
     )
+    where_metrics = f"metrics on {exposed.url}" if exposed else "no metrics port"
     stopping: Deadline | None = None
     try:
         await _wait_for_database(engine, service, url)
@@ -62,14 +87,19 @@ async def serve(
         await _create_topics(broker, settings, noise)
         running.start()
         if sock is not None:
-            stopping = await _serve_api(running, settings, sock, f"{service} replica {replica}")
+            name = f"{service} replica {replica}"
+            stopping = await _serve_api(running, settings, sock, name, where_metrics)
         else:
             consumed = ", ".join(sorted({s.topic for s in spec.subscriptions}))
-            log.info("%s replica %s ready: consuming %s", service, replica, consumed)
+            log.info(
+                "%s replica %s ready: consuming %s; %s", service, replica, consumed, where_metrics
+            )
             await _until_signalled()
     finally:
         if sock is not None:
             sock.close()
+        if exposed is not None:
+            exposed.close()
         stopping = stopping or Deadline(settings.shutdown_grace)
         log.info("%s replica %s stopping (within %.0fs)", service, replica, stopping.remaining())
         await running.stop(stopping.until(0.9))
@@ -171,12 +201,16 @@ async def _until_signalled() -> None:
 
 
 async def _serve_api(
-    running: ServiceReplica, settings: Settings, sock: socket.socket, name: str
+    running: ServiceReplica,
+    settings: Settings,
+    sock: socket.socket,
+    name: str,
+    where_metrics: str,
 ) -> Deadline:
     """Serve until SIGTERM or SIGINT; then stop taking connections, answer the requests
     in flight within a quarter of the shutdown grace, and return the deadline of the
     whole stop, which began with the signal."""
-    app = create_app(running.endpoint.transactions, settings)
+    app = create_app(running.endpoint.transactions, settings, metrics=running.metrics)
     add_readiness_check(app, running.endpoint.relay.publish_problem)
     config = server_config(
         app,
@@ -194,7 +228,9 @@ async def _serve_api(
         await asyncio.sleep(0.01)  # uvicorn has no event for "listening"
     if server.started:
         host, port = sock.getsockname()[:2]
-        log.info("%s ready: API on http://%s:%s (docs at /docs)", name, host, port)
+        log.info(
+            "%s ready: API on http://%s:%s (docs at /docs); %s", name, host, port, where_metrics
+        )
     await serving
     since = time.monotonic() - (server.signalled_at or time.monotonic())
     return Deadline(settings.shutdown_grace - since)

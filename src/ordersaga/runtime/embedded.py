@@ -18,6 +18,8 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
+from ordersaga.observability.metrics import Metrics
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.base import ServiceSpec, run_startup_checks
@@ -50,6 +52,9 @@ class EmbeddedSystem:
     ``specs`` replace services' configured specs (a test runs an orchestrator with
     definitions of its own). A service whose startup check fails (the orchestrator,
     when unfinished sagas need a definition version it lacks) fails :meth:`start`.
+
+    Every service records into :attr:`metrics`, one registry for the process, told
+    apart by the ``service`` label; the order API's ``/metrics`` serves all of it.
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class EmbeddedSystem:
         self._broker = broker
         self._owns_broker = broker is None
         self._app: FastAPI | None = None
+        self.metrics = Metrics()
 
     @property
     def broker(self) -> InProcessBroker:
@@ -106,10 +112,13 @@ class EmbeddedSystem:
             await self.stop()
             raise
         order_service = self._services["order"]
-        self._app = create_app(order_service.endpoint.transactions, self.settings)
+        self._app = create_app(
+            order_service.endpoint.transactions, self.settings, metrics=order_service.metrics
+        )
 
     async def _start_service(self, name: str) -> ServiceReplica:
-        spec = self._specs.get(name) or service_spec(name, self.settings)
+        metrics = ServiceMetrics(self.metrics, name)
+        spec = self._specs.get(name) or service_spec(name, self.settings, metrics)
         engine = make_engine(sqlite_url(database_path(self.data_dir, name)))
         self._engines[name] = engine
         await create_schema(engine, spec.metadata)
@@ -124,6 +133,8 @@ class EmbeddedSystem:
             self.broker,
             crash_points=self._crash_points,
             relay_limits=relay_limits(self.settings),
+            metrics=metrics,
+            metrics_interval=self.settings.metrics_interval,
         )
         replica.start()
         return replica

@@ -21,6 +21,7 @@ from typing import IO
 import httpx
 
 from ordersaga.config import SAMPLE_BALANCES, SAMPLE_PRICES, Settings
+from ordersaga.runtime.metrics import replica_metrics_port
 
 CLI = (sys.executable, "-m", "ordersaga.cli")
 _PR_SET_PDEATHSIG = 1
@@ -119,11 +120,20 @@ class ChildProcess:
 
 
 def replica_process(
-    service: str, number: int, log_dir: Path, env: Mapping[str, str] | None = None
+    service: str,
+    number: int,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    metrics_port: int = 0,
 ) -> ChildProcess:
-    """``ordersaga serve SERVICE --replica NUMBER``, named ``SERVICE-NUMBER``."""
+    """``ordersaga serve SERVICE --replica NUMBER``, named ``SERVICE-NUMBER``; its metrics
+    on its port under the base ``metrics_port`` as ``ordersaga up`` gives them
+    (:func:`~ordersaga.runtime.metrics.replica_metrics_port`), or on none if that is 0,
+    so that replicas on one host never contend for one port."""
+    port = replica_metrics_port(metrics_port, service, number) if metrics_port else 0
+    environment = {**(os.environ if env is None else env), "ORDERSAGA_METRICS_PORT": str(port)}
     argv = (*CLI, "serve", service, "--replica", str(number))
-    return ChildProcess(f"{service}-{number}", argv, log_dir, env)
+    return ChildProcess(f"{service}-{number}", argv, log_dir, environment)
 
 
 async def stop_all(children: Sequence[ChildProcess], grace: float = 20.0) -> None:

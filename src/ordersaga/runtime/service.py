@@ -12,6 +12,8 @@ from ordersaga.messaging.endpoint import DEFAULT_GRACE, Endpoint
 from ordersaga.messaging.outbox import RelayLimits
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.stopping import CANCEL_WAIT, Deadline, finish
+from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.runtime.metrics import sample_gauges
 from ordersaga.services.base import ServiceSpec
 
 
@@ -34,9 +36,13 @@ class ServiceReplica:
         replica: str = "1",
         crash_points: CrashPoints | None = None,
         relay_limits: RelayLimits = RelayLimits(),
+        metrics: ServiceMetrics | None = None,
+        metrics_interval: float = 5.0,
     ) -> None:
         self.spec = spec
         self.engine = engine
+        self.metrics = metrics or ServiceMetrics.detached(spec.name)
+        self._metrics_interval = metrics_interval
         self.endpoint = Endpoint(
             name=f"{spec.name}-service",
             broker=broker,
@@ -47,6 +53,7 @@ class ServiceReplica:
             client_id=f"{spec.name}-{replica}",
             crash_points=crash_points,
             relay_limits=relay_limits,
+            metrics=self.metrics,
         )
         self._background: list[asyncio.Task[None]] = []
 
@@ -58,6 +65,10 @@ class ServiceReplica:
         if self.spec.retention:
             pruning = run_retention(self.engine, self.spec.retention, self.spec.retention_interval)
             self._background.append(asyncio.create_task(pruning, name=f"{self.spec.name}-prune"))
+        gauges = sample_gauges(
+            self.spec, self.engine, self.endpoint.producer, self.metrics, self._metrics_interval
+        )
+        self._background.append(asyncio.create_task(gauges, name=f"{self.spec.name}-gauges"))
 
     async def stop(self, grace: float = DEFAULT_GRACE) -> None:
         """Stop within about ``grace`` seconds, in the order that loses no work: the

@@ -7,11 +7,13 @@ replica behind to serve the port or join the consumer groups of the next one.
 """
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ordersaga.runtime.metrics import replica_metrics_port
 from ordersaga.runtime.processes import die_with_parent
 from ordersaga.services.registry import SERVICE_NAMES
 
@@ -28,7 +30,10 @@ class Child:
     process: asyncio.subprocess.Process
 
 
-async def _spawn(service: str, replica: int) -> Child:
+async def _spawn(service: str, replica: int, metrics_port: int) -> Child:
+    """Start replica ``replica`` of ``service``, its metrics on its own port under the
+    base ``metrics_port`` (0: none)."""
+    port = replica_metrics_port(metrics_port, service, replica) if metrics_port else 0
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -40,6 +45,7 @@ async def _spawn(service: str, replica: int) -> Child:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         preexec_fn=die_with_parent,
+        env={**os.environ, "ORDERSAGA_METRICS_PORT": str(port)},
     )
     return Child(f"{service}-{replica}", service, process)
 
@@ -50,9 +56,15 @@ async def _relay_output(child: Child, show: ShowLine) -> None:
         show(child.name, child.service, raw.decode(errors="replace").rstrip())
 
 
-async def supervise(show: ShowLine, say: Say, replicas: int = 1, grace: float = 15.0) -> int:
-    """Run ``replicas`` of every service until Ctrl-C (exit 0) or one exits (exit 1)."""
-    children = [await _spawn(s, r) for s in SERVICE_NAMES for r in range(1, replicas + 1)]
+async def supervise(
+    show: ShowLine, say: Say, replicas: int = 1, grace: float = 15.0, metrics_port: int = 0
+) -> int:
+    """Run ``replicas`` of every service until Ctrl-C (exit 0) or one exits (exit 1);
+    each serves its metrics on its port under ``metrics_port``
+    (:func:`~ordersaga.runtime.metrics.replica_metrics_port`), none if that is 0."""
+    children = [
+        await _spawn(s, r, metrics_port) for s in SERVICE_NAMES for r in range(1, replicas + 1)
+    ]
     output = [asyncio.create_task(_relay_output(c, show)) for c in children]
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,11 +20,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts.messages import WireMessage
+from ordersaga.observability.recorders import SagaMetrics
 from ordersaga.saga import transitions
 from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
 from ordersaga.saga.failures import deadline_failed
-from ordersaga.saga.registry import SagaRegistry
+from ordersaga.saga.metered import record
+from ordersaga.saga.registry import SagaRegistry, UnknownSagaVersion
 from ordersaga.saga.rows import history_row
 from ordersaga.saga.state import HistoryEntry, SagaState, Transition
 from ordersaga.saga.store import SagaStore
@@ -94,6 +96,9 @@ class _Saga:
     stored_version: int | None
     """The version read, or None for a saga these events start."""
     last_seq: int
+    started_at: datetime
+    changed_at: datetime
+    """When it last changed: when the step it waits on was sent."""
     changed: bool = False
 
 
@@ -108,6 +113,8 @@ class SagaRunner:
     store: SagaStore
     timeouts: Timeouts
     clock: SagaClock = field(default_factory=DatabaseClock)
+    metrics: SagaMetrics | None = None
+    """Where what the sagas do is counted (started, finished, replies, deadlines...)."""
 
     @property
     def definition(self) -> SagaDefinition:
@@ -175,7 +182,12 @@ class SagaRunner:
         """
         at = now or await self.clock.now(conn)
         locked = await self.store.load_many_locked(conn, sorted({e.saga_id for e in events}))
-        sagas = {i: _Saga(s.state, s.state.version, s.last_seq) for i, s in locked.items()}
+        sagas = {
+            i: _Saga(
+                s.state, s.state.version, s.last_seq, s.created_at or at, s.updated_at or at
+            )
+            for i, s in locked.items()
+        }
         history: list[dict[str, Any]] = []
         done: list[Transition | None] = []
         for event in events:
@@ -184,12 +196,15 @@ class SagaRunner:
             done.append(transition)
             if transition is None or _left_alone(event, transition):
                 continue
+            if self.metrics is not None:
+                self._record(saga, transition, at)
             if saga is None:
-                saga = sagas[event.saga_id] = _Saga(transition.state, None, 0, changed=True)
+                saga = sagas[event.saga_id] = _Saga(transition.state, None, 0, at, at, changed=True)
             elif transition.state != saga.state:
                 # As one save per changed state would: each counts one version.
                 saga.state = replace(transition.state, version=saga.state.version + 1)
                 saga.changed = True
+                saga.changed_at = at
             saga.last_seq += 1
             history.append(
                 history_row(event.saga_id, saga.last_seq, transition.entry, at, event.message_id)
@@ -197,6 +212,16 @@ class SagaRunner:
             log_entry(event.saga_id, transition.entry)
         await self._write(conn, [sagas[i] for i in sorted(sagas) if sagas[i].changed], history, at)
         return done
+
+    def _record(self, saga: _Saga | None, transition: Transition, at: datetime) -> None:
+        assert self.metrics is not None
+        before = saga.state if saga else None
+        try:
+            definition = self.definition_of(transition.state)
+        except UnknownSagaVersion:  # a failed deadline may be failing for this reason
+            return
+        started_at, changed_at = (saga.started_at, saga.changed_at) if saga else (at, at)
+        record(self.metrics, definition, before, transition, at, started_at, changed_at)
 
     def _transition(
         self, state: SagaState | None, event: SagaEvent, now: datetime

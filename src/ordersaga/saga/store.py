@@ -103,6 +103,8 @@ class LockedSaga:
 
     state: SagaState
     last_seq: int
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -160,14 +162,18 @@ class SagaStore:
         if not saga_ids:
             return {}
         result = await conn.execute(self._sql.load_many_locked, {"wanted_saga_ids": saga_ids})
-        states = [saga_state(row) for row in result.mappings()]
+        rows = result.mappings().all()
+        states = [saga_state(row) for row in rows]
         if not states:
             return {}
+        times = {row["saga_id"]: (row["created_at"], row["updated_at"]) for row in rows}
         # Read now that the locks are held (see :meth:`load_locked`).
         found = [s.saga_id for s in states]
         seqs = await conn.execute(self._sql.last_seqs, {"wanted_saga_ids": found})
         last: dict[str, int] = {saga_id: seq for saga_id, seq in seqs.all()}
-        return {s.saga_id: LockedSaga(s, last.get(s.saga_id, 0)) for s in states}
+        return {
+            s.saga_id: LockedSaga(s, last.get(s.saga_id, 0), *times[s.saga_id]) for s in states
+        }
 
     async def save(self, conn: AsyncConnection, state: SagaState, now: datetime) -> SagaState:
         """Store ``state`` if the saga is still at ``state.version``; the state saved.

@@ -14,6 +14,7 @@ from sqlalchemy import MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import Settings
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.orchestrator import tables as orchestrator_tables
 from ordersaga.services.orchestrator import wiring as orchestrator_wiring
@@ -35,13 +36,15 @@ class Service:
     migrations: str
     """The package of its Alembic history (``env.py`` and ``versions/``)."""
     seed: Callable[[AsyncConnection], Awaitable[None]]
-    wiring: Callable[[Settings], ServiceSpec]
-    """Its subscriptions (handlers), background loops and pruning, for these settings."""
+    wiring: Callable[..., ServiceSpec]
+    """Its subscriptions (handlers), background loops and pruning, for these settings;
+    called as ``wiring(settings, metrics=...)``."""
     url_setting: str
     """The :class:`~ordersaga.config.Settings` field holding its database's URL."""
 
-    def spec(self, settings: Settings) -> ServiceSpec:
-        return self.wiring(settings)
+    def spec(self, settings: Settings, metrics: ServiceMetrics | None = None) -> ServiceSpec:
+        """Its wiring, recording into ``metrics`` (by default, figures nothing serves)."""
+        return self.wiring(settings, metrics=metrics or ServiceMetrics.detached(self.name))
 
     def database_url(self, settings: Settings) -> str:
         """The URL the service logs in with: its setting, with the password of
@@ -115,9 +118,11 @@ def service(name: str) -> Service:
     raise UnknownService(name)
 
 
-def service_spec(name: str, settings: Settings) -> ServiceSpec:
-    """The wiring of the service called ``name``, for ``settings``."""
-    return service(name).spec(settings)
+def service_spec(
+    name: str, settings: Settings, metrics: ServiceMetrics | None = None
+) -> ServiceSpec:
+    """The wiring of the service called ``name``, for ``settings``, recording into ``metrics``."""
+    return service(name).spec(settings, metrics)
 
 
 def database_url(settings: Settings, name: str) -> str:

@@ -8,9 +8,12 @@ from fastapi import FastAPI
 
 from ordersaga.config import Settings
 from ordersaga.messaging.unit_of_work import Transactions
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.services.order.deps import OrderServiceContext
 from ordersaga.services.order.errors import install_error_handlers
 from ordersaga.services.order.limits import MAX_BODY_BYTES, BodySizeLimit
+from ordersaga.services.order.metrics import RequestMetrics
+from ordersaga.services.order.metrics import router as metrics_router
 from ordersaga.services.order.routers import health, orders, products
 from ordersaga.services.order.schemas import PlaceOrderBody
 
@@ -20,12 +23,15 @@ def create_app(
     settings: Settings,
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
+    metrics: ServiceMetrics | None = None,
 ) -> FastAPI:
     """The API on the order service's database, placing orders in ``transactions``' units
     of work (which wake the relay, so an ``order-created`` leaves without waiting for a poll).
 
     A request body over ``max_body_bytes`` is answered 413 without being read whole.
+    Requests are counted in ``metrics``, whose whole registry ``/metrics`` serves.
     """
+    metrics = metrics or ServiceMetrics.detached("order")
     app = FastAPI(
         title="ordersaga order service",
         description="Place orders and follow them through the place-order saga.",
@@ -33,8 +39,11 @@ def create_app(
     )
     app.state.order_service = OrderServiceContext(transactions, settings)
     install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
+    app.state.metrics_registry = metrics.metrics.registry
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    for router in (orders.router, products.router, health.router):
+    # Added last, so it is outermost: it sees the 413s and the errors' answers too.
+    app.add_middleware(RequestMetrics, metrics=metrics.http())
+    for router in (orders.router, products.router, health.router, metrics_router):
         app.include_router(router)
     return app
 

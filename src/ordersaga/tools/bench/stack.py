@@ -9,6 +9,7 @@
 """
 
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -172,7 +173,9 @@ class EmbeddedStack(_ServedSystem):
     async def start(self, ready_timeout: float) -> None:
         argv = [*CLI, "up", "--embedded", "--data-dir", str(self.data_dir)]
         argv += ["--port", str(self.port)]
-        self.children = [ChildProcess("embedded", argv, self.log_dir)]
+        # No metrics port: the bench reads none, and must not contend for one.
+        no_metrics_port = {**os.environ, "ORDERSAGA_METRICS_PORT": "0"}
+        self.children = [ChildProcess("embedded", argv, self.log_dir, no_metrics_port)]
         await self.children[0].start()
         await wait_ready(self.api, ready_timeout, watch=self.children)
 
