@@ -58,6 +58,10 @@ def test_each_replica_serves_its_metrics_port(stack: Stack) -> None:
         assert f"metrics on http://127.0.0.1:{port}/metrics" in said, said
         url = f"http://127.0.0.1:{port}/metrics"
         found[service] = parse(url, httpx.get(url, timeout=5).text)
+        # the probes of a replica without an API (Kubernetes asks them on this port)
+        base_url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base_url}/healthz", timeout=5).json() == {"status": "ok"}
+        assert httpx.get(f"{base_url}/readyz", timeout=5).json() == {"status": "ok"}
         info = found[service].select("ordersaga_replica_info")
         assert [(s.labels["service"], s.labels["replica"]) for s in info] == [(service, "1")]
         assert found[service].select("process_cpu_seconds_total")

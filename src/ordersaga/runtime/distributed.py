@@ -56,11 +56,17 @@ async def serve(
     if service == "order":
         sock = bind_api(settings.api_host, settings.api_port, shared=True)
     metrics = ServiceMetrics(Metrics(), service, replica)
+    # What the metrics port's /readyz says: not ready until consuming, nor once stopping.
+    phase: list[str | None] = ["starting"]
+
+    def readiness() -> str | None:
+        return phase[0] or running.endpoint.relay.publish_problem()
+
     exposed: MetricsServer | None = None
     if settings.metrics_port:
         try:
             exposed = serve_metrics(
-                metrics.metrics.registry, settings.metrics_host, settings.metrics_port
+                metrics.metrics.registry, settings.metrics_host, settings.metrics_port, readiness
             )
         except OSError:
             if sock is not None:
@@ -86,6 +92,7 @@ async def serve(
         await run_startup_checks(spec, engine)
         await _create_topics(broker, settings, noise)
         running.start()
+        phase[0] = None
         if sock is not None:
             name = f"{service} replica {replica}"
             stopping = await _serve_api(running, settings, sock, name, where_metrics)
@@ -96,6 +103,7 @@ async def serve(
             )
             await _until_signalled()
     finally:
+        phase[0] = "stopping"
         if sock is not None:
             sock.close()
         if exposed is not None:
