@@ -106,11 +106,14 @@ def render(shown: Frame) -> Group:
     sagas = Table.grid(padding=(0, 2))
     sagas.add_column(style="bold")
     sagas.add_column()
-    sagas.add_row("sagas/s", f"started {shown.sagas_started_per_second:.1f}, completed "
-                  f"{rates.get('completed', 0):.1f}, cancelled {rates.get('cancelled', 0):.1f}")
+    started = shown.sagas_started_per_second
+    completed, cancelled = rates.get("completed", 0.0), rates.get("cancelled", 0.0)
+    sagas.add_row(
+        "sagas/s", f"started {started:.1f}, completed {completed:.1f}, cancelled {cancelled:.1f}"
+    )
     sagas.add_row("finished", _pairs(shown.sagas_finished_total))
-    sagas.add_row("saga duration", f"p50 {_seconds(shown.saga_p50_seconds)}, "
-                  f"p99 {_seconds(shown.saga_p99_seconds)}")
+    p50, p99 = _seconds(shown.saga_p50_seconds), _seconds(shown.saga_p99_seconds)
+    sagas.add_row("saga duration", f"p50 {p50}, p99 {p99}")
     sagas.add_row("lag", _pairs(shown.lag))
     sagas.add_row("outbox waiting", _pairs(shown.outbox_waiting))
     oldest = {k: round(v, 1) for k, v in shown.outbox_oldest_seconds.items()}

@@ -78,9 +78,9 @@ class Consumer(Protocol):
         """Commit, per partition, the offset of the next record to read."""
 
     def lag(self) -> dict[TopicPartition, int]:
-        """Per partition this member holds and has read from, the records after its
-        position that it knows of (the partition's end as last fetched, minus the offset
-        of the next record to read)."""
+        """Per partition this member holds whose position it knows, the records after
+        that position (the partition's end as last fetched, minus the offset of the next
+        record to read); a partition it has not read from since joining may be missing."""
 
     async def close(self) -> None:
         """Leave the group without committing anything more."""
