@@ -15,7 +15,7 @@ import ordersaga
 SOURCE = Path(ordersaga.__file__).parent
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"contracts", "config"}),
+    frozenset({"contracts", "config", "observability"}),
     frozenset({"messaging", "db"}),
     frozenset({"saga"}),
     frozenset({"services"}),

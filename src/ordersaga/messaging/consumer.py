@@ -241,7 +241,9 @@ class ConsumerLoop:
         retrying = Retrying(f"{self.group}: handling a batch of {len(pending)}", self.stats, log)
         while pending:
             try:
-                outcome = await handle_batch(self._transactions, pending, self._handlers)
+                outcome = await handle_batch(
+                    self._transactions, pending, self._handlers, self.group
+                )
             except asyncio.CancelledError:
                 raise
             except InvalidMessage as invalid:

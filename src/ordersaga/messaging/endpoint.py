@@ -18,6 +18,7 @@ from ordersaga.messaging.outbox import OutboxRelay, RelayLimits
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.stopping import Deadline, bounded, finish
 from ordersaga.messaging.unit_of_work import Transactions
+from ordersaga.observability.tracing import NO_TRACING, Tracing
 
 DEFAULT_GRACE = 10.0
 """Seconds :meth:`Endpoint.stop` takes at most, unless told otherwise."""
@@ -38,11 +39,14 @@ class Endpoint:
         client_id: str | None = None,
         crash_points: CrashPoints | None = None,
         relay_limits: RelayLimits = RelayLimits(),
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.name = name
         self._producer = broker.producer()
-        self.relay = OutboxRelay(engine, outbox, self._producer, limits=relay_limits)
-        self.transactions = Transactions(engine, outbox, inbox, self.relay.wake)
+        self.relay = OutboxRelay(
+            engine, outbox, self._producer, limits=relay_limits, tracing=tracing
+        )
+        self.transactions = Transactions(engine, outbox, inbox, self.relay.wake, tracing)
         """The units of work of this replica: every one wakes this replica's relay."""
         self.consumer = ConsumerLoop(
             broker=broker,

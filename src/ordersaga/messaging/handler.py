@@ -117,17 +117,31 @@ class Decoded:
     message_id: str
 
 
-def context_for(conn: AsyncConnection, item: Decoded) -> HandlerContext:
-    """A fresh context for handling ``item`` in the transaction of ``conn``."""
+def context_for(
+    conn: AsyncConnection, item: Decoded, traceparent: str | None = None
+) -> HandlerContext:
+    """A fresh context for handling ``item`` in the transaction of ``conn``; what it sends
+    carries ``traceparent`` (the span handling it), or else the record's own."""
     keyed: Keyed = item.message
-    return HandlerContext(conn, Trace.from_headers(dict(item.record.headers), keyed.key))
+    cause = Trace.from_headers(dict(item.record.headers), keyed.key)
+    if traceparent is not None:
+        cause = Trace(cause.message_id, cause.saga_id, traceparent)
+    return HandlerContext(conn, cause)
 
 
 async def run_handler(
-    conn: AsyncConnection, items: Sequence[Decoded], handler: BatchHandler
+    conn: AsyncConnection,
+    items: Sequence[Decoded],
+    handler: BatchHandler,
+    traceparents: Sequence[str] | None = None,
 ) -> list[HandlerContext]:
-    """Run ``handler`` for ``items`` in the transaction of ``conn``; their contexts, in order."""
-    batch = [BatchItem(i.record.topic, i.message, context_for(conn, i)) for i in items]
+    """Run ``handler`` for ``items`` in the transaction of ``conn``; their contexts, in
+    order. ``traceparents`` (one per item) are those of the spans handling them."""
+    parents: Sequence[str | None] = traceparents or [None] * len(items)
+    batch = [
+        BatchItem(i.record.topic, i.message, context_for(conn, i, parent))
+        for i, parent in zip(items, parents, strict=True)
+    ]
     try:
         await handler(conn, batch)
     except InvalidMessage as invalid:

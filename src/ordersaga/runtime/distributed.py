@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import time
@@ -23,6 +24,7 @@ from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.messaging.stopping import Deadline, bounded
+from ordersaga.observability.tracing import tracing_from_env
 from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.runtime.startup_logs import StartupNoise
@@ -52,7 +54,12 @@ async def serve(
     engine = make_engine(url)
     broker = make_broker(settings)
     running = ServiceReplica(
-        spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)
+        spec,
+        engine,
+        broker,
+        replica=replica,
+        relay_limits=relay_limits(settings),
+        tracing=tracing_from_env(service, replica, os.environ),
     )
     stopping: Deadline | None = None
     try:

@@ -5,6 +5,7 @@ service keeps its own database file and talks to the others only through topics.
 """
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
+from ordersaga.observability.tracing import Tracing, tracing_from_env
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.base import ServiceSpec, run_startup_checks
@@ -39,6 +41,14 @@ def embedded_engines(data_dir: Path) -> dict[str, AsyncEngine]:
 EngineWrapper = Callable[[str, AsyncEngine], AsyncEngine]
 """Given a service's name and engine, the engine its consumer, relay, loops and API use."""
 
+TracingFactory = Callable[[str], Tracing]
+"""Given a service's name, where its spans go."""
+
+
+def tracing_from_environment(service: str) -> Tracing:
+    """A service's tracing as the ``OTEL_*`` variables configure it."""
+    return tracing_from_env(service, "1", os.environ)
+
 
 class EmbeddedSystem:
     """Start with :meth:`start` (or ``async with``); the order API is :attr:`app`.
@@ -50,6 +60,7 @@ class EmbeddedSystem:
     ``specs`` replace services' configured specs (a test runs an orchestrator with
     definitions of its own). A service whose startup check fails (the orchestrator,
     when unfinished sagas need a definition version it lacks) fails :meth:`start`.
+    Each service's spans go where ``tracing`` says (default: the ``OTEL_*`` variables).
     """
 
     def __init__(
@@ -61,8 +72,10 @@ class EmbeddedSystem:
         broker: InProcessBroker | None = None,
         engine_wrapper: EngineWrapper | None = None,
         specs: Mapping[str, ServiceSpec] | None = None,
+        tracing: TracingFactory = tracing_from_environment,
     ) -> None:
         self.data_dir = data_dir
+        self._tracing = tracing
         self.settings = settings or Settings()
         self._crash_points = crash_points
         self._engine_wrapper = engine_wrapper
@@ -124,6 +137,7 @@ class EmbeddedSystem:
             self.broker,
             crash_points=self._crash_points,
             relay_limits=relay_limits(self.settings),
+            tracing=self._tracing(name),
         )
         replica.start()
         return replica

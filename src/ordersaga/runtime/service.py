@@ -12,6 +12,7 @@ from ordersaga.messaging.endpoint import DEFAULT_GRACE, Endpoint
 from ordersaga.messaging.outbox import RelayLimits
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.stopping import CANCEL_WAIT, Deadline, finish
+from ordersaga.observability.tracing import NO_TRACING, Tracing
 from ordersaga.services.base import ServiceSpec
 
 
@@ -23,7 +24,10 @@ def relay_limits(settings: Settings) -> RelayLimits:
 
 
 class ServiceReplica:
-    """Consumes the service's topics, relays its outbox and runs its background loops."""
+    """Consumes the service's topics, relays its outbox and runs its background loops.
+
+    Its spans go to ``tracing``, which it shuts down (exporting what is left) when it stops.
+    """
 
     def __init__(
         self,
@@ -34,9 +38,11 @@ class ServiceReplica:
         replica: str = "1",
         crash_points: CrashPoints | None = None,
         relay_limits: RelayLimits = RelayLimits(),
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.spec = spec
         self.engine = engine
+        self.tracing = tracing
         self.endpoint = Endpoint(
             name=f"{spec.name}-service",
             broker=broker,
@@ -47,6 +53,7 @@ class ServiceReplica:
             client_id=f"{spec.name}-{replica}",
             crash_points=crash_points,
             relay_limits=relay_limits,
+            tracing=tracing,
         )
         self._background: list[asyncio.Task[None]] = []
 
@@ -73,3 +80,4 @@ class ServiceReplica:
             await finish(task, CANCEL_WAIT, task.get_name())
         self._background.clear()
         await self.endpoint.stop_relaying(deadline.remaining())
+        self.tracing.shutdown()

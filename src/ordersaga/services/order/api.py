@@ -13,6 +13,7 @@ from ordersaga.services.order.errors import install_error_handlers
 from ordersaga.services.order.limits import MAX_BODY_BYTES, BodySizeLimit
 from ordersaga.services.order.routers import health, orders, products
 from ordersaga.services.order.schemas import PlaceOrderBody
+from ordersaga.services.order.tracing import ServerSpans
 
 
 def create_app(
@@ -34,6 +35,7 @@ def create_app(
     app.state.order_service = OrderServiceContext(transactions, settings)
     install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(ServerSpans, tracing=transactions.tracing)
     for router in (orders.router, products.router, health.router):
         app.include_router(router)
     return app

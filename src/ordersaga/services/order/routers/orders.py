@@ -19,6 +19,7 @@ from ordersaga.services.order.schemas import (
     OrderPage,
     PlaceOrderBody,
 )
+from ordersaga.services.order.tracing import saga_traceparent
 
 PREFIX = "/api/v1/orders"
 
@@ -53,6 +54,16 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=255,
         description="Retrying with the same key returns the same order and creates nothing.",
+    ),
+]
+
+
+TraceParent = Annotated[
+    str | None,
+    Header(
+        alias="traceparent",
+        include_in_schema=False,
+        description="A W3C traceparent: the order's saga joins the caller's trace.",
     ),
 ]
 
@@ -97,8 +108,14 @@ async def create_order(
     response: Response,
     transactions: TransactionsDep,
     idempotency_key: IdempotencyKey = None,
+    traceparent: TraceParent = None,
 ) -> OrderOut:
-    placement = await place_order(transactions, request, idempotency_key=idempotency_key)
+    placement = await place_order(
+        transactions,
+        request,
+        idempotency_key=idempotency_key,
+        traceparent=saga_traceparent(traceparent),
+    )
     response.headers["Location"] = location(placement.order.id)
     if not placement.created:
         response.status_code = 200

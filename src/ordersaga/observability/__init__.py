@@ -1,0 +1,1 @@
+"""What an operator sees of a running system: traces, logs and metrics."""
