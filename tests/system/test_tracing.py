@@ -33,9 +33,7 @@ def of_trace(exporter: InMemorySpanExporter, trace_id: str) -> list[SpanView]:
 
 def trace_of(exporter: InMemorySpanExporter, order_id: str) -> str:
     """The trace of the spans that name saga ``order_id``; fails unless there is one."""
-    traces = {
-        v.trace_id for v in map(view, exporter.get_finished_spans()) if v.saga_id == order_id
-    }
+    traces = {v.trace_id for v in map(view, exporter.get_finished_spans()) if v.saga_id == order_id}
     assert len(traces) == 1, f"saga {order_id} is in {len(traces)} traces"
     return traces.pop()
 
