@@ -5,6 +5,7 @@ Created once in the wiring and passed in; nothing reads the environment anywhere
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds the outbox relay waits for a database lock before it gives "
         "up and tries again (whole seconds on MariaDB).",
+    )
+    log_format: Literal["json", "console"] | None = Field(
+        None,
+        description="How a replica writes its log: `json`, one JSON object per line (the "
+        "default when standard error is not a terminal), or `console`, readable lines (the "
+        "default on a terminal). `ordersaga up` shows its replicas' lines readably on a "
+        "terminal and passes their JSON lines on as they are elsewhere.",
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8091

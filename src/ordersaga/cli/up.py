@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ from ordersaga.cli.errors import UNREACHABLE, USAGE, fail
 from ordersaga.cli.running import run_on_uvloop
 from ordersaga.cli.services import ServiceName
 from ordersaga.config import Settings
+from ordersaga.observability.logs import configure_logging
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.runtime.ports import PortInUse, bind_api, check_port
 from ordersaga.runtime.startup_logs import quiet_start
@@ -68,11 +70,19 @@ def up_command(
         check_port(settings.api_host, settings.api_port)
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
-    raise typer.Exit(run_on_uvloop(supervise(show_line, say_stopping, replicas)) or 0)
+    # Replicas write readable lines for a person at the terminal, JSON for a collector.
+    children_format = settings.log_format or ("console" if console.is_terminal else "json")
+    code = run_on_uvloop(supervise(show_line, say_stopping, replicas, log_format=children_format))
+    raise typer.Exit(code or 0)
 
 
 def show_line(replica: str, service: str, line: str) -> None:
-    """One line of a replica's output, after its name in its service's colour."""
+    """One line of a replica's output, after its name in its service's colour; off a
+    terminal a JSON line goes on as it is (it names its service and replica itself)."""
+    if not console.is_terminal and line.startswith("{"):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        return
     index = SERVICE_NAMES.index(service) if service in SERVICE_NAMES else -1
     colour = PALETTE[index % len(PALETTE)] if index >= 0 else "white"
     width = max(len(s) for s in SERVICE_NAMES) + 3
@@ -97,15 +107,14 @@ def serve_command(
     be in place (`ordersaga db upgrade`)."""
     from ordersaga.runtime.distributed import serve as serve_replica
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = Settings()
+    name = replica or f"{socket.gethostname()}-{os.getpid()}"
+    configure_logging(settings.log_format, service, f"{service}-{name}")
     from ordersaga.messaging.replication import ReplicationMismatch
 
     noise = quiet_start()
-    name = replica or f"{socket.gethostname()}-{os.getpid()}"
     try:
-        run_on_uvloop(serve_replica(service, Settings(), name, noise))
+        run_on_uvloop(serve_replica(service, settings, name, noise))
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
     except ReplicationMismatch as error:
@@ -124,6 +133,7 @@ class _Server(uvicorn.Server):
 
 async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Settings) -> None:
     host, port = sock.getsockname()[:2]
+    configure_logging(settings.log_format, "embedded", "1", level=logging.WARNING)
     stopping = asyncio.Event()
     with _on_stop_signals(stopping.set):
         try:

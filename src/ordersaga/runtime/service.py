@@ -12,6 +12,7 @@ from ordersaga.messaging.endpoint import DEFAULT_GRACE, Endpoint
 from ordersaga.messaging.outbox import RelayLimits
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.stopping import CANCEL_WAIT, Deadline, finish
+from ordersaga.observability.logs import log_context
 from ordersaga.observability.tracing import NO_TRACING, Tracing
 from ordersaga.services.base import ServiceSpec
 
@@ -42,6 +43,7 @@ class ServiceReplica:
     ) -> None:
         self.spec = spec
         self.engine = engine
+        self.replica = replica
         self.tracing = tracing
         self.endpoint = Endpoint(
             name=f"{spec.name}-service",
@@ -58,6 +60,11 @@ class ServiceReplica:
         self._background: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        # Tasks started in here log as this replica's (they copy the context).
+        with log_context(service=self.spec.name, replica=f"{self.spec.name}-{self.replica}"):
+            self._start()
+
+    def _start(self) -> None:
         self.endpoint.start()
         for task in self.spec.background:
             loop = task(self.endpoint.transactions)

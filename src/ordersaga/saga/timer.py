@@ -27,6 +27,7 @@ from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.envelope import Trace
 from ordersaga.messaging.transient import is_transient
 from ordersaga.messaging.unit_of_work import Transactions, UnitOfWork
+from ordersaga.observability.logs import log_context, trace_id_of
 from ordersaga.observability.tracing import Traced, Tracing
 from ordersaga.saga.failures import FAILED
 from ordersaga.saga.runner import Failed, SagaRunner
@@ -63,7 +64,9 @@ async def fire_due_deadlines(
             due = await runner.store.due(conn, at, batch, versions=runner.definitions.versions)
             for state in due:
                 spans.append(_deadline_span(transactions.tracing, state))
-                await _fire(work, runner, state, at, max_failures, spans[-1])
+                traceparent = spans[-1].traceparent
+                with log_context(saga_id=state.saga_id, trace_id=trace_id_of(traceparent)):
+                    await _fire(work, runner, state, at, max_failures, spans[-1])
     except BaseException as error:
         for span in spans:
             span.end(error)

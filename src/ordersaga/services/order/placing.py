@@ -19,6 +19,7 @@ from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.envelope import Trace
 from ordersaga.messaging.unit_of_work import Transactions, UnitOfWork
+from ordersaga.observability.logs import log_context
 from ordersaga.services.order import repository
 from ordersaga.services.order.model import (
     IdempotencyKeyReused,
@@ -65,7 +66,9 @@ async def place_order(
         return replay
     # DEBUG: one line per order at INFO costs a percent of the service's CPU at load;
     # the saga's outcome is logged where it ends.
-    log.debug("saga %s: order created for user %d", order.id, order.user_id)
+    if log.isEnabledFor(logging.DEBUG):
+        with log_context(saga_id=str(order.id), order_id=str(order.id)):
+            log.debug("saga %s: order created for user %d", order.id, order.user_id)
     return Placement(order, created=True)
 
 
