@@ -7,9 +7,13 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ordersaga.config import Settings
+from ordersaga.contracts import topics
 from ordersaga.observability.tracing import Tracing, new_traceparent, tracing_to
+from ordersaga.runtime.embedded import EmbeddedSystem
 from tests.support import until
-from tests.system.conftest import embedded
+from tests.system.conftest import api_of, embedded
+from tests.system.test_lost_messages import LosingBroker
 from tests.traces import COMPLETED_FLOW, UNAFFORDABLE_FLOW, SpanView, chain
 
 
@@ -39,11 +43,13 @@ def trace_of(exporter: InMemorySpanExporter, order_id: str) -> str:
 
 
 async def traced_flow(
-    exporter: InMemorySpanExporter, order_id: str, flow: Sequence[tuple[str, str]]
+    exporter: InMemorySpanExporter, order_id: str, flow: Sequence[tuple[str, str]] | int
 ) -> list[SpanView]:
-    """Wait for every span of ``order_id``'s saga, then its one trace's spans."""
+    """Wait for every span of ``order_id``'s saga (those of ``flow``, or that many), then
+    its one trace's spans."""
     trace_id = trace_of(exporter, order_id)
-    await until(lambda: len(of_trace(exporter, trace_id)) >= len(flow), what="every span")
+    count = flow if isinstance(flow, int) else len(flow)
+    await until(lambda: len(of_trace(exporter, trace_id)) >= count, what="every span")
     return of_trace(exporter, trace_id)
 
 
@@ -113,3 +119,46 @@ async def test_without_an_exporter_a_saga_still_carries_one_traceparent(tmp_path
             if r.key == order_id
         ]
     assert [r.headers["traceparent"] for r in records] == [caller] * 3
+
+
+async def test_a_deadline_is_a_span_of_its_sagas_trace(tmp_path: Path) -> None:
+    """The stock's answer is lost: the deadline's span, the child of the span that
+    started the saga, is the parent of the compensation that follows."""
+    exporter = InMemorySpanExporter()
+    broker = LosingBroker(topics.PRODUCT_RESERVED)
+    settings = Settings(reserve_timeout=0.5)
+    system = EmbeddedSystem(tmp_path, settings, broker=broker, tracing=recording(exporter))
+    try:
+        async with system, api_of(system) as api:
+            placed = await api.place(user=1, product=1, quantity=1)
+            assert (await api.wait(placed["orderID"]))["status"] == "ORDER_CANCELLED"
+            assert await system.wait_until_quiet()
+            # Up to the lost answer 6 (its publish the last), then the 9 below.
+            spans = await traced_flow(exporter, placed["orderID"], 15)
+    finally:
+        await broker.close()
+    by_id = {s.span_id: s for s in spans}
+    [deadline] = [s for s in spans if s.name == "saga deadline"]
+    assert deadline.service == "orchestrator"
+    assert deadline.parent_id is not None
+    assert by_id[deadline.parent_id].name == "process order-created"
+    assert chain([deadline, *descendants(spans, deadline)]) == [
+        ("orchestrator", "saga deadline"),
+        ("orchestrator", "publish cancel-product-reservation"),
+        ("stock", "process cancel-product-reservation"),
+        ("stock", "publish product-reservation-cancelled"),
+        ("orchestrator", "process product-reservation-cancelled"),
+        ("orchestrator", "publish order-updated"),
+        ("order", "process order-updated"),
+        ("order", "publish order-status-applied"),
+        ("orchestrator", "process order-status-applied"),
+    ]
+
+
+def descendants(spans: Sequence[SpanView], top: SpanView) -> list[SpanView]:
+    found, frontier = [], [top.span_id]
+    while frontier:
+        below = [s for s in spans if s.parent_id in frontier]
+        found += below
+        frontier = [s.span_id for s in below]
+    return found
