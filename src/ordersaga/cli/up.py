@@ -21,6 +21,7 @@ from ordersaga.cli.running import run_on_uvloop
 from ordersaga.cli.services import ServiceName
 from ordersaga.config import Settings
 from ordersaga.observability.logs import configure_logging
+from ordersaga.observability.tracing import TracingConfigError, check_tracing_env
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.runtime.ports import PortInUse, bind_api, check_port
 from ordersaga.runtime.startup_logs import quiet_start
@@ -56,6 +57,7 @@ def up_command(
     """Run the whole system until Ctrl-C or SIGTERM: one process per service replica on
     Kafka, PostgreSQL and MariaDB, or everything in this process with --embedded."""
     settings = Settings()
+    _check_tracing()
     port = settings.api_port if port is None else port
     if embedded:
         try:
@@ -108,6 +110,7 @@ def serve_command(
     from ordersaga.runtime.distributed import serve as serve_replica
 
     settings = Settings()
+    _check_tracing()
     name = replica or f"{socket.gethostname()}-{os.getpid()}"
     configure_logging(settings.log_format, service, f"{service}-{name}")
     from ordersaga.messaging.replication import ReplicationMismatch
@@ -118,6 +121,14 @@ def serve_command(
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
     except ReplicationMismatch as error:
+        fail(str(error), USAGE)
+
+
+def _check_tracing() -> None:
+    """Refuse to start on ``OTEL_*`` variables that ask for what cannot be done."""
+    try:
+        check_tracing_env(os.environ)
+    except TracingConfigError as error:
         fail(str(error), USAGE)
 
 

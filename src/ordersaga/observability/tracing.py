@@ -244,9 +244,14 @@ def exporter_names(environ: Mapping[str, str]) -> list[str]:
     return [n for n in names if n != "none"]
 
 
-def _exporter(name: str, environ: Mapping[str, str]) -> SpanExporter:
-    if name == "console":
-        return ConsoleSpanExporter()
+def check_tracing_env(environ: Mapping[str, str]) -> None:
+    """Raise :class:`TracingConfigError`, saying what to change, if the ``OTEL_*``
+    variables of ``environ`` ask for what this system cannot do."""
+    if "otlp" in exporter_names(environ):
+        _check_otlp_protocol(environ)
+
+
+def _check_otlp_protocol(environ: Mapping[str, str]) -> None:
     protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get(
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
     )
@@ -255,6 +260,12 @@ def _exporter(name: str, environ: Mapping[str, str]) -> SpanExporter:
             f"OTLP protocol {protocol!r} is not supported; use http/protobuf "
             "(OTEL_EXPORTER_OTLP_PROTOCOL), the collector's port 4318"
         )
+
+
+def _exporter(name: str, environ: Mapping[str, str]) -> SpanExporter:
+    if name == "console":
+        return ConsoleSpanExporter()
+    _check_otlp_protocol(environ)
     # Imported only when used: the exporter pulls in protobuf and requests.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
