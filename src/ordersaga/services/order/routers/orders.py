@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from ordersaga.contracts.statuses import OrderStatus
+from ordersaga.observability.logs import log_context, trace_id_of
 from ordersaga.services.order import repository
 from ordersaga.services.order.deps import EngineDep, SettingsDep, TransactionsDep
 from ordersaga.services.order.errors import NotFound
@@ -110,12 +111,11 @@ async def create_order(
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
 ) -> OrderOut:
-    placement = await place_order(
-        transactions,
-        request,
-        idempotency_key=idempotency_key,
-        traceparent=saga_traceparent(traceparent),
-    )
+    saga_trace = saga_traceparent(traceparent)
+    with log_context(trace_id=trace_id_of(saga_trace)):
+        placement = await place_order(
+            transactions, request, idempotency_key=idempotency_key, traceparent=saga_trace
+        )
     response.headers["Location"] = location(placement.order.id)
     if not placement.created:
         response.status_code = 200
