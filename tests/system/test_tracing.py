@@ -162,3 +162,17 @@ def descendants(spans: Sequence[SpanView], top: SpanView) -> list[SpanView]:
         found += below
         frontier = [s.span_id for s in below]
     return found
+
+
+async def test_reads_are_spans_named_by_route_and_probes_are_not_traced(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    async with embedded(tmp_path, tracing=recording(exporter)) as (system, api):
+        placed = await api.place(user=1, product=1, quantity=1)
+        await api.get(placed["orderID"])
+        transport = httpx.ASGITransport(app=system.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
+            assert (await http.get("/healthz")).status_code == 200
+        assert await system.wait_until_quiet()
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert "GET /api/v1/orders/{orderID}" in names
+    assert not [n for n in names if "healthz" in n or n == "GET"]
