@@ -11,7 +11,7 @@ from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import DEFAULT_GRACE, Endpoint
 from ordersaga.messaging.outbox import RelayLimits
 from ordersaga.messaging.port import Broker
-from ordersaga.messaging.stopping import CANCEL_WAIT, Deadline, finish
+from ordersaga.messaging.stopping import CANCEL_WAIT, Deadline, bounded, finish
 from ordersaga.observability.logs import log_context
 from ordersaga.observability.tracing import NO_TRACING, Tracing
 from ordersaga.services.base import ServiceSpec
@@ -87,4 +87,7 @@ class ServiceReplica:
             await finish(task, CANCEL_WAIT, task.get_name())
         self._background.clear()
         await self.endpoint.stop_relaying(deadline.remaining())
-        self.tracing.shutdown()
+        if self.tracing.enabled:
+            # On a thread: an exporter whose collector is away blocks while it retries.
+            exporting = asyncio.to_thread(self.tracing.shutdown)
+            await bounded(exporting, max(1.0, deadline.remaining()), "exporting the last spans")
