@@ -7,7 +7,7 @@ import os
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic.fields import FieldInfo
@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds the outbox relay waits for a database lock before it gives "
         "up and tries again (whole seconds on MariaDB).",
+    )
+    log_format: Literal["json", "console"] | None = Field(
+        None,
+        description="How a replica writes its log: `json`, one JSON object per line (the "
+        "default when standard error is not a terminal), or `console`, readable lines (the "
+        "default on a terminal). `ordersaga up` shows its replicas' lines readably on a "
+        "terminal and passes their JSON lines on as they are elsewhere.",
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8091

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +20,9 @@ from ordersaga.cli.errors import UNREACHABLE, USAGE, fail
 from ordersaga.cli.running import run_on_uvloop
 from ordersaga.cli.services import ServiceName
 from ordersaga.config import Settings
+from ordersaga.observability.logs import configure_logging
 from ordersaga.observability.serving import MetricsPortInUse, MetricsServer, serve_metrics
+from ordersaga.observability.tracing import TracingConfigError, check_tracing_env
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.runtime.metrics import MAX_REPLICAS_WITH_PORTS
 from ordersaga.runtime.ports import PortInUse, bind_api, check_port
@@ -56,6 +59,7 @@ def up_command(
     """Run the whole system until Ctrl-C or SIGTERM: one process per service replica on
     Kafka, PostgreSQL and MariaDB, or everything in this process with --embedded."""
     settings = Settings()
+    _check_tracing()
     port = settings.api_port if port is None else port
     if embedded:
         try:
@@ -77,12 +81,25 @@ def up_command(
             "get one; run fewer, or set ORDERSAGA_METRICS_PORT=0 for no metrics ports",
             USAGE,
         )
-    supervising = supervise(show_line, say_stopping, replicas, metrics_port=settings.metrics_port)
+    # Replicas write readable lines for a person at the terminal, JSON for a collector.
+    children_format = settings.log_format or ("console" if console.is_terminal else "json")
+    supervising = supervise(
+        show_line,
+        say_stopping,
+        replicas,
+        metrics_port=settings.metrics_port,
+        log_format=children_format,
+    )
     raise typer.Exit(run_on_uvloop(supervising) or 0)
 
 
 def show_line(replica: str, service: str, line: str) -> None:
-    """One line of a replica's output, after its name in its service's colour."""
+    """One line of a replica's output, after its name in its service's colour; off a
+    terminal a JSON line goes on as it is (it names its service and replica itself)."""
+    if not console.is_terminal and line.startswith("{"):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        return
     index = SERVICE_NAMES.index(service) if service in SERVICE_NAMES else -1
     colour = PALETTE[index % len(PALETTE)] if index >= 0 else "white"
     width = max(len(s) for s in SERVICE_NAMES) + 3
@@ -108,18 +125,26 @@ def serve_command(
     from ordersaga.runtime.distributed import LoginRefused
     from ordersaga.runtime.distributed import serve as serve_replica
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = Settings()
+    _check_tracing()
+    name = replica or f"{socket.gethostname()}-{os.getpid()}"
+    configure_logging(settings.log_format, service, f"{service}-{name}")
     from ordersaga.messaging.replication import ReplicationMismatch
 
     noise = quiet_start()
-    name = replica or f"{socket.gethostname()}-{os.getpid()}"
     try:
-        run_on_uvloop(serve_replica(service, Settings(), name, noise))
+        run_on_uvloop(serve_replica(service, settings, name, noise))
     except (PortInUse, MetricsPortInUse) as error:
         fail(str(error), UNREACHABLE)
     except (ReplicationMismatch, LoginRefused) as error:
+        fail(str(error), USAGE)
+
+
+def _check_tracing() -> None:
+    """Refuse to start on ``OTEL_*`` variables that ask for what cannot be done."""
+    try:
+        check_tracing_env(os.environ)
+    except TracingConfigError as error:
         fail(str(error), USAGE)
 
 
@@ -135,6 +160,7 @@ class _Server(uvicorn.Server):
 
 async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Settings) -> None:
     host, port = sock.getsockname()[:2]
+    configure_logging(settings.log_format, "embedded", "1", level=logging.WARNING)
     stopping = asyncio.Event()
     with _on_stop_signals(stopping.set):
         try:

@@ -55,6 +55,7 @@ from ordersaga.messaging.port import (
 )
 from ordersaga.messaging.retry import Retrying, RetryStats
 from ordersaga.messaging.unit_of_work import Transactions
+from ordersaga.observability.logs import log_context, trace_id_of
 from ordersaga.observability.recorders import ConsumerMetrics, ServiceMetrics
 
 LAG_EVERY = 1.0
@@ -161,6 +162,10 @@ class ConsumerLoop:
         """Consume until cancelled, or until :meth:`stop` is called and the batch in hand
         is done; the consumer always leaves its group on the way out."""
         self._running = asyncio.current_task()
+        with log_context(group=self.group):
+            await self._run()
+
+    async def _run(self) -> None:
         consuming = self._retrying(f"{self.group}: consuming")
         waiting = Backoff(first=1.0, cap=30.0)
         while not self._stopping:
@@ -271,7 +276,9 @@ class ConsumerLoop:
         while pending:
             began = time.perf_counter()
             try:
-                outcome = await handle_batch(self._transactions, pending, self._handlers)
+                outcome = await handle_batch(
+                    self._transactions, pending, self._handlers, self.group
+                )
             except asyncio.CancelledError:
                 raise
             except InvalidMessage as invalid:
@@ -313,6 +320,17 @@ class ConsumerLoop:
             )
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
+        with log_context(
+            message_id=record.headers.get(h.MESSAGE_ID),
+            saga_id=record.headers.get(h.SAGA_ID),
+            trace_id=trace_id_of(record.headers.get(h.TRACEPARENT)),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        ):
+            await self._send_dead_letter(record, reason)
+
+    async def _send_dead_letter(self, record: Record, reason: str) -> None:
         log.error(
             "%s: %s[%d]@%d is poison, sent to %s: %s",
             self.group,

@@ -19,6 +19,7 @@ from ordersaga.messaging.port import Broker
 from ordersaga.messaging.stopping import Deadline, bounded, finish
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.observability.tracing import NO_TRACING, Tracing
 
 DEFAULT_GRACE = 10.0
 """Seconds :meth:`Endpoint.stop` takes at most, unless told otherwise."""
@@ -40,14 +41,20 @@ class Endpoint:
         crash_points: CrashPoints | None = None,
         relay_limits: RelayLimits = RelayLimits(),
         metrics: ServiceMetrics | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.name = name
         self.metrics = metrics or ServiceMetrics.detached(name)
         self.producer = broker.producer()
         self.relay = OutboxRelay(
-            engine, outbox, self.producer, limits=relay_limits, metrics=self.metrics.relay()
+            engine,
+            outbox,
+            self.producer,
+            limits=relay_limits,
+            metrics=self.metrics.relay(),
+            tracing=tracing,
         )
-        self.transactions = Transactions(engine, outbox, inbox, self.relay.wake)
+        self.transactions = Transactions(engine, outbox, inbox, self.relay.wake, tracing)
         """The units of work of this replica: every one wakes this replica's relay."""
         self.consumer = ConsumerLoop(
             broker=broker,

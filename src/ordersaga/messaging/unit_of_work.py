@@ -20,6 +20,7 @@ from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.inbox import record_new
 from ordersaga.messaging.outbox import write_outbox
 from ordersaga.messaging.port import OutgoingMessage
+from ordersaga.observability.tracing import NO_TRACING, Tracing
 
 
 def _asleep() -> None:
@@ -57,6 +58,8 @@ class Transactions:
     outbox: Table
     inbox: Table | None = None
     wake_relay: Callable[[], None] = _asleep
+    tracing: Tracing = NO_TRACING
+    """Where the spans of the work done in these units go (the replica's)."""
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[UnitOfWork]:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import time
@@ -27,6 +28,7 @@ from ordersaga.messaging.transient import login_refused
 from ordersaga.observability.metrics import Metrics
 from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.observability.serving import MetricsServer, serve_metrics
+from ordersaga.observability.tracing import tracing_from_env
 from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.runtime.startup_logs import StartupNoise
@@ -84,6 +86,7 @@ async def serve(
         relay_limits=relay_limits(settings),
         metrics=metrics,
         metrics_interval=settings.metrics_interval,
+        tracing=tracing_from_env(service, replica, os.environ),
     )
     where_metrics = f"metrics on {exposed.url}" if exposed else "no metrics port"
     stopping: Deadline | None = None

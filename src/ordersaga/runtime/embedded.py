@@ -5,6 +5,7 @@ service keeps its own database file and talks to the others only through topics.
 """
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
 from ordersaga.observability.metrics import Metrics
 from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.observability.tracing import Tracing, tracing_from_env
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.base import ServiceSpec, run_startup_checks
@@ -41,6 +43,14 @@ def embedded_engines(data_dir: Path) -> dict[str, AsyncEngine]:
 EngineWrapper = Callable[[str, AsyncEngine], AsyncEngine]
 """Given a service's name and engine, the engine its consumer, relay, loops and API use."""
 
+TracingFactory = Callable[[str], Tracing]
+"""Given a service's name, where its spans go."""
+
+
+def tracing_from_environment(service: str) -> Tracing:
+    """A service's tracing as the ``OTEL_*`` variables configure it."""
+    return tracing_from_env(service, "1", os.environ)
+
 
 class EmbeddedSystem:
     """Start with :meth:`start` (or ``async with``); the order API is :attr:`app`.
@@ -55,6 +65,7 @@ class EmbeddedSystem:
 
     Every service records into :attr:`metrics`, one registry for the process, told
     apart by the ``service`` label; the order API's ``/metrics`` serves all of it.
+    Each service's spans go where ``tracing`` says (default: the ``OTEL_*`` variables).
     """
 
     def __init__(
@@ -66,8 +77,10 @@ class EmbeddedSystem:
         broker: InProcessBroker | None = None,
         engine_wrapper: EngineWrapper | None = None,
         specs: Mapping[str, ServiceSpec] | None = None,
+        tracing: TracingFactory = tracing_from_environment,
     ) -> None:
         self.data_dir = data_dir
+        self._tracing = tracing
         self.settings = settings or Settings()
         self._crash_points = crash_points
         self._engine_wrapper = engine_wrapper
@@ -135,6 +148,7 @@ class EmbeddedSystem:
             relay_limits=relay_limits(self.settings),
             metrics=metrics,
             metrics_interval=self.settings.metrics_interval,
+            tracing=self._tracing(name),
         )
         replica.start()
         return replica

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts.messages import WireMessage
+from ordersaga.observability.logs import log_context
 from ordersaga.observability.recorders import SagaMetrics
 from ordersaga.saga import transitions
 from ordersaga.saga.clock import DatabaseClock, SagaClock
@@ -209,7 +210,8 @@ class SagaRunner:
             history.append(
                 history_row(event.saga_id, saga.last_seq, transition.entry, at, event.message_id)
             )
-            log_entry(event.saga_id, transition.entry)
+            with log_context(saga_id=event.saga_id):
+                log_entry(event.saga_id, transition.entry)
         await self._write(conn, [sagas[i] for i in sorted(sagas) if sagas[i].changed], history, at)
         return done
 
@@ -270,11 +272,19 @@ def _left_alone(event: SagaEvent, transition: Transition) -> bool:
     return isinstance(event, Retry) and transition.entry.outcome == "ignored"
 
 
+LOUDER: dict[str, int] = {"parked": logging.WARNING, "timed-out": logging.INFO}
+"""The outcomes logged above DEBUG: a parked saga needs a person; a step that timed out
+is worth a line. The usual progress is in the saga's history and counters: at INFO it
+was a line per message handled."""
+
+
 def log_entry(saga_id: str, entry: HistoryEntry) -> None:
     """Log what an event did to saga ``saga_id``, as its history records it."""
-    # A parked saga needs a person: say so louder than the usual progress.
+    level = LOUDER.get(entry.outcome, logging.DEBUG)
+    if not log.isEnabledFor(level):
+        return
     log.log(
-        logging.WARNING if entry.outcome == "parked" else logging.INFO,
+        level,
         "saga %s: %s %s (%s → %s): %s",
         saga_id,
         entry.event,

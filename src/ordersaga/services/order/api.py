@@ -16,6 +16,7 @@ from ordersaga.services.order.metrics import RequestMetrics
 from ordersaga.services.order.metrics import router as metrics_router
 from ordersaga.services.order.routers import health, orders, products
 from ordersaga.services.order.schemas import PlaceOrderBody
+from ordersaga.services.order.tracing import ServerSpans
 
 
 def create_app(
@@ -41,6 +42,7 @@ def create_app(
     install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
     app.state.metrics_registry = metrics.metrics.registry
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(ServerSpans, tracing=transactions.tracing)
     # Added last, so it is outermost: it sees the 413s and the errors' answers too.
     app.add_middleware(RequestMetrics, metrics=metrics.http())
     for router in (orders.router, products.router, health.router, metrics_router):

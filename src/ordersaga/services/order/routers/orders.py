@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from ordersaga.contracts.statuses import OrderStatus
+from ordersaga.observability.logs import log_context, trace_id_of
 from ordersaga.services.order import repository
 from ordersaga.services.order.deps import EngineDep, SettingsDep, TransactionsDep
 from ordersaga.services.order.errors import NotFound
@@ -19,6 +20,7 @@ from ordersaga.services.order.schemas import (
     OrderPage,
     PlaceOrderBody,
 )
+from ordersaga.services.order.tracing import saga_traceparent
 
 PREFIX = "/api/v1/orders"
 
@@ -53,6 +55,16 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=255,
         description="Retrying with the same key returns the same order and creates nothing.",
+    ),
+]
+
+
+TraceParent = Annotated[
+    str | None,
+    Header(
+        alias="traceparent",
+        include_in_schema=False,
+        description="A W3C traceparent: the order's saga joins the caller's trace.",
     ),
 ]
 
@@ -97,8 +109,13 @@ async def create_order(
     response: Response,
     transactions: TransactionsDep,
     idempotency_key: IdempotencyKey = None,
+    traceparent: TraceParent = None,
 ) -> OrderOut:
-    placement = await place_order(transactions, request, idempotency_key=idempotency_key)
+    saga_trace = saga_traceparent(traceparent)
+    with log_context(trace_id=trace_id_of(saga_trace)):
+        placement = await place_order(
+            transactions, request, idempotency_key=idempotency_key, traceparent=saga_trace
+        )
     response.headers["Location"] = location(placement.order.id)
     if not placement.created:
         response.status_code = 200
