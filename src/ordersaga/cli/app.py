@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ordersaga.cli.auth import auth_app, token_command
 from ordersaga.cli.bench import bench_command
 from ordersaga.cli.chaos import chaos_command
 from ordersaga.cli.db import db_app, seed_command
@@ -43,6 +44,8 @@ app.command("serve")(serve_command)
 app.command("place-order")(place_order_command)
 app.command("orders")(orders_command)
 app.command("verify")(verify_command)
+app.command("token")(token_command)
+app.add_typer(auth_app, name="auth")
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")

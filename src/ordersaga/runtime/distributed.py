@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.db.engine import make_engine
@@ -163,7 +164,9 @@ async def _serve_api(
     """Serve until SIGTERM or SIGINT; then stop taking connections, answer the requests
     in flight within a quarter of the shutdown grace, and return the deadline of the
     whole stop, which began with the signal."""
-    app = create_app(running.endpoint.transactions, settings)
+    app = create_app(
+        running.endpoint.transactions, settings, verifier=auth_setup.verifier(settings)
+    )
     add_readiness_check(app, running.endpoint.relay.publish_problem)
     config = server_config(
         app,

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
+from ordersaga.auth.tokens import LocalTokens
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
@@ -43,6 +45,8 @@ EngineWrapper = Callable[[str, AsyncEngine], AsyncEngine]
 class EmbeddedSystem:
     """Start with :meth:`start` (or ``async with``); the order API is :attr:`app`.
 
+    The API requires tokens signed with the local key under ``data_dir`` (see
+    :attr:`tokens`) unless the settings point elsewhere or disable authentication.
     The broker's log is kept under ``data_dir`` unless a ``broker`` is handed in, which
     then outlives the system (a test can restart the services on the same broker).
     An ``engine_wrapper`` stands between each service and its database (a test injects
@@ -72,6 +76,9 @@ class EmbeddedSystem:
         self._broker = broker
         self._owns_broker = broker is None
         self._app: FastAPI | None = None
+        self.tokens: LocalTokens = auth_setup.local_tokens(self.settings, data_dir)
+        """Tokens the API accepts: signed with the local key under ``data_dir`` (or at
+        ``ORDERSAGA_AUTH_KEY_FILE``)."""
 
     @property
     def broker(self) -> InProcessBroker:
@@ -106,7 +113,11 @@ class EmbeddedSystem:
             await self.stop()
             raise
         order_service = self._services["order"]
-        self._app = create_app(order_service.endpoint.transactions, self.settings)
+        self._app = create_app(
+            order_service.endpoint.transactions,
+            self.settings,
+            verifier=auth_setup.verifier(self.settings, self.data_dir),
+        )
 
     async def _start_service(self, name: str) -> ServiceReplica:
         spec = self._specs.get(name) or service_spec(name, self.settings)

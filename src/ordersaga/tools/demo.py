@@ -84,7 +84,7 @@ async def run_demo(
     async with EmbeddedSystem(data_dir, Settings()) as system:
         transport = httpx.ASGITransport(app=system.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
-            client = OrderClient(http)
+            client = OrderClient(http, system.tokens)
             played = await _scenarios(client)
             show_played(played)
             rng = random.Random(seed)

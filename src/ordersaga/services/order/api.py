@@ -6,11 +6,13 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from ordersaga.auth.verify import TokenVerifier
 from ordersaga.config import Settings
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.services.order.deps import OrderServiceContext
 from ordersaga.services.order.errors import install_error_handlers
 from ordersaga.services.order.limits import MAX_BODY_BYTES, BodySizeLimit
+from ordersaga.services.order.rate_limit import RateLimiter
 from ordersaga.services.order.routers import health, orders, products
 from ordersaga.services.order.schemas import PlaceOrderBody
 
@@ -19,10 +21,15 @@ def create_app(
     transactions: Transactions,
     settings: Settings,
     *,
+    verifier: TokenVerifier | None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API on the order service's database, placing orders in ``transactions``' units
     of work (which wake the relay, so an ``order-created`` leaves without waiting for a poll).
+
+    Every route but ``/healthz``, ``/readyz`` (and ``/metrics``, ``/docs``) needs a bearer
+    token ``verifier`` accepts; ``None`` (authentication disabled) lets everyone in as an
+    operator.
 
     A request body over ``max_body_bytes`` is answered 413 without being read whole.
     """
@@ -31,7 +38,8 @@ def create_app(
         description="Place orders and follow them through the place-order saga.",
         version="1",
     )
-    app.state.order_service = OrderServiceContext(transactions, settings)
+    limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_limit_burst)
+    app.state.order_service = OrderServiceContext(transactions, settings, verifier, limiter)
     install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     for router in (orders.router, products.router, health.router):
