@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -84,7 +85,7 @@ def _write_private(path: Path, pem: bytes, *, replace: bool) -> None:
     """Write ``pem`` at ``path`` with mode 0600 from its first byte; without ``replace``
     a file already there wins (two processes creating the key at once agree on one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = _temporary(path)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -98,6 +99,11 @@ def _write_private(path: Path, pem: bytes, *, replace: bool) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def _temporary(path: Path) -> Path:
+    """A file beside ``path`` no other writer (process or thread) picks."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
 def _read_jwks(path: Path) -> list[dict[str, Any]]:
     try:
         keys = json.loads(path.read_text()).get("keys", [])
@@ -107,7 +113,7 @@ def _read_jwks(path: Path) -> list[dict[str, Any]]:
 
 
 def _write_jwks(path: Path, keys: list[dict[str, Any]]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = _temporary(path)
     temporary.write_text(json.dumps({"keys": keys}, indent=2) + "\n")
     os.replace(temporary, path)
 
