@@ -49,6 +49,14 @@ def verifier(settings: Settings, data_dir: Path = DEFAULT_DATA_DIR) -> TokenVeri
     return TokenVerifier(key_source(settings, data_dir), audience_of(settings))
 
 
+def client_tokens(
+    settings: Settings, data_dir: Path = DEFAULT_DATA_DIR
+) -> LocalTokens | None:
+    """What a tool's client sends: tokens minted with the local key, or none when
+    authentication is disabled."""
+    return None if settings.auth == "disabled" else local_tokens(settings, data_dir)
+
+
 def local_tokens(settings: Settings, data_dir: Path = DEFAULT_DATA_DIR) -> LocalTokens:
     """Tokens minted with the local key, as the API started on ``data_dir`` verifies them."""
     return LocalTokens(local_key_file(settings, data_dir), audience_of(settings))

@@ -20,6 +20,8 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
+from ordersaga.auth.tokens import LocalTokens
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.db.migrate import seed, upgrade
@@ -68,6 +70,9 @@ class _ChildProcesses:
 class _ServedSystem(_ChildProcesses):
     """A system behind the order API on ``port``, whose databases the bench reads."""
 
+    tokens: LocalTokens | None
+    """Tokens the system's API accepts (none when authentication is disabled)."""
+
     def __init__(self) -> None:
         self.port = free_port()
         self.engines: dict[str, AsyncEngine] = {}
@@ -102,6 +107,7 @@ class RealStack(_ServedSystem):
         self.log_dir = log_dir
         self.keep = keep
         self.urls = scratch_urls(settings, SCRATCH_NAME)
+        self.tokens = auth_setup.client_tokens(settings)
         self.env = environment(
             {
                 "ORDERSAGA_API_PORT": str(self.port),
@@ -161,6 +167,7 @@ class EmbeddedStack(_ServedSystem):
         self.log_dir = log_dir
         self.keep = keep
         self.data_dir = Path(tempfile.mkdtemp(prefix="ordersaga-bench-"))
+        self.tokens = auth_setup.client_tokens(settings, self.data_dir)
 
     async def prepare(self) -> None:
         await prepare_embedded_data(self.data_dir, self.settings)
