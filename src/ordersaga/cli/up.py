@@ -15,6 +15,7 @@ import uvicorn
 from rich.console import Console
 from rich.markup import escape
 
+from ordersaga.auth import setup as auth_setup
 from ordersaga.cli.errors import UNREACHABLE, USAGE, fail
 from ordersaga.cli.running import run_on_uvloop
 from ordersaga.cli.services import ServiceName
@@ -137,6 +138,7 @@ async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Setting
                         f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at "
                         f"/docs, data in {data_dir.resolve()}. Ctrl-C stops it."
                     )
+                    console.print(_auth_line(settings, data_dir))
                 waiting = asyncio.create_task(stopping.wait())
                 await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
                 server.should_exit = True
@@ -145,6 +147,16 @@ async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Setting
         finally:
             sock.close()
     console.print("stopped.")
+
+
+def _auth_line(settings: Settings, data_dir: Path) -> str:
+    """How a client gets in: a token, or nothing when authentication is disabled."""
+    if settings.auth == "disabled":
+        return f"[bold red]{escape(auth_setup.DISABLED_WARNING)}[/]"
+    if settings.auth_jwks_url or settings.auth_jwks_file:
+        return "Requests need a bearer token from the configured identity provider."
+    where = "" if data_dir == auth_setup.DEFAULT_DATA_DIR else f" --data-dir {data_dir}"
+    return f"Requests need a bearer token: [bold]ordersaga token --user 1{where}[/]"
 
 
 @contextlib.contextmanager
