@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ordersaga.cli.sagas import sagas_app
 from ordersaga.contracts import headers as h
-from tests.api.admin_support import Placed, Running, place_one_of_each, running
+from tests.api.admin_support import Running, place_one_of_each, running
 
 
 def events(page: dict[str, Any], *kinds: str) -> list[dict[str, Any]]:
