@@ -17,6 +17,9 @@ from ordersaga.services.orchestrator.tables import saga_history, saga_instances
 from ordersaga.tools.client import OrderClient
 from tests.support import until_async
 
+OPERATOR = "ops-alice"
+"""The subject of the operator token the admin client sends: what the audit records."""
+
 SETTINGS = Settings(
     reserve_timeout=30,
     payment_timeout=30,
@@ -94,10 +97,12 @@ async def running(data_dir: Path, broker: LossyBroker | None = None) -> AsyncIte
             transport=httpx.ASGITransport(app=system.app), base_url="http://ordersaga"
         )
         admin = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=system.admin_app), base_url="http://admin"
+            transport=httpx.ASGITransport(app=system.admin_app),
+            base_url="http://admin",
+            headers={"Authorization": f"Bearer {system.tokens.operator(OPERATOR)}"},
         )
         async with orders, admin:
-            yield Running(system, OrderClient(orders), admin, broker)
+            yield Running(system, OrderClient(orders, system.tokens), admin, broker)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from ordersaga.contracts import topics
 from ordersaga.saga.definition import StepKind
 from ordersaga.services.orchestrator.place_order import PLACE_ORDER
 from ordersaga.tools.verify import verify
-from tests.api.admin_support import Running, place_one_of_each, running
+from tests.api.admin_support import OPERATOR, Running, place_one_of_each, running
 from tests.support import until_async
 
 
@@ -35,7 +35,7 @@ async def test_a_parked_saga_retried_runs_to_its_end_and_the_retry_is_audited(
         assert answer.status_code == 200, answer.text
         done = answer.json()
         assert done["saga"]["state"] == "COMPENSATING"
-        assert done["audit"]["actor"] == "local" and done["audit"]["action"] == "retry"
+        assert done["audit"]["actor"] == OPERATOR and done["audit"]["action"] == "retry"
         assert done["audit"]["reason"] == "stock is answering again"
 
         await run.wait_for_status(p.parked, "CANCELLED")
@@ -46,11 +46,11 @@ async def test_a_parked_saga_retried_runs_to_its_end_and_the_retry_is_audited(
 
         audit = await run.get("/admin/v1/audit", saga_id=p.parked)
         assert [(a["action"], a["saga_id"], a["actor"]) for a in audit] == [
-            ("retry", p.parked, "local")
+            ("retry", p.parked, OPERATOR)
         ]
         page = await run.get(f"/admin/v1/sagas/{p.parked}")
         [action] = [e for e in page["timeline"] if e["kind"] == "operator_action"]
-        assert action["actor"] == "local" and action["reason"] == "stock is answering again"
+        assert action["actor"] == OPERATOR and action["reason"] == "stock is answering again"
         after = page["timeline"][page["timeline"].index(action) + 1 :]
         assert [e["kind"] for e in after][:2] == ["transition", "compensation_attempt"]
         assert [e["to_state"] for e in after if e["kind"] == "transition"][-1] == "CANCELLED"

@@ -7,7 +7,7 @@ from uuid import uuid4
 from ordersaga.contracts import headers as h
 from ordersaga.contracts import topics
 from ordersaga.messaging.port import OutgoingMessage
-from tests.api.admin_support import Running, running
+from tests.api.admin_support import OPERATOR, Running, running
 from tests.support import until
 
 POISON = b"this is not JSON"
@@ -59,7 +59,7 @@ async def test_a_dead_letter_listed_shown_and_replayed_with_an_audit_entry(
 
         [entry] = await run.get("/admin/v1/audit")
         assert entry["action"] == "replay" and entry["dead_letter"] == where
-        assert entry["actor"] == "local" and entry["reason"] == "fixed the producer"
+        assert entry["actor"] == OPERATOR and entry["reason"] == "fixed the producer"
         assert entry["saga_id"] is None
 
 

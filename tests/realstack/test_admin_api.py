@@ -1,11 +1,12 @@
 """The admin API as deployed: every orchestrator replica under ``ordersaga up`` serves it
-on the shared admin port, on PostgreSQL, loopback only."""
+on the shared admin port, on PostgreSQL, to operator tokens."""
 
 import subprocess
 import time
 
 import httpx
 
+from tests.auth_support import operator_headers
 from tests.realstack.stack import CLI, Stack
 from tests.realstack.test_real_stack import assert_verified, place, wait_all
 
@@ -25,19 +26,21 @@ def test_the_orchestrator_replicas_serve_search_and_timelines(stack: Stack) -> N
     while (stack.logs / "up.log").read_text(errors="replace").count(said) < 2:
         assert time.monotonic() < deadline, stack.log_tails()
         time.sleep(0.2)
-    assert "(loopback only, no authentication)" in (stack.logs / "up.log").read_text()
+    assert "(operator tokens required)" in (stack.logs / "up.log").read_text()
 
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         completed = place(http, user=1, product=1, quantity=1)["orderID"]
         wait_all(http, [completed])
         no_money = place(http, user=1, product=3, quantity=2)["orderID"]  # 100 > 80 left
         wait_all(http, [no_money])
     assert_verified(stack)
 
-    with httpx.Client(base_url=stack.admin, timeout=10) as admin:
+    with httpx.Client(base_url=stack.admin, timeout=10, headers=operator_headers()) as admin:
         # Several connections, so both replicas answer (the kernel spreads them).
         for _ in range(4):
-            with httpx.Client(base_url=stack.admin, timeout=10) as fresh:
+            with httpx.Client(
+                base_url=stack.admin, timeout=10, headers=operator_headers()
+            ) as fresh:
                 found = fresh.get("/admin/v1/sagas", params={"user_id": 1, "order": "asc"})
                 assert found.status_code == 200, found.text
                 assert [s["saga_id"] for s in found.json()["items"]] == [completed, no_money]

@@ -37,7 +37,7 @@ def test_a_stop_signal_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> Non
     said = output.read_text()
     assert said.rstrip().endswith("stopped."), said
     assert "admin API and console on http://127.0.0.1:" in said
-    assert "(loopback only, no authentication)" in said
+    assert "(operator tokens required)" in said
     assert not list(data.glob("*-wal")) + list(data.glob("*-shm"))
 
 
@@ -62,14 +62,22 @@ def test_a_port_in_use_is_an_error_before_any_banner(tmp_path: Path) -> None:
     assert not (tmp_path / "second").exists()
 
 
-def test_an_admin_host_other_hosts_could_reach_is_refused(tmp_path: Path) -> None:
+def test_without_authentication_an_admin_host_other_hosts_could_reach_is_refused(
+    tmp_path: Path,
+) -> None:
+    # With tokens required the admin API may listen anywhere; without, loopback only.
     refused = subprocess.run(
         [*CLI, "up", "--embedded", "--data-dir", str(tmp_path / "data"), "--port",
          str(free_port())],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "ORDERSAGA_ADMIN_HOST": "0.0.0.0", "COLUMNS": "200"},
+        env={
+            **os.environ,
+            "ORDERSAGA_AUTH": "disabled",
+            "ORDERSAGA_ADMIN_HOST": "0.0.0.0",
+            "COLUMNS": "200",
+        },
     )
     assert refused.returncode == 2, refused.stderr
     assert "ORDERSAGA_ADMIN_HOST=0.0.0.0 is not a loopback address" in refused.stderr

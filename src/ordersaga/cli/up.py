@@ -24,7 +24,7 @@ from ordersaga.runtime.admin import (
     AdminNotLoopback,
     AdminServer,
     bind_admin,
-    check_loopback,
+    check_admin_host,
     listening_line,
 )
 from ordersaga.runtime.embedded import EmbeddedSystem
@@ -70,7 +70,7 @@ def up_command(
     if admin_port is not None:
         settings = settings.model_copy(update={"admin_port": admin_port})
     try:
-        check_loopback(settings.admin_host)
+        check_admin_host(settings)
     except AdminNotLoopback as error:
         fail(str(error), USAGE)
     if embedded:
@@ -162,7 +162,8 @@ async def _serve_embedded(
                     )
                     console.print(_auth_line(settings, data_dir))
                 if admin.started:
-                    console.print(escape(listening_line(admin_sock)))
+                    authenticated = settings.auth != "disabled"
+                    console.print(escape(listening_line(admin_sock, authenticated)))
                 waiting = asyncio.create_task(stopping.wait())
                 await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
                 server.should_exit = True

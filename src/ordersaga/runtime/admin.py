@@ -1,8 +1,9 @@
 """The admin API where the orchestrator runs: its socket and its app.
 
 Every orchestrator replica serves it (they share the port, as order replicas share the
-API's), and so does the embedded process. It has no authentication yet, so it listens
-on a loopback address only and refuses any other.
+API's), and so does the embedded process. It requires operator tokens; with
+authentication disabled (``ORDERSAGA_AUTH=disabled``) it listens on a loopback address
+only and refuses any other.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from ordersaga.auth.verify import TokenVerifier
 from ordersaga.config import Settings
 from ordersaga.messaging.dead_letters import ReadLimits
 from ordersaga.messaging.port import Broker
@@ -30,6 +32,7 @@ from ordersaga.services.order.api import server_config
 log = logging.getLogger(__name__)
 
 LOOPBACK_ONLY = "loopback only, no authentication"
+OPERATORS_ONLY = "operator tokens required"
 
 
 class AdminNotLoopback(ValueError):
@@ -37,11 +40,19 @@ class AdminNotLoopback(ValueError):
 
     def __init__(self, host: str) -> None:
         super().__init__(
-            f"ORDERSAGA_ADMIN_HOST={host} is not a loopback address: the admin API has no "
-            "authentication yet, so it listens on 127.0.0.1 (or ::1) only. Unset "
-            "ORDERSAGA_ADMIN_HOST, or reach it through an SSH tunnel."
+            f"ORDERSAGA_ADMIN_HOST={host} is not a loopback address: with authentication "
+            "disabled (ORDERSAGA_AUTH=disabled) the admin API listens on 127.0.0.1 (or ::1) "
+            "only. Unset ORDERSAGA_ADMIN_HOST or ORDERSAGA_AUTH, or reach it through an "
+            "SSH tunnel."
         )
         self.host = host
+
+
+def check_admin_host(settings: Settings) -> None:
+    """Raise :class:`AdminNotLoopback` when authentication is disabled and the admin
+    host is not a loopback address; with tokens required, any address will do."""
+    if settings.auth == "disabled":
+        check_loopback(settings.admin_host)
 
 
 def check_loopback(host: str) -> None:
@@ -56,27 +67,35 @@ def check_loopback(host: str) -> None:
 
 
 def bind_admin(settings: Settings, *, shared: bool = False) -> socket.socket:
-    """The admin API's socket, bound, not listening; refuses a non-loopback host
-    (:class:`AdminNotLoopback`) and a taken port (:class:`~ordersaga.runtime.ports.PortInUse`)."""
-    check_loopback(settings.admin_host)
+    """The admin API's socket, bound, not listening; refuses a non-loopback host when
+    authentication is disabled (:class:`AdminNotLoopback`) and a taken port
+    (:class:`~ordersaga.runtime.ports.PortInUse`)."""
+    check_admin_host(settings)
     return bind_api(
         settings.admin_host, settings.admin_port, shared=shared, choose=ADMIN_PORT_CHOICE
     )
 
 
 def admin_app(
-    transactions: Transactions, runner: SagaRunner, broker: Broker, limits: ReadLimits
+    transactions: Transactions,
+    runner: SagaRunner,
+    broker: Broker,
+    limits: ReadLimits,
+    *,
+    verifier: TokenVerifier | None,
 ) -> FastAPI:
     """The admin API on the orchestrator's units of work (which wake its relay) and saga
-    runner, and on the dead letters of ``broker``."""
+    runner, and on the dead letters of ``broker``; for operators whose tokens
+    ``verifier`` accepts (``None``: authentication disabled)."""
     operations = SagaOperations(transactions, runner)
-    return create_admin_app(SagaAdmin(operations, broker, limits))
+    return create_admin_app(SagaAdmin(operations, broker, limits), verifier=verifier)
 
 
-def listening_line(sock: socket.socket) -> str:
+def listening_line(sock: socket.socket, authenticated: bool = True) -> str:
     """What the start says about the admin API."""
     host, port = sock.getsockname()[:2]
-    return f"admin API and console on http://{host}:{port} ({LOOPBACK_ONLY})"
+    access = OPERATORS_ONLY if authenticated else LOOPBACK_ONLY
+    return f"admin API and console on http://{host}:{port} ({access})"
 
 
 class _Server(uvicorn.Server):

@@ -69,10 +69,14 @@ async def serve(
         running.start()
         if admin_sock is not None:
             runner = place_order_runner(settings)
-            app = admin_app(running.endpoint.transactions, runner, broker, KAFKA_LIMITS)
+            verifier = auth_setup.verifier(settings)
+            app = admin_app(
+                running.endpoint.transactions, runner, broker, KAFKA_LIMITS, verifier=verifier
+            )
             admin = await AdminServer.start(app, admin_sock, settings.shutdown_grace / 4)
             if admin.started:
-                log.info("orchestrator replica %s: %s", replica, listening_line(admin_sock))
+                line = listening_line(admin_sock, authenticated=verifier is not None)
+                log.info("orchestrator replica %s: %s", replica, line)
         if sock is not None:
             stopping = await _serve_api(running, settings, sock, f"{service} replica {replica}")
         else:

@@ -134,6 +134,7 @@ class EmbeddedSystem:
             place_order_runner(self.settings),
             self.broker,
             EMBEDDED_LIMITS,
+            verifier=verifier,
         )
 
     async def _start_service(self, name: str) -> ServiceReplica:

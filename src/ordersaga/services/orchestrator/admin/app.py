@@ -5,6 +5,7 @@ No docs page: the usual ones load their scripts from a CDN, and nothing here may
 
 from fastapi import FastAPI
 
+from ordersaga.auth.verify import TokenVerifier
 from ordersaga.services.orchestrator.admin.errors import install_error_handlers
 from ordersaga.services.orchestrator.admin.routers import audit, dead_letters, sagas
 from ordersaga.services.orchestrator.admin.service import SagaAdmin
@@ -12,8 +13,10 @@ from ordersaga.services.orchestrator.admin.service import SagaAdmin
 PREFIX = "/admin"
 
 
-def create_admin_app(admin: SagaAdmin) -> FastAPI:
-    """The admin API on ``admin``'s sagas, audit trail and dead letters."""
+def create_admin_app(admin: SagaAdmin, *, verifier: TokenVerifier | None) -> FastAPI:
+    """The admin API on ``admin``'s sagas, audit trail and dead letters, for operators
+    whose tokens ``verifier`` accepts (``None``: authentication disabled, everyone is
+    the ``local`` operator)."""
     app = FastAPI(
         title="ordersaga admin",
         description=(
@@ -27,6 +30,7 @@ def create_admin_app(admin: SagaAdmin) -> FastAPI:
         redoc_url=None,
     )
     app.state.saga_admin = admin
+    app.state.admin_verifier = verifier
     install_error_handlers(app)
     for router in (sagas.router, dead_letters.router, audit.router):
         app.include_router(router, prefix=f"{PREFIX}/v1")

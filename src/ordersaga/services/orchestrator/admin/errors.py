@@ -1,5 +1,7 @@
-"""How the admin API answers what cannot be done: 404, 409 and 422, each with a ``detail``
-that says what is wrong (a bad parameter is named)."""
+"""How the admin API answers what cannot be done: 401, 403, 404, 409, 422 and 503, each
+with a ``detail`` that says what is wrong (a bad parameter is named)."""
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -7,7 +9,14 @@ from fastapi.responses import JSONResponse
 
 from ordersaga.messaging.dead_letters import NoSuchRecord, NotADeadLetter, UnknownDeadLetterTopic
 from ordersaga.saga.search import BadQuery
+from ordersaga.services.orchestrator.admin.operator import (
+    NotAnOperator,
+    NotAuthenticated,
+    VerificationUnavailable,
+)
 from ordersaga.services.orchestrator.operations import ActionRefused, UnknownSaga
+
+log = logging.getLogger(__name__)
 
 
 def _answer(status: int, detail: str) -> JSONResponse:
@@ -49,7 +58,28 @@ async def _conflict(_: Request, error: Exception) -> JSONResponse:
     return _answer(409, str(error))
 
 
+async def _not_authenticated(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, NotAuthenticated)
+    response = _answer(401, error.reason)
+    response.headers["WWW-Authenticate"] = error.challenge
+    return response
+
+
+async def _not_an_operator(_: Request, error: Exception) -> JSONResponse:
+    return _answer(403, "the admin API is for operators: this token has no operator role")
+
+
+async def _verification_unavailable(_: Request, error: Exception) -> JSONResponse:
+    log.warning("cannot verify tokens: %s", error.__cause__ or error)
+    response = _answer(503, "tokens cannot be verified right now; retry shortly")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(NotAuthenticated, _not_authenticated)
+    app.add_exception_handler(NotAnOperator, _not_an_operator)
+    app.add_exception_handler(VerificationUnavailable, _verification_unavailable)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(BadQuery, _bad_query)
     app.add_exception_handler(UnknownDeadLetterTopic, _unknown_topic)
