@@ -5,6 +5,8 @@ one the key is for: ``alg: none`` and an HS256 token "signed" with the public ke
 its secret are refused before any key is used. PyJWT does the cryptography.
 """
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -16,6 +18,13 @@ ALGORITHMS = ("RS256", "ES256")
 """The algorithms a token may be signed with; never ``none``, never HS*."""
 
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
+
+REMEMBER_FOR = 60.0
+"""Seconds a verified token is taken as verified without checking its signature again
+(never past its expiry): a client sends the same token with every request, and an ES256
+verification costs more than the rest of placing an order. A key removed from the JWKS
+stops being honoured within this time, as the JWKS is read again within it too."""
+REMEMBERED_TOKENS = 10_000
 
 
 class InvalidToken(Exception):
@@ -56,7 +65,11 @@ class TokenVerifier:
     """Verifies tokens against the keys of ``keys``, for ``audience``."""
 
     def __init__(
-        self, keys: KeySource, audience: Audience, algorithms: tuple[str, ...] = ALGORITHMS
+        self,
+        keys: KeySource,
+        audience: Audience,
+        algorithms: tuple[str, ...] = ALGORITHMS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         unsafe = [a for a in algorithms if a not in ALGORITHMS]
         if unsafe:
@@ -64,12 +77,31 @@ class TokenVerifier:
         self.keys = keys
         self.audience = audience
         self.algorithms = algorithms
+        self._clock = clock
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
         """The principal ``token`` speaks for; :class:`InvalidToken` saying why not.
 
         Raises :class:`~ordersaga.auth.jwks.KeyUnavailable` when the keys cannot be had
         at all (the JWKS is unreadable): not the token's fault."""
+        now = self._clock()
+        known = self._verified.get(token)
+        if known is not None and now < known[1]:
+            return known[0]
+        principal, expires = await self._verify(token)
+        self._remember(token, principal, min(expires + self.audience.leeway, now + REMEMBER_FOR))
+        return principal
+
+    def _remember(self, token: str, principal: Principal, until: float) -> None:
+        if len(self._verified) >= REMEMBERED_TOKENS:
+            now = self._clock()
+            self._verified = {t: v for t, v in self._verified.items() if v[1] > now}
+            if len(self._verified) >= REMEMBERED_TOKENS:
+                self._verified.clear()
+        self._verified[token] = (principal, until)
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as error:
@@ -96,4 +128,4 @@ class TokenVerifier:
             )
         except jwt.InvalidTokenError as error:
             raise InvalidToken(reason(error)) from error
-        return Principal.of_claims(claims)
+        return Principal.of_claims(claims), float(claims["exp"])
