@@ -28,11 +28,12 @@ class Principal:
 
     @property
     def user_id(self) -> int | None:
-        """The customer's user id: ``sub`` when it is a positive integer, else ``None``."""
+        """The customer's user id: ``sub`` when it is a positive integer written plainly
+        (``"7"``, not ``"07"``), else ``None``."""
         if not self.subject.isascii() or not self.subject.isdigit():
             return None
         value = int(self.subject)
-        return value if value > 0 else None
+        return value if value > 0 and str(value) == self.subject else None
 
     @classmethod
     def of_claims(cls, claims: Mapping[str, Any]) -> "Principal":
