@@ -159,11 +159,14 @@ async def test_api1_bola_an_operator_must_name_the_user(
 async def test_api1_bola_a_subject_that_is_no_user_places_nothing(
     client: AsyncClient, key: SigningKey, settings: Settings
 ) -> None:
-    token = mint(key, auth_setup.audience_of(settings), "alice")
+    audience = auth_setup.audience_of(settings)
+    for subject in ("alice", "07", str(2**31)):
+        token = mint(key, audience, subject)
 
-    response = await client.post(ORDERS, json={"productID": 1}, headers=bearer(token))
+        response = await client.post(ORDERS, json={"productID": 1}, headers=bearer(token))
 
-    assert response.status_code == 403
+        assert response.status_code == 403, subject
+        assert "subject is not a user id" in response.json()["detail"]
 
 
 # API2: broken authentication.

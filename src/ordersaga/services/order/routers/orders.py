@@ -46,7 +46,7 @@ def ordering_user(body: PlaceOrderBody, principal: Principal) -> int:
             raise _invalid("userID", "missing", "Field required", None)
         return body.userID
     own = principal.user_id
-    if own is None:
+    if own is None or own > INT_MAX:
         raise Forbidden("Authorization", "this token's subject is not a user id: no orders")
     if body.userID is not None and body.userID != own:
         raise Forbidden("userID", f"a customer's token orders for its own userID ({own}) only")
