@@ -109,6 +109,12 @@ def _call_api(run: Callable[[], Coroutine[Any, Any, T]], api_url: str) -> T:
     try:
         return asyncio.run(run())
     except ApiError as error:
-        fail(f"the API refused: {error}", FAILED)
+        hint = ""
+        if error.status == 401:
+            hint = (
+                " (tokens are minted with the key in --data-dir, which must be the running "
+                "system's; or pass an identity provider's with --token)"
+            )
+        fail(f"the API refused: {error}{hint}", FAILED)
     except httpx.TransportError as error:
         raise ServerUnreachable(api_unreachable(api_url, error, Settings())) from error

@@ -13,6 +13,10 @@ MAX_THROTTLED_RETRIES = 30
 class ApiError(Exception):
     """The API refused a request; the message is the API's own explanation."""
 
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+
 
 class Tokens(Protocol):
     """Where the client's bearer tokens come from (:class:`ordersaga.auth.tokens.LocalTokens`)."""
@@ -30,7 +34,7 @@ def _check(response: httpx.Response) -> dict[str, Any]:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
-        raise ApiError(f"{response.status_code}: {detail}")
+        raise ApiError(response.status_code, str(detail))
     body: dict[str, Any] = response.json()
     return body
 
