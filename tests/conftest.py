@@ -24,6 +24,9 @@ from tests.persistence.servers import BACKENDS
 _KEY_DIR = Path(tempfile.mkdtemp(prefix="ordersaga-test-key-"))
 atexit.register(shutil.rmtree, _KEY_DIR, True)
 os.environ.setdefault("ORDERSAGA_AUTH_KEY_FILE", str(_KEY_DIR / "signing-key.pem"))
+os.environ["ORDERSAGA_AUTH"] = "enabled"  # whatever the shell says; the tests of "disabled" say so
+for _elsewhere in ("ORDERSAGA_AUTH_JWKS_URL", "ORDERSAGA_AUTH_JWKS_FILE"):
+    os.environ.pop(_elsewhere, None)
 os.environ.setdefault("ORDERSAGA_API_RATE_LIMIT", "0")
 
 
