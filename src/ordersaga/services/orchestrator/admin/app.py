@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from ordersaga.auth.verify import TokenVerifier
 from ordersaga.services.orchestrator.admin.errors import install_error_handlers
+from ordersaga.services.orchestrator.admin.models import ERRORS
 from ordersaga.services.orchestrator.admin.routers import audit, dead_letters, sagas
 from ordersaga.services.orchestrator.admin.service import SagaAdmin
 
@@ -33,5 +34,5 @@ def create_admin_app(admin: SagaAdmin, *, verifier: TokenVerifier | None) -> Fas
     app.state.admin_verifier = verifier
     install_error_handlers(app)
     for router in (sagas.router, dead_letters.router, audit.router):
-        app.include_router(router, prefix=f"{PREFIX}/v1")
+        app.include_router(router, prefix=f"{PREFIX}/v1", responses=ERRORS)
     return app

@@ -150,3 +150,42 @@ class ReplayResult(BaseModel):
     to_topic: str
     message_id: str | None
     audit: AuditEntryOut
+
+
+class ProblemParameter(BaseModel):
+    parameter: str
+    message: str
+
+
+class Problem(BaseModel):
+    """What went wrong: ``detail`` says it; for a bad request, ``errors`` name the
+    parameters."""
+
+    detail: str
+    errors: list[ProblemParameter] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": Problem,
+        "description": "No bearer token, or one not accepted",
+        "headers": {
+            "WWW-Authenticate": {
+                "description": 'Bearer, with error="invalid_token" and why when a token was sent',
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    403: {"model": Problem, "description": "The token has no operator role"},
+    404: {"model": Problem, "description": "No such saga or dead letter"},
+    409: {"model": Problem, "description": "Not in a state for this action"},
+    422: {"model": Problem, "description": "A bad parameter or body, named"},
+    503: {
+        "model": Problem,
+        "description": "Tokens cannot be verified right now (the JWKS is unreachable)",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        },
+    },
+}
+"""The error answers every admin route may give."""
