@@ -1,4 +1,5 @@
-"""Options of the whole suite.
+"""Options of the whole suite, and the environment every test (and every process a test
+starts) runs in.
 
 ``--backend sqlite`` (repeatable) runs the tests parametrised by database backend on
 those backends only, so the persistence suite can run without PostgreSQL and MariaDB
@@ -6,9 +7,27 @@ those backends only, so the persistence suite can run without PostgreSQL and Mar
 reached fails its tests: nothing is skipped.
 """
 
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.persistence.servers import BACKENDS
+
+# Authentication stays on in the tests, as by default: every API a test starts, in this
+# process or as a child, verifies tokens signed with this one local key, and the tests'
+# clients mint theirs with it. The per-client rate limit is off, except in the tests of
+# it: a test placing a hundred orders as one client measures the saga, not the limiter.
+_KEY_DIR = Path(tempfile.mkdtemp(prefix="ordersaga-test-key-"))
+atexit.register(shutil.rmtree, _KEY_DIR, True)
+os.environ.setdefault("ORDERSAGA_AUTH_KEY_FILE", str(_KEY_DIR / "signing-key.pem"))
+os.environ["ORDERSAGA_AUTH"] = "enabled"  # whatever the shell says; the tests of "disabled" say so
+for _elsewhere in ("ORDERSAGA_AUTH_JWKS_URL", "ORDERSAGA_AUTH_JWKS_FILE"):
+    os.environ.pop(_elsewhere, None)
+os.environ.setdefault("ORDERSAGA_API_RATE_LIMIT", "0")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -87,8 +87,56 @@ class Settings(BaseSettings):
         "default on a terminal). `ordersaga up` shows its replicas' lines readably on a "
         "terminal and passes their JSON lines on as they are elsewhere.",
     )
+    api_rate_limit: float = Field(
+        20.0,
+        ge=0,
+        description="Orders a second one client (a token's subject) may place on one API "
+        "replica, on average; over it the API answers 429 with Retry-After. 0 turns it off.",
+    )
+    api_rate_limit_burst: int = Field(
+        40, ge=1, description="Orders a client may place at once before the rate applies."
+    )
+
+    # Authentication of the HTTP APIs (docs/security.md).
+    auth: Literal["enabled", "disabled"] = Field(
+        "enabled",
+        description="`disabled` lets anyone who reaches the API act as an operator; "
+        "logged as a warning at every start.",
+    )
+    auth_issuer: str = Field("ordersaga", description="The `iss` every token must carry.")
+    auth_audience: str = Field(
+        "ordersaga-api", description="The `aud` every token must carry."
+    )
+    auth_leeway: float = Field(
+        30.0, ge=0, le=300, description="Seconds of clock skew allowed on `exp`, `nbf`, `iat`."
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="An identity provider's JWKS URL; tokens are verified against it."
+    )
+    auth_jwks_file: Path | None = Field(
+        None, description="A JWKS file to verify tokens against (when no URL is set)."
+    )
+    auth_jwks_min_refresh: float = Field(
+        30.0,
+        ge=1,
+        description="Seconds between two fetches of the JWKS URL at the least, however many "
+        "tokens name a key it does not know.",
+    )
+    auth_key_file: Path | None = Field(
+        None,
+        description="The local signing key (`ordersaga token`); by default "
+        "data/auth/signing-key.pem under the data directory, created on first use. Its "
+        "JWKS beside it is what tokens are verified against when no JWKS is set.",
+    )
+
     api_host: str = "127.0.0.1"
     api_port: int = 8091
+    admin_host: str = Field(
+        "127.0.0.1",
+        description="Address the orchestrator's admin API listens on: a loopback address "
+        "only, as it has no authentication.",
+    )
+    admin_port: int = Field(8092, description="Port of the orchestrator's admin API.")
     api_keep_alive: float = Field(
         75.0,
         gt=0,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ordersaga.db.engine import make_engine
 from ordersaga.tools.bench.data import CHAOS, add_data, chaos_order
+from tests.auth_support import operator_headers
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import assert_verified, place, wait_all
 
@@ -67,7 +68,7 @@ def test_orders_finish_when_the_databases_refuse_connections_for_seconds(stack: 
             ids.append(order["orderID"])
             time.sleep(max(0.0, start + (i + 1) / rate - time.monotonic()))
 
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         placing = threading.Thread(target=stream, args=(http, 240, 30.0))
         placing.start()
         time.sleep(1.5)

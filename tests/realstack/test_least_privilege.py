@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.services.registry import SERVICES, service
+from tests.auth_support import bearer, tokens
 from tests.realstack.stack import CLI, Stack
 from tests.support import until_sync
 
@@ -130,18 +131,24 @@ def test_postgres_over_tls_checks_the_server_against_the_ca(
 
 def test_saga_over_tls_with_own_logins_prints_no_secret(stack: Stack, tmp_path: Path) -> None:
     """The four services on their own logins, PostgreSQL over verify-full TLS: an order
-    completes; then every log line and command output is searched for the passwords."""
+    completes; then every log line and command output is searched for the passwords,
+    the signing key and the bearer token."""
     tls = f"ssl=verify-full&sslrootcert={_ca()}"
     for name in POSTGRES_SERVICES:
         variable = f"ORDERSAGA_{name.upper()}_DB_URL"
         stack.env[variable] = stack.env[variable].replace("ssl=disable", tls)
     stack.start_all()
+    token = tokens().for_user(1)
     placed = httpx.post(
-        f"{stack.api}/api/v1/orders", json={"userID": 1, "productID": 1, "quantity": 1}
+        f"{stack.api}/api/v1/orders",
+        json={"productID": 1, "quantity": 1},
+        headers=bearer(token),
     ).json()
 
     def status() -> str:
-        got = httpx.get(f"{stack.api}/api/v1/orders/{placed['orderID']}").json()
+        got = httpx.get(
+            f"{stack.api}/api/v1/orders/{placed['orderID']}", headers=bearer(token)
+        ).json()
         return str(got["status"])
 
     until_sync(lambda: status() == "ORDER_COMPLETED", 60, "the order to complete")
@@ -158,7 +165,9 @@ def test_saga_over_tls_with_own_logins_prints_no_secret(stack: Stack, tmp_path: 
     assert refused.returncode == 2, refused.stderr
     assert "password authentication failed" in refused.stdout + refused.stderr
 
-    secrets = {wrong}
+    key = Path(os.environ["ORDERSAGA_AUTH_KEY_FILE"]).read_text()
+    key_body = "".join(line for line in key.splitlines() if not line.startswith("-----"))
+    secrets = {wrong, token, key_body[:40], key_body[-40:]}
     for name in ("order", *POSTGRES_SERVICES):
         secrets.add(Path(os.environ[f"ORDERSAGA_{name.upper()}_DB_PASSWORD_FILE"]).read_text())
     said = [p.read_text(errors="replace") for p in stack.logs.glob("*.log")]

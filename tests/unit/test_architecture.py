@@ -16,7 +16,7 @@ SOURCE = Path(ordersaga.__file__).parent
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"contracts", "config", "observability"}),
-    frozenset({"messaging", "db"}),
+    frozenset({"messaging", "db", "auth"}),
     frozenset({"saga"}),
     frozenset({"services"}),
     frozenset({"runtime", "migrations"}),

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ordersaga.cli.auth import auth_app, token_command
 from ordersaga.cli.bench import bench_command
 from ordersaga.cli.chaos import chaos_command
 from ordersaga.cli.db import db_app, seed_command
@@ -38,12 +39,15 @@ def options(
     Exit codes: 0 ok; 1 a check failed or the work was refused; 2 a usage error; 3 Kafka,
     a database or the order API is unreachable."""
 
+
 app.command("demo")(demo_command)
 app.command("up")(up_command)
 app.command("serve")(serve_command)
 app.command("place-order")(place_order_command)
 app.command("orders")(orders_command)
 app.command("verify")(verify_command)
+app.command("token")(token_command)
+app.add_typer(auth_app, name="auth")
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")

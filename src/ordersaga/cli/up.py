@@ -16,6 +16,7 @@ import uvicorn
 from rich.console import Console
 from rich.markup import escape
 
+from ordersaga.auth import setup as auth_setup
 from ordersaga.cli.errors import UNREACHABLE, USAGE, fail
 from ordersaga.cli.running import run_on_uvloop
 from ordersaga.cli.services import ServiceName
@@ -23,9 +24,16 @@ from ordersaga.config import Settings
 from ordersaga.observability.logs import configure_logging
 from ordersaga.observability.serving import MetricsPortInUse, MetricsServer, serve_metrics
 from ordersaga.observability.tracing import TracingConfigError, check_tracing_env
+from ordersaga.runtime.admin import (
+    AdminNotLoopback,
+    AdminServer,
+    bind_admin,
+    check_admin_host,
+    listening_line,
+)
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.runtime.metrics import MAX_REPLICAS_WITH_PORTS
-from ordersaga.runtime.ports import PortInUse, bind_api, check_port
+from ordersaga.runtime.ports import ADMIN_PORT_CHOICE, PortInUse, bind_api, check_port
 from ordersaga.runtime.startup_logs import quiet_start
 from ordersaga.services.order.api import server_config
 from ordersaga.services.registry import SERVICE_NAMES
@@ -48,12 +56,16 @@ def up_command(
         int, typer.Option(min=1, help="Processes per service (distributed mode).")
     ] = 1,
     data_dir: DataDir = Path("data"),
-    host: Annotated[
-        str, typer.Option(help="Address the embedded API listens on.")
-    ] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address the embedded API listens on.")] = "127.0.0.1",
     port: Annotated[
         int | None,
         typer.Option(help="Port the embedded API listens on (default ORDERSAGA_API_PORT)."),
+    ] = None,
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port the embedded admin API listens on (default ORDERSAGA_ADMIN_PORT)."
+        ),
     ] = None,
 ) -> None:
     """Run the whole system until Ctrl-C or SIGTERM: one process per service replica on
@@ -61,17 +73,25 @@ def up_command(
     settings = Settings()
     _check_tracing()
     port = settings.api_port if port is None else port
+    if admin_port is not None:
+        settings = settings.model_copy(update={"admin_port": admin_port})
+    try:
+        check_admin_host(settings)
+    except AdminNotLoopback as error:
+        fail(str(error), USAGE)
     if embedded:
         try:
             sock = bind_api(host, port)
+            admin_sock = bind_admin(settings)
         except PortInUse as error:
             fail(str(error), UNREACHABLE)
-        run_on_uvloop(_serve_embedded(data_dir, sock, settings))
+        run_on_uvloop(_serve_embedded(data_dir, sock, admin_sock, settings))
         return
     from ordersaga.runtime.supervisor import supervise
 
     try:
         check_port(settings.api_host, settings.api_port)
+        check_port(settings.admin_host, settings.admin_port, ADMIN_PORT_CHOICE)
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
     if settings.metrics_port and replicas > MAX_REPLICAS_WITH_PORTS:
@@ -136,7 +156,7 @@ def serve_command(
         run_on_uvloop(serve_replica(service, settings, name, noise))
     except (PortInUse, MetricsPortInUse) as error:
         fail(str(error), UNREACHABLE)
-    except (ReplicationMismatch, LoginRefused) as error:
+    except (ReplicationMismatch, LoginRefused, AdminNotLoopback) as error:
         fail(str(error), USAGE)
 
 
@@ -158,7 +178,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Settings) -> None:
+async def _serve_embedded(
+    data_dir: Path, sock: socket.socket, admin_sock: socket.socket, settings: Settings
+) -> None:
     host, port = sock.getsockname()[:2]
     configure_logging(settings.log_format, "embedded", "1", level=logging.WARNING)
     stopping = asyncio.Event()
@@ -166,6 +188,7 @@ async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Setting
         try:
             async with EmbeddedSystem(data_dir, settings) as system:
                 exposed = _serve_embedded_metrics(system, settings)
+                admin = await AdminServer.start(system.admin_app, admin_sock)
                 server = _Server(server_config(system.app))
                 serving = asyncio.create_task(server.serve(sockets=[sock]))
                 while not (server.started or serving.done() or stopping.is_set()):
@@ -176,17 +199,23 @@ async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Setting
                         f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at "
                         f"/docs, {metrics}, data in {data_dir.resolve()}. Ctrl-C stops it."
                     )
+                    console.print(_auth_line(settings, data_dir))
+                if admin.started:
+                    authenticated = settings.auth != "disabled"
+                    console.print(escape(listening_line(admin_sock, authenticated)))
                 waiting = asyncio.create_task(stopping.wait())
                 try:
                     await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
                     server.should_exit = True
                     waiting.cancel()
                     await serving
+                    await admin.stop()
                 finally:
                     if exposed is not None:
                         exposed.close()
         finally:
             sock.close()
+            admin_sock.close()
     console.print("stopped.")
 
 
@@ -200,6 +229,16 @@ def _serve_embedded_metrics(system: EmbeddedSystem, settings: Settings) -> Metri
         )
     except MetricsPortInUse as error:
         fail(str(error), UNREACHABLE)
+
+
+def _auth_line(settings: Settings, data_dir: Path) -> str:
+    """How a client gets in: a token, or nothing when authentication is disabled."""
+    if settings.auth == "disabled":
+        return f"[bold red]{escape(auth_setup.DISABLED_WARNING)}[/]"
+    if settings.auth_jwks_url or settings.auth_jwks_file:
+        return "Requests need a bearer token from the configured identity provider."
+    where = "" if data_dir == auth_setup.DEFAULT_DATA_DIR else f" --data-dir {data_dir}"
+    return f"Requests need a bearer token: [bold]ordersaga token --user 1{where}[/]"
 
 
 @contextlib.contextmanager

@@ -32,11 +32,18 @@ class Trace:
         )
 
 
-def envelope(topic: str, message: WireMessage, cause: Trace | None = None) -> OutgoingMessage:
+def envelope(
+    topic: str,
+    message: WireMessage,
+    cause: Trace | None = None,
+    *,
+    message_id: str | None = None,
+) -> OutgoingMessage:
     """The record for ``message`` on ``topic``, under the message's key.
 
     ``cause`` is the message (or span) this one answers or follows from; without it the
     message starts a saga of its own (the saga id is its key) in a trace of its own.
+    ``message_id`` is the id the sender recorded for it (default: a new one).
     """
     saga_id = cause.saga_id if cause else message.key
     return OutgoingMessage(
@@ -44,7 +51,7 @@ def envelope(topic: str, message: WireMessage, cause: Trace | None = None) -> Ou
         key=message.key,
         value=encode(message),
         headers={
-            h.MESSAGE_ID: str(uuid4()),
+            h.MESSAGE_ID: message_id or str(uuid4()),
             h.MESSAGE_TYPE: message.message_type,
             h.SAGA_ID: saga_id,
             h.CAUSATION_ID: cause.message_id if cause else "",

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordersaga.contracts.headers import CAUSATION_ID
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.port import OutgoingMessage, Record
@@ -56,9 +57,10 @@ class HandlerContext:
     record: Record | None = None
     """The record being handled (None for a context made by hand)."""
 
-    def send(self, topic: str, message: WireMessage) -> None:
-        """Send ``message`` on ``topic`` if, and only if, this transaction commits."""
-        self.outgoing.append(envelope(topic, message, self.cause))
+    def send(self, topic: str, message: WireMessage, *, message_id: str | None = None) -> None:
+        """Send ``message`` on ``topic`` if, and only if, this transaction commits (as
+        ``message_id``, if the handler recorded one for it)."""
+        self.outgoing.append(envelope(topic, message, self.cause, message_id=message_id))
 
     def logged(self) -> AbstractContextManager[None]:
         """While inside, log records name this message: its saga, order (every topic's
@@ -81,11 +83,15 @@ class HandlerContext:
 
 @dataclass(frozen=True, slots=True)
 class BatchItem:
-    """One new record of a batch as its handler sees it: topic, message and context."""
+    """One new record of a batch as its handler sees it: topic, message and context, and
+    where the record was read (partition, offset) with its ``causation-id``."""
 
     topic: str
     message: Any
     context: HandlerContext
+    partition: int | None = None
+    offset: int | None = None
+    causation_id: str | None = None
 
 
 BatchHandler = Callable[[AsyncConnection, Sequence[BatchItem]], Awaitable[None]]
@@ -158,7 +164,14 @@ async def run_handler(
     order. ``traceparents`` (one per item) are those of the spans handling them."""
     parents: Sequence[str | None] = traceparents or [None] * len(items)
     batch = [
-        BatchItem(i.record.topic, i.message, context_for(conn, i, parent))
+        BatchItem(
+            i.record.topic,
+            i.message,
+            context_for(conn, i, parent),
+            i.record.partition,
+            i.record.offset,
+            i.record.headers.get(CAUSATION_ID) or None,
+        )
         for i, parent in zip(items, parents, strict=True)
     ]
     try:

@@ -15,10 +15,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.backoff import Backoff
+from ordersaga.messaging.dead_letters import KAFKA_LIMITS
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.port import Broker
@@ -29,10 +31,12 @@ from ordersaga.observability.metrics import Metrics
 from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.observability.serving import MetricsServer, serve_metrics
 from ordersaga.observability.tracing import tracing_from_env
+from ordersaga.runtime.admin import AdminServer, admin_app, bind_admin, listening_line
 from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.runtime.startup_logs import StartupNoise
 from ordersaga.services.base import run_startup_checks
+from ordersaga.services.orchestrator.wiring import place_order_runner
 from ordersaga.services.order.api import create_app, server_config
 from ordersaga.services.order.routers.health import add_readiness_check
 from ordersaga.services.registry import database_url, service_spec
@@ -54,9 +58,11 @@ async def serve(
     use, :class:`~ordersaga.observability.serving.MetricsPortInUse`, ends it at once too),
     and the order replica's also on the API's ``/metrics``.
     """
-    sock = None
+    sock = admin_sock = None
     if service == "order":
         sock = bind_api(settings.api_host, settings.api_port, shared=True)
+    if service == "orchestrator":
+        admin_sock = bind_admin(settings, shared=True)
     metrics = ServiceMetrics(Metrics(), service, replica)
     # What the metrics port's /readyz says: not ready until consuming, nor once stopping.
     phase: list[str | None] = ["starting"]
@@ -71,8 +77,9 @@ async def serve(
                 metrics.metrics.registry, settings.metrics_host, settings.metrics_port, readiness
             )
         except OSError:
-            if sock is not None:
-                sock.close()
+            for bound in (sock, admin_sock):
+                if bound is not None:
+                    bound.close()
             raise
     spec = service_spec(service, settings, metrics)
     url = database_url(settings, service)
@@ -90,11 +97,22 @@ async def serve(
     )
     where_metrics = f"metrics on {exposed.url}" if exposed else "no metrics port"
     stopping: Deadline | None = None
+    admin: AdminServer | None = None
     try:
         await _wait_for_database(engine, service, url)
         await run_startup_checks(spec, engine)
         await _create_topics(broker, settings, noise)
         running.start()
+        if admin_sock is not None:
+            runner = place_order_runner(settings)
+            verifier = auth_setup.verifier(settings)
+            app = admin_app(
+                running.endpoint.transactions, runner, broker, KAFKA_LIMITS, verifier=verifier
+            )
+            admin = await AdminServer.start(app, admin_sock, settings.shutdown_grace / 4)
+            if admin.started:
+                line = listening_line(admin_sock, authenticated=verifier is not None)
+                log.info("orchestrator replica %s: %s", replica, line)
         phase[0] = None
         if sock is not None:
             name = f"{service} replica {replica}"
@@ -107,8 +125,11 @@ async def serve(
             await _until_signalled()
     finally:
         phase[0] = "stopping"
-        if sock is not None:
-            sock.close()
+        if admin is not None:
+            await admin.stop()
+        for bound in (sock, admin_sock):
+            if bound is not None:
+                bound.close()
         if exposed is not None:
             exposed.close()
         stopping = stopping or Deadline(settings.shutdown_grace)
@@ -221,7 +242,12 @@ async def _serve_api(
     """Serve until SIGTERM or SIGINT; then stop taking connections, answer the requests
     in flight within a quarter of the shutdown grace, and return the deadline of the
     whole stop, which began with the signal."""
-    app = create_app(running.endpoint.transactions, settings, metrics=running.metrics)
+    app = create_app(
+        running.endpoint.transactions,
+        settings,
+        verifier=auth_setup.verifier(settings),
+        metrics=running.metrics,
+    )
     add_readiness_check(app, running.endpoint.relay.publish_problem)
     config = server_config(
         app,

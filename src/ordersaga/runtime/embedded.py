@@ -13,19 +13,24 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
+from ordersaga.auth.tokens import LocalTokens
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
+from ordersaga.messaging.dead_letters import EMBEDDED_LIMITS
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
 from ordersaga.observability.metrics import Metrics
 from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.observability.tracing import Tracing, tracing_from_env
+from ordersaga.runtime.admin import admin_app
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.base import ServiceSpec, run_startup_checks
 from ordersaga.services.orchestrator.tables import saga_instances
+from ordersaga.services.orchestrator.wiring import place_order_runner
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
 from ordersaga.services.registry import SERVICE_NAMES, service_spec
@@ -55,6 +60,8 @@ def tracing_from_environment(service: str) -> Tracing:
 class EmbeddedSystem:
     """Start with :meth:`start` (or ``async with``); the order API is :attr:`app`.
 
+    The API requires tokens signed with the local key under ``data_dir`` (see
+    :attr:`tokens`) unless the settings point elsewhere or disable authentication.
     The broker's log is kept under ``data_dir`` unless a ``broker`` is handed in, which
     then outlives the system (a test can restart the services on the same broker).
     An ``engine_wrapper`` stands between each service and its database (a test injects
@@ -91,6 +98,10 @@ class EmbeddedSystem:
         self._owns_broker = broker is None
         self._app: FastAPI | None = None
         self.metrics = Metrics()
+        self._admin_app: FastAPI | None = None
+        self.tokens: LocalTokens = auth_setup.local_tokens(self.settings, data_dir)
+        """Tokens the APIs accept: signed with the local key under ``data_dir`` (or at
+        ``ORDERSAGA_AUTH_KEY_FILE``)."""
 
     @property
     def broker(self) -> InProcessBroker:
@@ -103,6 +114,13 @@ class EmbeddedSystem:
         if self._app is None:
             raise RuntimeError("the embedded system is not started")
         return self._app
+
+    @property
+    def admin_app(self) -> FastAPI:
+        """The orchestrator's admin API."""
+        if self._admin_app is None:
+            raise RuntimeError("the embedded system is not started")
+        return self._admin_app
 
     @property
     def engines(self) -> dict[str, AsyncEngine]:
@@ -125,8 +143,20 @@ class EmbeddedSystem:
             await self.stop()
             raise
         order_service = self._services["order"]
+        verifier = auth_setup.verifier(self.settings, self.data_dir)
         self._app = create_app(
-            order_service.endpoint.transactions, self.settings, metrics=order_service.metrics
+            order_service.endpoint.transactions,
+            self.settings,
+            verifier=verifier,
+            metrics=order_service.metrics,
+        )
+        orchestrator = self._services["orchestrator"]
+        self._admin_app = admin_app(
+            orchestrator.endpoint.transactions,
+            place_order_runner(self.settings),
+            self.broker,
+            EMBEDDED_LIMITS,
+            verifier=verifier,
         )
 
     async def _start_service(self, name: str) -> ServiceReplica:

@@ -20,6 +20,7 @@ from typing import IO
 
 import httpx
 
+from ordersaga.auth.tokens import LocalTokens
 from ordersaga.config import SAMPLE_BALANCES, SAMPLE_PRICES, Settings
 from ordersaga.runtime.metrics import replica_metrics_port
 
@@ -174,7 +175,8 @@ def sample_order(rng: random.Random) -> dict[str, int]:
 
 class OrderLoad:
     """Places orders at a steady rate, each retried with its Idempotency-Key through
-    connection failures and 5xx answers for up to ``give_up`` seconds."""
+    connection failures, 5xx and 429 answers for up to ``give_up`` seconds; each as its
+    user, with a token from ``tokens`` (none when authentication is disabled)."""
 
     def __init__(
         self,
@@ -183,8 +185,10 @@ class OrderLoad:
         rng: random.Random,
         key_prefix: str,
         pick: Callable[[random.Random], dict[str, int]] = sample_order,
+        tokens: LocalTokens | None = None,
     ) -> None:
         self._api = api
+        self._tokens = tokens
         self._rate = rate
         self._rng = rng
         self._prefix = key_prefix
@@ -213,16 +217,20 @@ class OrderLoad:
         self, http: httpx.AsyncClient, body: dict[str, int], key: str, deadline: float
     ) -> None:
         while time.monotonic() < deadline:
+            pause = 0.3
+            headers = {"Idempotency-Key": key}
+            if self._tokens is not None:
+                headers["Authorization"] = f"Bearer {self._tokens.for_user(body['userID'])}"
             with contextlib.suppress(httpx.TransportError):
-                response = await http.post(
-                    "/api/v1/orders", json=body, headers={"Idempotency-Key": key}
-                )
+                response = await http.post("/api/v1/orders", json=body, headers=headers)
                 if response.status_code in (200, 201):
                     self.accepted.add(str(response.json()["orderID"]))
                     return
-                if response.status_code < 500:  # refused for good: not retried
+                if response.status_code == 429:  # over the client's rate: nothing placed
+                    pause = float(response.headers.get("Retry-After", "1"))
+                elif response.status_code < 500:  # refused for good: not retried
                     return
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(pause)
 
 
 def environment(overrides: Mapping[str, str]) -> dict[str, str]:

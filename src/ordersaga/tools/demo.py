@@ -124,7 +124,7 @@ async def _play(
 ) -> DemoResult:
     transport = httpx.ASGITransport(app=system.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
-        client = OrderClient(http)
+        client = OrderClient(http, system.tokens)
         played = await _scenarios(client)
         show_played(played)
         rng = random.Random(seed)

@@ -21,6 +21,8 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
+from ordersaga.auth.tokens import LocalTokens
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.db.grants import grant_runtime
@@ -71,6 +73,9 @@ class _ChildProcesses:
 class _ServedSystem(_ChildProcesses):
     """A system behind the order API on ``port``, whose databases the bench reads."""
 
+    tokens: LocalTokens | None
+    """Tokens the system's API accepts (none when authentication is disabled)."""
+
     def __init__(self) -> None:
         self.port = free_port()
         self.engines: dict[str, AsyncEngine] = {}
@@ -105,9 +110,11 @@ class RealStack(_ServedSystem):
         self.log_dir = log_dir
         self.keep = keep
         self.urls = scratch_urls(settings, SCRATCH_NAME)
+        self.tokens = auth_setup.client_tokens(settings)
         self.env = environment(
             {
                 "ORDERSAGA_API_PORT": str(self.port),
+                "ORDERSAGA_ADMIN_PORT": str(free_port()),
                 **scratch_environment(settings, SCRATCH_NAME),
                 **(extra_env or {}),
             }
@@ -165,6 +172,7 @@ class EmbeddedStack(_ServedSystem):
         self.log_dir = log_dir
         self.keep = keep
         self.data_dir = Path(tempfile.mkdtemp(prefix="ordersaga-bench-"))
+        self.tokens = auth_setup.client_tokens(settings, self.data_dir)
 
     async def prepare(self) -> None:
         await prepare_embedded_data(self.data_dir, self.settings)
@@ -172,7 +180,7 @@ class EmbeddedStack(_ServedSystem):
 
     async def start(self, ready_timeout: float) -> None:
         argv = [*CLI, "up", "--embedded", "--data-dir", str(self.data_dir)]
-        argv += ["--port", str(self.port)]
+        argv += ["--port", str(self.port), "--admin-port", str(free_port())]
         # No metrics port: the bench reads none, and must not contend for one.
         no_metrics_port = {**os.environ, "ORDERSAGA_METRICS_PORT": "0"}
         self.children = [ChildProcess("embedded", argv, self.log_dir, no_metrics_port)]
