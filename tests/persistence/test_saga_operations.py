@@ -33,7 +33,7 @@ async def deliver_at(
     handle = {s.topic: s.handle for s in subscriptions(RUNNER)}[topic]
     saga_id = str(message.orderID)  # type: ignore[attr-defined]
     message_id = str(uuid4())
-    cause = Trace(message_id, saga_id, new_traceparent(saga_id))
+    cause = Trace(message_id, saga_id, new_traceparent())
     async with engine.begin() as conn:
         context = HandlerContext(conn, cause)
         item = BatchItem(topic, message, context, partition, offset, "the-cause")

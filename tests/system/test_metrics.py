@@ -14,6 +14,7 @@ from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.observability.serving import serve_metrics
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.tools.scrape import Scrape, parse
+from tests.auth_support import operator_headers
 
 SETTINGS = Settings(metrics_interval=0.05, metrics_port=0)
 
@@ -30,7 +31,9 @@ async def running(data_dir: Path) -> AsyncIterator[tuple[EmbeddedSystem, httpx.A
     system = EmbeddedSystem(data_dir, SETTINGS)
     async with system:
         transport = httpx.ASGITransport(app=system.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://ordersaga", headers=operator_headers()
+        ) as http:
             yield system, http
 
 
@@ -112,9 +115,7 @@ async def test_the_scraped_metrics_count_what_happened(tmp_path: Path) -> None:
     assert found.total("ordersaga_saga_reply_latency_seconds_count", step="reserve_stock") == 6
     assert found.total("ordersaga_saga_reply_latency_seconds_count", step="process_payment") == 4
     assert found.total("ordersaga_saga_compensations_sent_total", step="reserve_stock") == 1
-    assert (
-        found.total("ordersaga_saga_compensations_acknowledged_total", step="reserve_stock") == 1
-    )
+    assert found.total("ordersaga_saga_compensations_acknowledged_total", step="reserve_stock") == 1
     assert found.total("ordersaga_saga_deadlines_fired_total") == 0
     assert found.total("ordersaga_sagas_parked") == 0
     assert found.total("ordersaga_sagas_unfinished") == 0

@@ -11,6 +11,7 @@ from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.observability.tracing import Tracing, new_traceparent, tracing_to
 from ordersaga.runtime.embedded import EmbeddedSystem
+from tests.auth_support import operator_headers
 from tests.support import until
 from tests.system.conftest import api_of, embedded
 from tests.system.test_lost_messages import LosingBroker
@@ -84,7 +85,9 @@ async def test_an_order_posted_with_a_traceparent_joins_the_callers_trace(tmp_pa
     _, caller_trace, caller_span, _ = caller.split("-")
     async with embedded(tmp_path, tracing=recording(exporter)) as (system, _):
         transport = httpx.ASGITransport(app=system.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://ordersaga", headers=operator_headers()
+        ) as http:
             answer = await http.post(
                 "/api/v1/orders",
                 json={"userID": 1, "productID": 1, "quantity": 1},
@@ -104,7 +107,9 @@ async def test_without_an_exporter_a_saga_still_carries_one_traceparent(tmp_path
     caller = new_traceparent()
     async with embedded(tmp_path) as (system, _):
         transport = httpx.ASGITransport(app=system.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://ordersaga", headers=operator_headers()
+        ) as http:
             answer = await http.post(
                 "/api/v1/orders",
                 json={"userID": 1, "productID": 1, "quantity": 1},
@@ -170,7 +175,9 @@ async def test_reads_are_spans_named_by_route_and_probes_are_not_traced(tmp_path
         placed = await api.place(user=1, product=1, quantity=1)
         await api.get(placed["orderID"])
         transport = httpx.ASGITransport(app=system.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://ordersaga", headers=operator_headers()
+        ) as http:
             assert (await http.get("/healthz")).status_code == 200
         assert await system.wait_until_quiet()
     names = [s.name for s in exporter.get_finished_spans()]
