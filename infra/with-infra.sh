@@ -30,4 +30,6 @@ stop_started() {
 trap stop_started EXIT
 
 bash "$here/infra.sh" up "${parts[@]}" || exit $?
+# The console's browser tests drive Debian's chromium: installed when missing.
+bash "$here/chromium.sh" || exit $?
 "$@"
