@@ -19,6 +19,8 @@ class Shown:
     kind: str
     service: str
     topic: str
+    partition: str
+    offset: str
     message_id: str
     from_state: str
     to_state: str
@@ -65,9 +67,10 @@ class Console:
     async def state(self) -> str:
         return await self.page.locator(".state-line .badge").inner_text()
 
-    async def wait_for_state(self, state: str) -> None:
+    async def wait_for_state(self, state: str, timeout_ms: float = WAIT_MS) -> None:
+        """Wait until the open saga's page, refreshing itself, shows ``state``."""
         badge = self.page.locator(".state-line .badge")
-        await expect(badge).to_have_text(state, timeout=WAIT_MS)
+        await expect(badge).to_have_text(state, timeout=timeout_ms)
 
     async def timeline(self) -> list[Shown]:
         rows: list[dict[str, Any]] = await self.page.locator("li.event").evaluate_all(
@@ -78,6 +81,8 @@ class Console:
                 kind=row["kind"],
                 service=row["service"],
                 topic=row["topic"],
+                partition=row["partition"],
+                offset=row["offset"],
                 message_id=row["messageId"],
                 from_state=row["fromState"],
                 to_state=row["toState"],

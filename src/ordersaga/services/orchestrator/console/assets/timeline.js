@@ -52,6 +52,7 @@ function drawEvent(event, index, lanes) {
       index, kind: event.kind, service: event.service ?? "", topic: event.topic ?? "",
       messageId: event.message_id ?? "", fromState: event.from_state ?? "",
       toState: event.to_state ?? "", step: event.step ?? "",
+      partition: event.partition ?? "", offset: event.offset ?? "",
     },
   },
   h("div", {class: "track", "aria-hidden": "true"}, mark),
