@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8091
+    admin_host: str = Field(
+        "127.0.0.1",
+        description="Address the orchestrator's admin API listens on: a loopback address "
+        "only, as it has no authentication.",
+    )
+    admin_port: int = Field(8092, description="Port of the orchestrator's admin API.")
     api_keep_alive: float = Field(
         75.0,
         gt=0,

@@ -37,6 +37,7 @@ def options(
     Exit codes: 0 ok; 1 a check failed or the work was refused; 2 a usage error; 3 Kafka,
     a database or the order API is unreachable."""
 
+
 app.command("demo")(demo_command)
 app.command("up")(up_command)
 app.command("serve")(serve_command)

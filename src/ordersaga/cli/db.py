@@ -76,8 +76,10 @@ def reset_command(
             USAGE,
         )
     if any(url.startswith("sqlite") for url in urls.values()):
-        fail("db reset needs database servers; an embedded system starts from an empty "
-             "--data-dir", USAGE)
+        fail(
+            "db reset needs database servers; an embedded system starts from an empty --data-dir",
+            USAGE,
+        )
     for name, url in urls.items():
         try:
             asyncio.run(recreate_databases({name: url}))

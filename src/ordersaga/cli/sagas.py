@@ -7,6 +7,7 @@ orchestrator's outbox; the running orchestrator publishes it.
 
 import asyncio
 import contextlib
+import getpass
 import json
 import re
 import sys
@@ -32,7 +33,7 @@ from ordersaga.saga.registry import UnknownSagaVersion
 from ordersaga.saga.retention import export_finished_sagas
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.orchestrator.operations import (
-    NotParked,
+    ActionRefused,
     SagaDetail,
     SagaOperations,
     SagaView,
@@ -201,19 +202,47 @@ def show_command(saga_id: SagaId, data_dir: DataDir = None, as_json: JsonFlag = 
     console.print(listing("History", HISTORY_FIELDS, items, console.width))
 
 
+Reason = Annotated[
+    str,
+    typer.Option("--reason", help="Why: recorded in the audit trail with who acted."),
+]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
 @sagas_app.command("retry")
-def retry_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
+def retry_command(
+    saga_id: SagaId,
+    reason: Reason = "retried from the command line",
+    data_dir: DataDir = None,
+) -> None:
     """Send a PARKED saga's compensation (or outcome) again, with its attempts counted
     afresh."""
 
     async def run(operations: SagaOperations) -> SagaView:
-        return await operations.retry(saga_id)
+        return (await operations.retry(saga_id, actor=_actor(), reason=reason)).saga
 
     saga = _run(data_dir, run)
     deadline = _deadline_text(saga.deadline, utc_now())
     Console().print(
         f"Saga {saga.saga_id} retried: {_status_text(saga.status)} at {saga.step_name}, "
         f"its unacknowledged message sent again; acknowledgement due {deadline}."
+    )
+
+
+@sagas_app.command("cancel")
+def cancel_command(saga_id: SagaId, reason: Reason, data_dir: DataDir = None) -> None:
+    """Cancel a RUNNING saga before its pivot: its done steps are compensated now."""
+
+    async def run(operations: SagaOperations) -> SagaView:
+        return (await operations.cancel(saga_id, actor=_actor(), reason=reason)).saga
+
+    saga = _run(data_dir, run)
+    Console().print(
+        f"Saga {saga.saga_id} cancelled: {_status_text(saga.status)}, undoing "
+        f"{saga.step_name}; it ends CANCELLED once its compensations are acknowledged."
     )
 
 
@@ -311,7 +340,7 @@ def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]
 
     try:
         return asyncio.run(run())
-    except (UnknownSaga, NotParked, UnknownSagaVersion) as error:
+    except (UnknownSaga, ActionRefused, UnknownSagaVersion) as error:
         fail(str(error), FAILED)
     except (OSError, DBAPIError) as error:
         database_failed("orchestrator", url, error)

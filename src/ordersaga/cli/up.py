@@ -43,9 +43,7 @@ def up_command(
         int, typer.Option(min=1, help="Processes per service (distributed mode).")
     ] = 1,
     data_dir: DataDir = Path("data"),
-    host: Annotated[
-        str, typer.Option(help="Address the embedded API listens on.")
-    ] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address the embedded API listens on.")] = "127.0.0.1",
     port: Annotated[
         int | None,
         typer.Option(help="Port the embedded API listens on (default ORDERSAGA_API_PORT)."),

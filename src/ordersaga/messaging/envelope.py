@@ -48,11 +48,18 @@ def _as_uuid(saga_id: UUID | str) -> UUID:
         return uuid5(NAMESPACE_URL, saga_id)
 
 
-def envelope(topic: str, message: WireMessage, cause: Trace | None = None) -> OutgoingMessage:
+def envelope(
+    topic: str,
+    message: WireMessage,
+    cause: Trace | None = None,
+    *,
+    message_id: str | None = None,
+) -> OutgoingMessage:
     """The record for ``message`` on ``topic``, under the message's key.
 
     ``cause`` is the message this one answers or follows from; without it the message
-    starts a saga of its own (the saga id is its key).
+    starts a saga of its own (the saga id is its key). ``message_id`` is the id the
+    sender recorded for it (default: a new one).
     """
     saga_id = cause.saga_id if cause else message.key
     return OutgoingMessage(
@@ -60,7 +67,7 @@ def envelope(topic: str, message: WireMessage, cause: Trace | None = None) -> Ou
         key=message.key,
         value=encode(message),
         headers={
-            h.MESSAGE_ID: str(uuid4()),
+            h.MESSAGE_ID: message_id or str(uuid4()),
             h.MESSAGE_TYPE: message.message_type,
             h.SAGA_ID: saga_id,
             h.CAUSATION_ID: cause.message_id if cause else "",

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordersaga.contracts.headers import CAUSATION_ID
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.port import OutgoingMessage, Record
@@ -52,9 +53,10 @@ class HandlerContext:
     cause: Trace
     outgoing: list[OutgoingMessage] = field(default_factory=list)
 
-    def send(self, topic: str, message: WireMessage) -> None:
-        """Send ``message`` on ``topic`` if, and only if, this transaction commits."""
-        self.outgoing.append(envelope(topic, message, self.cause))
+    def send(self, topic: str, message: WireMessage, *, message_id: str | None = None) -> None:
+        """Send ``message`` on ``topic`` if, and only if, this transaction commits (as
+        ``message_id``, if the handler recorded one for it)."""
+        self.outgoing.append(envelope(topic, message, self.cause, message_id=message_id))
 
     def invalid(self, reason: str) -> InvalidMessage:
         """The exception to raise when this context's message is itself invalid."""
@@ -63,11 +65,15 @@ class HandlerContext:
 
 @dataclass(frozen=True, slots=True)
 class BatchItem:
-    """One new record of a batch as its handler sees it: topic, message and context."""
+    """One new record of a batch as its handler sees it: topic, message and context, and
+    where the record was read (partition, offset) with its ``causation-id``."""
 
     topic: str
     message: Any
     context: HandlerContext
+    partition: int | None = None
+    offset: int | None = None
+    causation_id: str | None = None
 
 
 BatchHandler = Callable[[AsyncConnection, Sequence[BatchItem]], Awaitable[None]]
@@ -127,7 +133,17 @@ async def run_handler(
     conn: AsyncConnection, items: Sequence[Decoded], handler: BatchHandler
 ) -> list[HandlerContext]:
     """Run ``handler`` for ``items`` in the transaction of ``conn``; their contexts, in order."""
-    batch = [BatchItem(i.record.topic, i.message, context_for(conn, i)) for i in items]
+    batch = [
+        BatchItem(
+            i.record.topic,
+            i.message,
+            context_for(conn, i),
+            i.record.partition,
+            i.record.offset,
+            i.record.headers.get(CAUSATION_ID) or None,
+        )
+        for i in items
+    ]
     try:
         await handler(conn, batch)
     except InvalidMessage as invalid:

@@ -34,9 +34,16 @@ class UnitOfWork:
     inbox: Table | None = None
     outgoing: list[OutgoingMessage] = field(default_factory=list)
 
-    def send(self, topic: str, message: WireMessage, cause: Trace | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        message: WireMessage,
+        cause: Trace | None = None,
+        *,
+        message_id: str | None = None,
+    ) -> None:
         """Send ``message`` on ``topic`` if, and only if, this transaction commits."""
-        self.outgoing.append(envelope(topic, message, cause))
+        self.outgoing.append(envelope(topic, message, cause, message_id=message_id))
 
     def send_all(self, messages: Sequence[OutgoingMessage]) -> None:
         """Send records already enveloped (a handler's), if this transaction commits."""

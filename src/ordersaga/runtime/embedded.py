@@ -16,12 +16,15 @@ from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
+from ordersaga.messaging.dead_letters import EMBEDDED_LIMITS
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
+from ordersaga.runtime.admin import admin_app
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.base import ServiceSpec, run_startup_checks
 from ordersaga.services.orchestrator.tables import saga_instances
+from ordersaga.services.orchestrator.wiring import place_order_runner
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
 from ordersaga.services.registry import SERVICE_NAMES, service_spec
@@ -72,6 +75,7 @@ class EmbeddedSystem:
         self._broker = broker
         self._owns_broker = broker is None
         self._app: FastAPI | None = None
+        self._admin_app: FastAPI | None = None
 
     @property
     def broker(self) -> InProcessBroker:
@@ -84,6 +88,13 @@ class EmbeddedSystem:
         if self._app is None:
             raise RuntimeError("the embedded system is not started")
         return self._app
+
+    @property
+    def admin_app(self) -> FastAPI:
+        """The orchestrator's admin API."""
+        if self._admin_app is None:
+            raise RuntimeError("the embedded system is not started")
+        return self._admin_app
 
     @property
     def engines(self) -> dict[str, AsyncEngine]:
@@ -107,6 +118,13 @@ class EmbeddedSystem:
             raise
         order_service = self._services["order"]
         self._app = create_app(order_service.endpoint.transactions, self.settings)
+        orchestrator = self._services["orchestrator"]
+        self._admin_app = admin_app(
+            orchestrator.endpoint.transactions,
+            place_order_runner(self.settings),
+            self.broker,
+            EMBEDDED_LIMITS,
+        )
 
     async def _start_service(self, name: str) -> ServiceReplica:
         spec = self._specs.get(name) or service_spec(name, self.settings)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,7 +26,7 @@ from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
 from ordersaga.saga.failures import deadline_failed
 from ordersaga.saga.registry import SagaRegistry
-from ordersaga.saga.rows import history_row
+from ordersaga.saga.rows import Origin, SentMessage, history_row
 from ordersaga.saga.state import HistoryEntry, SagaState, Transition
 from ordersaga.saga.store import SagaStore
 
@@ -41,6 +42,7 @@ class Start:
     data: Mapping[str, Any]
     traceparent: str = ""
     message_id: str | None = None
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class Reply:
     topic: str
     message: WireMessage
     message_id: str | None = None
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class Deadline:
 
     saga_id: str
     message_id: None = None
+    origin: None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,19 @@ class Retry:
 
     saga_id: str
     message_id: None = None
+    origin: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """An operator's cancel of saga ``saga_id``, for ``reason``
+    (:func:`~ordersaga.saga.transitions.cancel`); a saga that cannot be cancelled is left
+    alone, its history too (the transition's outcome is ``ignored``)."""
+
+    saga_id: str
+    reason: str
+    message_id: None = None
+    origin: None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +98,10 @@ class Failed:
     attempt: int
     max_failures: int
     message_id: None = None
+    origin: None = None
 
 
-SagaEvent = Start | Reply | Deadline | Retry | Failed
+SagaEvent = Start | Reply | Deadline | Retry | Cancel | Failed
 
 
 @dataclass(slots=True)
@@ -147,14 +165,24 @@ class SagaRunner:
         """Apply a :class:`Reply`; the messages to send."""
         return await self.sends(conn, [Reply(saga_id, topic, message, message_id)])
 
-    async def deadline(self, conn: AsyncConnection, state: SagaState, now: datetime) -> list[Send]:
-        """Act on the passed deadline of ``state``, a saga read (and locked) in ``conn``."""
-        return await self.sends(conn, [Deadline(state.saga_id)], now)
+    async def deadline(
+        self, conn: AsyncConnection, state: SagaState, now: datetime
+    ) -> Transition | None:
+        """Act on the passed deadline of ``state``, a saga read (and locked) in ``conn``;
+        its transition (carrying the messages to send)."""
+        [transition] = await self.apply(conn, [Deadline(state.saga_id)], now)
+        return transition
 
     async def retry(self, conn: AsyncConnection, saga_id: str) -> Transition | None:
         """Apply a :class:`Retry`; its transition (carrying the messages to send), or None
         if there is no such saga."""
         [transition] = await self.apply(conn, [Retry(saga_id)])
+        return transition
+
+    async def cancel(self, conn: AsyncConnection, saga_id: str, reason: str) -> Transition | None:
+        """Apply a :class:`Cancel`; its transition (carrying the messages to send), or None
+        if there is no such saga."""
+        [transition] = await self.apply(conn, [Cancel(saga_id, reason)])
         return transition
 
     async def sends(
@@ -181,9 +209,13 @@ class SagaRunner:
         for event in events:
             saga = sagas.get(event.saga_id)
             transition = self._transition(saga.state if saga else None, event, at)
-            done.append(transition)
             if transition is None or _left_alone(event, transition):
+                done.append(transition)
                 continue
+            transition = transition._replace(
+                message_ids=tuple(str(uuid4()) for _ in transition.messages)
+            )
+            done.append(transition)
             if saga is None:
                 saga = sagas[event.saga_id] = _Saga(transition.state, None, 0, changed=True)
             elif transition.state != saga.state:
@@ -191,9 +223,7 @@ class SagaRunner:
                 saga.state = replace(transition.state, version=saga.state.version + 1)
                 saga.changed = True
             saga.last_seq += 1
-            history.append(
-                history_row(event.saga_id, saga.last_seq, transition.entry, at, event.message_id)
-            )
+            history.append(_history_row(event, saga.last_seq, transition, at))
             log_entry(event.saga_id, transition.entry)
         await self._write(conn, [sagas[i] for i in sorted(sagas) if sagas[i].changed], history, at)
         return done
@@ -221,6 +251,8 @@ class SagaRunner:
             )
         if isinstance(event, Deadline):
             return transitions.on_deadline(definition, state, now, self.timeouts)
+        if isinstance(event, Cancel):
+            return transitions.cancel(definition, state, now, self.timeouts, event.reason)
         return transitions.retry(definition, state, now, self.timeouts)
 
     async def _write(
@@ -241,8 +273,29 @@ class SagaRunner:
 
 
 def _left_alone(event: SagaEvent, transition: Transition) -> bool:
-    # A retry of a saga that is not parked changes nothing, its history included.
-    return isinstance(event, Retry) and transition.entry.outcome == "ignored"
+    # An operator's retry or cancel that is refused changes nothing, its history included.
+    return isinstance(event, Retry | Cancel) and transition.entry.outcome == "ignored"
+
+
+def _history_row(
+    event: SagaEvent, seq: int, transition: Transition, at: datetime
+) -> dict[str, Any]:
+    sent = [
+        SentMessage(topic, message_id)
+        for topic, _, message_id in transition.outgoing()
+        if message_id is not None
+    ]
+    state = transition.state
+    return history_row(
+        event.saga_id,
+        seq,
+        transition.entry,
+        at,
+        event.message_id,
+        origin=event.origin,
+        sent=sent,
+        deadline=state.deadline,
+    )
 
 
 def log_entry(saga_id: str, entry: HistoryEntry) -> None:

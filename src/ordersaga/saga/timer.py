@@ -69,11 +69,11 @@ async def _fire(
     conn = work.conn
     try:
         async with conn.begin_nested():
-            sent = await runner.deadline(conn, state, at)
+            transition = await runner.deadline(conn, state, at)
         # Only what a savepoint that was released sends: a rolled-back one sends nothing.
         cause = saga_trace(state)
-        for topic, message in sent:
-            work.send(topic, message, cause)
+        for topic, message, message_id in transition.outgoing() if transition else ():
+            work.send(topic, message, cause, message_id=message_id)
     except StaleSaga as stale:
         # Only without row locks (SQLite): a handler saved it first; the next scan sees it.
         log.info("saga %s: deadline raced a handler (%s); next scan", state.saga_id, stale)

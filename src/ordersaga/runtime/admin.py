@@ -1,0 +1,68 @@
+"""The admin API where the orchestrator runs: its socket and its app.
+
+Every orchestrator replica serves it (they share the port, as order replicas share the
+API's), and so does the embedded process. It has no authentication yet, so it listens
+on a loopback address only and refuses any other.
+"""
+
+import ipaddress
+import socket
+
+from fastapi import FastAPI
+
+from ordersaga.config import Settings
+from ordersaga.messaging.dead_letters import ReadLimits
+from ordersaga.messaging.port import Broker
+from ordersaga.messaging.unit_of_work import Transactions
+from ordersaga.runtime.ports import bind_api
+from ordersaga.saga.runner import SagaRunner
+from ordersaga.services.orchestrator.admin.app import create_admin_app
+from ordersaga.services.orchestrator.admin.service import SagaAdmin
+from ordersaga.services.orchestrator.operations import SagaOperations
+
+LOOPBACK_ONLY = "loopback only, no authentication"
+
+
+class AdminNotLoopback(ValueError):
+    """ORDERSAGA_ADMIN_HOST names an address other hosts could reach."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(
+            f"ORDERSAGA_ADMIN_HOST={host} is not a loopback address: the admin API has no "
+            "authentication yet, so it listens on 127.0.0.1 (or ::1) only. Unset "
+            "ORDERSAGA_ADMIN_HOST, or reach it through an SSH tunnel."
+        )
+        self.host = host
+
+
+def check_loopback(host: str) -> None:
+    """Raise :class:`AdminNotLoopback` unless ``host`` is a loopback address."""
+    name = "127.0.0.1" if host == "localhost" else host
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise AdminNotLoopback(host)
+
+
+def bind_admin(settings: Settings, *, shared: bool = False) -> socket.socket:
+    """The admin API's socket, bound, not listening; refuses a non-loopback host
+    (:class:`AdminNotLoopback`) and a taken port (:class:`~ordersaga.runtime.ports.PortInUse`)."""
+    check_loopback(settings.admin_host)
+    return bind_api(settings.admin_host, settings.admin_port, shared=shared)
+
+
+def admin_app(
+    transactions: Transactions, runner: SagaRunner, broker: Broker, limits: ReadLimits
+) -> FastAPI:
+    """The admin API on the orchestrator's units of work (which wake its relay) and saga
+    runner, and on the dead letters of ``broker``."""
+    operations = SagaOperations(transactions, runner)
+    return create_admin_app(SagaAdmin(operations, broker, limits))
+
+
+def listening_line(sock: socket.socket) -> str:
+    """What the start says about the admin API."""
+    host, port = sock.getsockname()[:2]
+    return f"admin API and console on http://{host}:{port} ({LOOPBACK_ONLY})"

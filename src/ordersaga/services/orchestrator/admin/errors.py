@@ -1,0 +1,59 @@
+"""How the admin API answers what cannot be done: 404, 409 and 422, each with a ``detail``
+that says what is wrong (a bad parameter is named)."""
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ordersaga.messaging.dead_letters import NoSuchRecord, NotADeadLetter, UnknownDeadLetterTopic
+from ordersaga.saga.search import BadQuery
+from ordersaga.services.orchestrator.operations import ActionRefused, UnknownSaga
+
+
+def _answer(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _parameter(location: tuple[int | str, ...]) -> str:
+    # ("query", "limit") → "limit"; ("body", "reason") → "reason"; ("body",) → "body"
+    named = [str(part) for part in location[1:]] or [str(part) for part in location]
+    return ".".join(named)
+
+
+async def _invalid_request(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {"parameter": _parameter(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+        for e in error.errors()
+    ]
+    detail = "; ".join(f"{p['parameter']}: {p['message']}" for p in problems)
+    return JSONResponse({"detail": detail, "errors": problems}, status_code=422)
+
+
+async def _bad_query(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, BadQuery)
+    problems = [{"parameter": error.parameter, "message": error.message}]
+    return JSONResponse({"detail": str(error), "errors": problems}, status_code=422)
+
+
+async def _unknown_topic(_: Request, error: Exception) -> JSONResponse:
+    problems = [{"parameter": "topic", "message": str(error)}]
+    return JSONResponse({"detail": f"topic: {error}", "errors": problems}, status_code=422)
+
+
+async def _not_found(_: Request, error: Exception) -> JSONResponse:
+    return _answer(404, str(error))
+
+
+async def _conflict(_: Request, error: Exception) -> JSONResponse:
+    return _answer(409, str(error))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(BadQuery, _bad_query)
+    app.add_exception_handler(UnknownDeadLetterTopic, _unknown_topic)
+    app.add_exception_handler(UnknownSaga, _not_found)
+    app.add_exception_handler(NoSuchRecord, _not_found)
+    app.add_exception_handler(ActionRefused, _conflict)
+    app.add_exception_handler(NotADeadLetter, _conflict)
