@@ -42,6 +42,15 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         await task
 
 
+async def state_of(engine: AsyncEngine, saga_id: str) -> str | None:
+    """The saga's status; None before the orchestrator started it."""
+    async with engine.connect() as conn:
+        status = await conn.scalar(
+            select(saga_instances.c.status).where(saga_instances.c.saga_id == saga_id)
+        )
+    return None if status is None else str(status)
+
+
 async def stored(engine: AsyncEngine, saga_id: str) -> tuple[str, list[tuple[str, str, str]]]:
     """The saga's status, and its history: (from, to, message id) per entry, in order."""
     async with engine.connect() as conn:

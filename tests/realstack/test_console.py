@@ -30,7 +30,7 @@ from tests.console.scenario import (
     PARKED,
     UNREADABLE,
     check_saga_page,
-    stored,
+    state_of,
     topics_of,
 )
 from tests.realstack.stack import CLI, Stack
@@ -69,7 +69,7 @@ async def admin_ready(base: str) -> bool:
 
 
 async def is_state(engine: AsyncEngine, saga_id: str, state: str) -> bool:
-    return (await stored(engine, saga_id))[0] == state
+    return await state_of(engine, saga_id) == state
 
 
 async def replays_of(broker: Broker, dead_letter: str) -> int:

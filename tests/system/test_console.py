@@ -24,7 +24,7 @@ from tests.console.scenario import (
     UNREADABLE,
     check_saga_page,
     serving,
-    stored,
+    state_of,
     topics_of,
 )
 from tests.support import until_async
@@ -59,9 +59,8 @@ class LossyBroker(InProcessBroker):
         return LossyProducer(self)
 
 
-async def saga_state(system: EmbeddedSystem, saga_id: str) -> str:
-    status, _ = await stored(system.engines["orchestrator"], saga_id)
-    return status
+async def saga_state(system: EmbeddedSystem, saga_id: str) -> str | None:
+    return await state_of(system.engines["orchestrator"], saga_id)
 
 
 async def replays_of(broker: InProcessBroker, dead_letter: str) -> int:
@@ -135,7 +134,8 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
             shown = await check_saga_page(console, engine, parked)
             assert topics_of(shown, "compensation_attempt") == [topics.CANCEL_PAYMENT] * 3
             assert "deadline_fired" in {event.kind for event in shown}
-            assert await console.listed("compensations") == ["reserve_stock"]
+            assert await console.listed("compensations") == ["process_payment", "reserve_stock"]
+            await screenshot(page, tmp_path, "saga-parked-laptop")
 
             answer = await console.act("Retry…", "Retry", "payment is back")
             assert "COMPENSATING" in answer or "CANCELLED" in answer, answer

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from ordersaga.services.orchestrator.admin.errors import install_error_handlers
 from ordersaga.services.orchestrator.admin.routers import audit, dead_letters, sagas
 from ordersaga.services.orchestrator.admin.service import SagaAdmin
+from ordersaga.services.orchestrator.console import mount_console
 
 PREFIX = "/admin"
 
@@ -30,4 +31,5 @@ def create_admin_app(admin: SagaAdmin) -> FastAPI:
     install_error_handlers(app)
     for router in (sagas.router, dead_letters.router, audit.router):
         app.include_router(router, prefix=f"{PREFIX}/v1")
+    mount_console(app)
     return app
