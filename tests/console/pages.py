@@ -6,7 +6,7 @@ Every read here is of what the page shows: nothing is asked of the admin API dir
 from dataclasses import dataclass
 from typing import Any
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 # Generous: the page polls every 2 s and the sagas run in other processes on a busy machine.
 WAIT_MS = 30_000
@@ -47,14 +47,37 @@ class Console:
         """Fill the search form's fields by their labels and search."""
         await self.page.goto(f"{self.base}/console/#/search")
         for label, value in fields.items():
-            await self.page.get_by_label(label, exact=True).fill(value)
+            control = self.page.get_by_label(label, exact=True)
+            if await control.evaluate("c => c.tagName") == "SELECT":
+                await control.select_option(value)
+            else:
+                await control.fill(value)
         await self.page.get_by_role("button", name="Search").click()
+
+    async def _results(self) -> Locator:
+        """The results of the search the location asks for (not those of the one before)."""
+        query = await self.page.evaluate("new URLSearchParams(location.hash.split('?')[1])+''")
+        results = self.page.locator(f'.results[data-query="{query}"][aria-busy=false]')
+        await expect(results).to_have_count(1, timeout=WAIT_MS)
+        return results
+
+    async def found(self) -> list[str]:
+        """The sagas the search shows."""
+        rows = (await self._results()).locator("tr[data-saga]")
+        return [str(r) for r in await rows.evaluate_all("rs => rs.map(r => r.dataset.saga)")]
+
+    async def answer(self) -> str:
+        """What the search says it found, or why it was refused."""
+        return await (await self._results()).locator(".count, .error").inner_text()
+
+    async def next_page(self) -> None:
+        await self.page.get_by_role("link", name="Next page").click()
 
     async def find(self, order_id: str) -> None:
         """Search by order id; the one saga found is the order's."""
         await self.search(**{"Order id": order_id})
-        await expect(self.page.locator(".count")).to_have_text("1 saga matches", timeout=WAIT_MS)
-        await expect(self.page.locator(f"tr[data-saga='{order_id}']")).to_have_count(1)
+        assert await self.answer() == "1 saga matches"
+        assert await self.found() == [order_id]
 
     async def open_found(self, saga_id: str) -> None:
         """Follow the search result's link to the saga's page."""

@@ -112,6 +112,19 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
             assert await console.count_of("CANCELLED") == "2"
             await screenshot(page, tmp_path, "overview-laptop")
 
+            # The search, a page of one at a time; a bad filter is named.
+            await page.goto(f"{base}/console/#/search?state=CANCELLED&limit=1")
+            assert await console.answer() == "2 sagas match"
+            first = await console.found()
+            await console.next_page()
+            second = await console.found()
+            assert sorted(first + second) == sorted([placed["no_stock"], placed["no_money"]])
+            await console.search(**{"State": "PARKED"})
+            assert await console.found() == [parked]
+            await console.search(**{"Older than": "a while"})
+            assert "422" in await console.answer()
+            assert "older_than" in await console.answer()
+
             shown = await check_saga_page(console, engine, placed["completed"])
             assert topics_of(shown, "message_out") == [
                 topics.RESERVE_PRODUCT,
@@ -153,6 +166,27 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
             answer = await console.act("Replay…", "Replay", "checking the replay")
             assert f"Replayed {letter}" in answer, answer
             assert await replays_of(broker, letter) == 1
+
+            # Stock's answer is lost: the saga waits at its first step, before the pivot.
+            broker.losing.add(topics.PRODUCT_RESERVED)
+            waiting = str((await api.place(*COMPLETED))["orderID"])
+
+            async def is_waiting() -> bool:
+                return await saga_state(system, waiting) == "RUNNING"
+
+            await until_async(is_waiting, 30, f"saga {waiting} RUNNING")
+            await console.find(waiting)
+            await console.open_found(waiting)
+            assert await console.listed("remaining") == [
+                "reserve_stock",
+                "process_payment",
+                "update_order",
+            ]
+            answer = await console.act("Cancel saga…", "Cancel the saga", "the customer called")
+            assert "COMPENSATING" in answer, answer
+            await console.wait_for_state("CANCELLED")
+            assert (await api.get(waiting))["status"] == "ORDER_CANCELLED"
+            broker.losing.clear()
 
         async with console_page(browser, PHONE) as page:
             console = Console(page, base)

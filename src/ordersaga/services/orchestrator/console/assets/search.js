@@ -59,6 +59,7 @@ async function search(results, params) {
   for (const name of FILTERS) if (params.get(name)) filters[name] = params.get(name);
   if (params.get("cursor")) filters.cursor = params.get("cursor");
   results.setAttribute("aria-busy", "true");
+  results.dataset.query = params.toString();
   try {
     draw(results, await api.search(filters), params);
   } catch (error) {
