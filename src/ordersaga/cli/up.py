@@ -19,6 +19,13 @@ from ordersaga.cli.errors import UNREACHABLE, USAGE, fail
 from ordersaga.cli.running import run_on_uvloop
 from ordersaga.cli.services import ServiceName
 from ordersaga.config import Settings
+from ordersaga.runtime.admin import (
+    AdminNotLoopback,
+    AdminServer,
+    bind_admin,
+    check_loopback,
+    listening_line,
+)
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.runtime.ports import PortInUse, bind_api, check_port
 from ordersaga.runtime.startup_logs import quiet_start
@@ -53,17 +60,23 @@ def up_command(
     Kafka, PostgreSQL and MariaDB, or everything in this process with --embedded."""
     settings = Settings()
     port = settings.api_port if port is None else port
+    try:
+        check_loopback(settings.admin_host)
+    except AdminNotLoopback as error:
+        fail(str(error), USAGE)
     if embedded:
         try:
             sock = bind_api(host, port)
+            admin_sock = bind_admin(settings)
         except PortInUse as error:
             fail(str(error), UNREACHABLE)
-        run_on_uvloop(_serve_embedded(data_dir, sock, settings))
+        run_on_uvloop(_serve_embedded(data_dir, sock, admin_sock, settings))
         return
     from ordersaga.runtime.supervisor import supervise
 
     try:
         check_port(settings.api_host, settings.api_port)
+        check_port(settings.admin_host, settings.admin_port)
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
     raise typer.Exit(run_on_uvloop(supervise(show_line, say_stopping, replicas)) or 0)
@@ -120,12 +133,15 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Settings) -> None:
+async def _serve_embedded(
+    data_dir: Path, sock: socket.socket, admin_sock: socket.socket, settings: Settings
+) -> None:
     host, port = sock.getsockname()[:2]
     stopping = asyncio.Event()
     with _on_stop_signals(stopping.set):
         try:
             async with EmbeddedSystem(data_dir, settings) as system:
+                admin = await AdminServer.start(system.admin_app, admin_sock)
                 server = _Server(server_config(system.app))
                 serving = asyncio.create_task(server.serve(sockets=[sock]))
                 while not (server.started or serving.done() or stopping.is_set()):
@@ -135,13 +151,17 @@ async def _serve_embedded(data_dir: Path, sock: socket.socket, settings: Setting
                         f"ordersaga (embedded) on [bold]http://{host}:{port}[/] — API docs at "
                         f"/docs, data in {data_dir.resolve()}. Ctrl-C stops it."
                     )
+                if admin.started:
+                    console.print(escape(listening_line(admin_sock)))
                 waiting = asyncio.create_task(stopping.wait())
                 await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
                 server.should_exit = True
                 waiting.cancel()
                 await serving
+                await admin.stop()
         finally:
             sock.close()
+            admin_sock.close()
     console.print("stopped.")
 
 

@@ -5,20 +5,29 @@ API's), and so does the embedded process. It has no authentication yet, so it li
 on a loopback address only and refuses any other.
 """
 
+import asyncio
+import contextlib
 import ipaddress
+import logging
 import socket
+from collections.abc import Iterator
 
+import uvicorn
 from fastapi import FastAPI
 
 from ordersaga.config import Settings
 from ordersaga.messaging.dead_letters import ReadLimits
 from ordersaga.messaging.port import Broker
+from ordersaga.messaging.stopping import bounded
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.runtime.ports import bind_api
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.services.orchestrator.admin.app import create_admin_app
 from ordersaga.services.orchestrator.admin.service import SagaAdmin
 from ordersaga.services.orchestrator.operations import SagaOperations
+from ordersaga.services.order.api import server_config
+
+log = logging.getLogger(__name__)
 
 LOOPBACK_ONLY = "loopback only, no authentication"
 
@@ -66,3 +75,37 @@ def listening_line(sock: socket.socket) -> str:
     """What the start says about the admin API."""
     host, port = sock.getsockname()[:2]
     return f"admin API and console on http://{host}:{port} ({LOOPBACK_ONLY})"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: whoever runs it stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class AdminServer:
+    """The admin API served on a bound socket beside the rest of the process, until
+    :meth:`stop`."""
+
+    def __init__(self, server: uvicorn.Server, serving: "asyncio.Task[None]") -> None:
+        self._server = server
+        self._serving = serving
+
+    @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
+    @classmethod
+    async def start(cls, app: FastAPI, sock: socket.socket, grace: float = 5.0) -> "AdminServer":
+        """Serve ``app`` on ``sock``; returns once it listens (or failed to)."""
+        server = _Server(server_config(app, graceful_shutdown=grace))
+        serving = asyncio.create_task(server.serve(sockets=[sock]), name="admin-api")
+        while not (server.started or serving.done()):
+            await asyncio.sleep(0.01)  # uvicorn has no event for "listening"
+        return cls(server, serving)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        self._server.should_exit = True
+        await bounded(self._serving, timeout, "stopping the admin API")

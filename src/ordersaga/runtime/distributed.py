@@ -18,15 +18,18 @@ from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.backoff import Backoff
+from ordersaga.messaging.dead_letters import KAFKA_LIMITS
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.messaging.stopping import Deadline, bounded
+from ordersaga.runtime.admin import AdminServer, admin_app, bind_admin, listening_line
 from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.runtime.startup_logs import StartupNoise
 from ordersaga.services.base import run_startup_checks
+from ordersaga.services.orchestrator.wiring import place_order_runner
 from ordersaga.services.order.api import create_app, server_config
 from ordersaga.services.order.routers.health import add_readiness_check
 from ordersaga.services.registry import database_url, service_spec
@@ -44,9 +47,11 @@ async def serve(
     the API's port first, so a port in use (:class:`PortInUse`) ends it before anything
     starts. ``noise`` is told while the replica waits for Kafka.
     """
-    sock = None
+    sock = admin_sock = None
     if service == "order":
         sock = bind_api(settings.api_host, settings.api_port, shared=True)
+    if service == "orchestrator":
+        admin_sock = bind_admin(settings, shared=True)
     spec = service_spec(service, settings)
     url = database_url(settings, service)
     engine = make_engine(url)
@@ -55,11 +60,18 @@ async def serve(
         spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)
     )
     stopping: Deadline | None = None
+    admin: AdminServer | None = None
     try:
         await _wait_for_database(engine, service, url)
         await run_startup_checks(spec, engine)
         await _create_topics(broker, settings, noise)
         running.start()
+        if admin_sock is not None:
+            runner = place_order_runner(settings)
+            app = admin_app(running.endpoint.transactions, runner, broker, KAFKA_LIMITS)
+            admin = await AdminServer.start(app, admin_sock, settings.shutdown_grace / 4)
+            if admin.started:
+                log.info("orchestrator replica %s: %s", replica, listening_line(admin_sock))
         if sock is not None:
             stopping = await _serve_api(running, settings, sock, f"{service} replica {replica}")
         else:
@@ -67,8 +79,11 @@ async def serve(
             log.info("%s replica %s ready: consuming %s", service, replica, consumed)
             await _until_signalled()
     finally:
-        if sock is not None:
-            sock.close()
+        if admin is not None:
+            await admin.stop()
+        for bound in (sock, admin_sock):
+            if bound is not None:
+                bound.close()
         stopping = stopping or Deadline(settings.shutdown_grace)
         log.info("%s replica %s stopping (within %.0fs)", service, replica, stopping.remaining())
         await running.stop(stopping.until(0.9))

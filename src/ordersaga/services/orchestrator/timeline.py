@@ -79,10 +79,15 @@ def timeline(
     }
     events = [_action(entry) for entry in actions]
     deadline: datetime | None = None
+    waiting_at = 0
     for record in history:
-        events += _entry_events(record, definition, lane, compensations, deadline)
-        deadline = record.deadline
+        events += _entry_events(record, definition, lane, compensations, deadline, waiting_at)
+        deadline, waiting_at = record.deadline, record.entry.step
     return sorted(events, key=lambda event: event.at)
+
+
+def _name(definition: SagaDefinition | None, step: int) -> str:
+    return definition.step_name(step) if definition else f"step {step}"
 
 
 def _action(entry: AuditEntry) -> TimelineEvent:
@@ -113,9 +118,12 @@ def _entry_events(
     lane: dict[str, str],
     compensations: set[str],
     deadline_before: datetime | None,
+    step_before: int,
 ) -> list[TimelineEvent]:
+    """The events of one history entry; a message in is labelled with the step the saga
+    was at when it arrived (``step_before``), the rest with the step it left it at."""
     entry, at = record.entry, record.at
-    step = definition.step_name(entry.step) if definition else f"step {entry.step}"
+    step = _name(definition, entry.step)
     before = entry.from_status.value if entry.from_status else None
     after = entry.to_status.value
     found: list[TimelineEvent] = []
@@ -131,7 +139,7 @@ def _entry_events(
                 origin.offset,
                 record.message_id,
                 origin.causation_id,
-                step=step,
+                step=_name(definition, step_before),
             )
         )
     if entry.event == DEADLINE:
