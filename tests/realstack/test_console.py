@@ -54,9 +54,10 @@ def start_up(stack: Stack) -> int:
         )
     stack.processes["up"] = supervisor  # so a failure shows its log and it is stopped
     stack.wait_ready()
-    for child in Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text().split():
-        if "serve\0payment" in Path(f"/proc/{child}/cmdline").read_text():
-            return int(child)
+    for task in Path(f"/proc/{supervisor.pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if "serve\0payment\0" in Path(f"/proc/{child}/cmdline").read_text():
+                return int(child)
     raise AssertionError(f"no payment replica under ordersaga up\n{stack.log_tails()}")
 
 

@@ -35,6 +35,8 @@ export function confirmAction({title, consequence, confirmLabel}) {
       dialog.remove();
       resolve(confirmed ? reason.value.trim() : null);
     });
+    // What the last action said no longer applies to this one.
+    document.getElementById("toast").replaceChildren();
     document.body.append(dialog);
     dialog.showModal();
     reason.focus();
