@@ -3,7 +3,6 @@ kind of saga from the search, reads its timeline (checked against the orchestrat
 database), retries a parked saga and replays a dead letter, all from the page."""
 
 import contextlib
-from collections.abc import Sequence
 from pathlib import Path
 from uuid import uuid4
 
@@ -11,9 +10,10 @@ from ordersaga.config import Settings
 from ordersaga.contracts import headers as h
 from ordersaga.contracts import topics
 from ordersaga.messaging.dead_letters import ReadLimits, read_topics
-from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
+from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
+from tests.api.admin_support import LossyBroker
 from tests.console.browser import PHONE, chromium, console_page, screenshot
 from tests.console.pages import Console
 from tests.console.scenario import (
@@ -37,26 +37,6 @@ SETTINGS = Settings(
     timer_interval=0.05,
     max_compensation_attempts=3,
 )
-
-
-class LossyProducer(InProcessProducer):
-    """Loses every message on the topics its broker is told to lose."""
-
-    def __init__(self, broker: "LossyBroker") -> None:
-        super().__init__(broker)
-        self._lossy = broker
-
-    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
-        await super().send_batch([m for m in messages if m.topic not in self._lossy.losing])
-
-
-class LossyBroker(InProcessBroker):
-    def __init__(self) -> None:
-        super().__init__()
-        self.losing: set[str] = set()
-
-    def producer(self) -> InProcessProducer:
-        return LossyProducer(self)
 
 
 async def saga_state(system: EmbeddedSystem, saga_id: str) -> str | None:
