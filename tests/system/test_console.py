@@ -101,6 +101,7 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
             assert sorted(first + second) == sorted([placed["no_stock"], placed["no_money"]])
             await console.search(**{"State": "PARKED"})
             assert await console.found() == [parked]
+            await screenshot(page, tmp_path, "search-laptop")
             await console.search(**{"Older than": "a while"})
             assert "422" in await console.answer()
             assert "older_than" in await console.answer()
@@ -143,6 +144,7 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
             assert len(letters) == 1, letters
             [letter] = letters
             assert await console.show_dead_letter(letter) == UNREADABLE.decode()
+            await screenshot(page, tmp_path, "dead-letters-laptop")
             answer = await console.act("Replay…", "Replay", "checking the replay")
             assert f"Replayed {letter}" in answer, answer
             assert await replays_of(broker, letter) == 1

@@ -27,6 +27,7 @@ function route() {
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  document.getElementById("toast").replaceChildren(); // it spoke of the page left
   const main = document.getElementById("main");
   main.replaceChildren();
   main.dataset.page = page.name;
