@@ -136,3 +136,21 @@ async def test_the_command_line_and_the_api_tell_the_same_history(tmp_path: Path
             document = json.loads(shown.output)
             assert _normal(document["timeline"]) == _normal(page["timeline"])
             assert len(page["timeline"]) > len(document["history"])
+
+        for options, api_filters in (
+            (["--user-id", "2"], {"user_id": 2}),
+            (["--parked"], {"parked": "true"}),
+            (
+                ["--step", "update_order", "--reason-contains", "funds"],
+                {"step": "update_order", "reason": "funds"},
+            ),
+        ):
+            listed = await asyncio.to_thread(
+                CliRunner().invoke,
+                sagas_app,
+                ["list", *options, "--json", "--data-dir", str(tmp_path)],
+            )
+            assert listed.exit_code == 0, listed.output
+            from_cli = [s["saga_id"] for s in json.loads(listed.output)["sagas"]]
+            page = await run.get("/admin/v1/sagas", **api_filters)
+            assert from_cli == [s["saga_id"] for s in page["items"]] != []

@@ -35,6 +35,7 @@ class Stack:
     logs: Path
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     kafka: str = KAFKA
     """The bootstrap servers of the Kafka the stack runs on (the single node by default)."""
     replication: int = 1
@@ -45,6 +46,10 @@ class Stack:
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def settings(self) -> Settings:
@@ -61,6 +66,7 @@ class Stack:
         self.env = {
             **os.environ,
             "ORDERSAGA_API_PORT": str(self.port),
+            "ORDERSAGA_ADMIN_PORT": str(self.admin_port),
             "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "ORDERSAGA_KAFKA_REPLICATION_FACTOR": str(self.replication),
             **{f"ORDERSAGA_{service.upper()}_DB_URL": url for service, url in urls.items()},

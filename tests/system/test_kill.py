@@ -25,7 +25,8 @@ def free_port() -> int:
 
 def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [*CLI, "up", "--embedded", "--data-dir", str(data_dir), "--port", str(port)],
+        [*CLI, "up", "--embedded", "--data-dir", str(data_dir), "--port", str(port),
+         "--admin-port", str(free_port())],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

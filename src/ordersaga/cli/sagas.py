@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import getpass
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -29,8 +28,10 @@ from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.runtime.embedded import database_path
+from ordersaga.saga import search
 from ordersaga.saga.registry import UnknownSagaVersion
 from ordersaga.saga.retention import export_finished_sagas
+from ordersaga.saga.search import BadQuery, SagaQuery
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.orchestrator.operations import (
     ActionRefused,
@@ -52,28 +53,20 @@ sagas_app = typer.Typer(
     cls=CommandGroup,
 )
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-_AGE = re.compile(r"(\d+)([smhd])")
-
-
 def parse_age(text: str) -> timedelta:
     """``30s``, ``5m``, ``2h`` or ``1d`` as a duration; a usage error for anything else."""
-    match = _AGE.fullmatch(text.strip().lower())
-    if match is None:
-        raise typer.BadParameter(
-            f"{text!r} is not an age: use a whole number and a unit, s, m, h or d (30s, 5m, 2h, 1d)"
-        )
-    number, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: int(number)})
+    try:
+        return search.parse_age(text)
+    except BadQuery as error:
+        raise typer.BadParameter(error.message) from None
 
 
 def parse_state(text: str) -> SagaStatus:
     """A saga state by its name, in any case; a usage error naming the states otherwise."""
     try:
-        return SagaStatus(text.strip().upper())
-    except ValueError:
-        names = ", ".join(SagaStatus)
-        raise typer.BadParameter(f"{text!r} is not a saga state: one of {names}") from None
+        return search.parse_state(text)
+    except BadQuery as error:
+        raise typer.BadParameter(error.message) from None
 
 
 DataDir = Annotated[
@@ -102,6 +95,26 @@ OlderThan = Annotated[
         help="Only sagas begun at least this long ago: 30s, 5m, 2h, 1d.",
     ),
 ]
+NewerThan = Annotated[
+    timedelta | None,
+    typer.Option(
+        "--newer-than",
+        parser=parse_age,
+        metavar="AGE",
+        help="Only sagas begun at most this long ago: 30s, 5m, 2h, 1d.",
+    ),
+]
+UserId = Annotated[int | None, typer.Option("--user-id", help="Only this user's sagas.")]
+Step = Annotated[
+    str | None, typer.Option("--step", help="Only sagas at this step (reserve_stock...).")
+]
+Parked = Annotated[
+    bool | None,
+    typer.Option("--parked/--not-parked", help="Only parked sagas, or only the others."),
+]
+ReasonText = Annotated[
+    str | None, typer.Option("--reason-contains", help="Only sagas whose reason has this text.")
+]
 Limit = Annotated[int, typer.Option("--limit", min=1, help="At most this many sagas.")]
 SagaId = Annotated[str, typer.Argument(help="The saga's id (its order's orderID).")]
 
@@ -128,16 +141,30 @@ HISTORY_FIELDS = (
 def list_command(
     state: State = None,
     older_than: OlderThan = None,
+    newer_than: NewerThan = None,
+    user_id: UserId = None,
+    step: Step = None,
+    parked: Parked = None,
+    reason: ReasonText = None,
     limit: Limit = 50,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List sagas, newest first, each with its reason under it, and a count of all sagas
-    by state."""
+    by state. The filters are the admin API's (GET /admin/v1/sagas)."""
+    query = SagaQuery(
+        state=state,
+        older_than=older_than,
+        newer_than=newer_than,
+        user_id=user_id,
+        parked=parked,
+        reason=reason,
+        limit=limit,
+    )
 
     async def run(operations: SagaOperations) -> tuple[list[SagaView], dict[SagaStatus, int]]:
-        found = await operations.find(status=state, older_than=older_than, limit=limit)
-        return found, await operations.count()
+        found = await operations.search(query, step)
+        return found.sagas, await operations.count()
 
     found, counts = _run(data_dir, run)
     if as_json:
@@ -342,5 +369,7 @@ def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]
         return asyncio.run(run())
     except (UnknownSaga, ActionRefused, UnknownSagaVersion) as error:
         fail(str(error), FAILED)
+    except BadQuery as error:
+        fail(str(error), USAGE)
     except (OSError, DBAPIError) as error:
         database_failed("orchestrator", url, error)

@@ -27,7 +27,7 @@ from ordersaga.runtime.admin import (
     listening_line,
 )
 from ordersaga.runtime.embedded import EmbeddedSystem
-from ordersaga.runtime.ports import PortInUse, bind_api, check_port
+from ordersaga.runtime.ports import ADMIN_PORT_CHOICE, PortInUse, bind_api, check_port
 from ordersaga.runtime.startup_logs import quiet_start
 from ordersaga.services.order.api import server_config
 from ordersaga.services.registry import SERVICE_NAMES
@@ -55,11 +55,19 @@ def up_command(
         int | None,
         typer.Option(help="Port the embedded API listens on (default ORDERSAGA_API_PORT)."),
     ] = None,
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port the embedded admin API listens on (default ORDERSAGA_ADMIN_PORT)."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole system until Ctrl-C or SIGTERM: one process per service replica on
     Kafka, PostgreSQL and MariaDB, or everything in this process with --embedded."""
     settings = Settings()
     port = settings.api_port if port is None else port
+    if admin_port is not None:
+        settings = settings.model_copy(update={"admin_port": admin_port})
     try:
         check_loopback(settings.admin_host)
     except AdminNotLoopback as error:
@@ -76,7 +84,7 @@ def up_command(
 
     try:
         check_port(settings.api_host, settings.api_port)
-        check_port(settings.admin_host, settings.admin_port)
+        check_port(settings.admin_host, settings.admin_port, ADMIN_PORT_CHOICE)
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
     raise typer.Exit(run_on_uvloop(supervise(show_line, say_stopping, replicas)) or 0)

@@ -20,7 +20,7 @@ from ordersaga.messaging.dead_letters import ReadLimits
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.stopping import bounded
 from ordersaga.messaging.unit_of_work import Transactions
-from ordersaga.runtime.ports import bind_api
+from ordersaga.runtime.ports import ADMIN_PORT_CHOICE, bind_api
 from ordersaga.saga.runner import SagaRunner
 from ordersaga.services.orchestrator.admin.app import create_admin_app
 from ordersaga.services.orchestrator.admin.service import SagaAdmin
@@ -59,7 +59,9 @@ def bind_admin(settings: Settings, *, shared: bool = False) -> socket.socket:
     """The admin API's socket, bound, not listening; refuses a non-loopback host
     (:class:`AdminNotLoopback`) and a taken port (:class:`~ordersaga.runtime.ports.PortInUse`)."""
     check_loopback(settings.admin_host)
-    return bind_api(settings.admin_host, settings.admin_port, shared=shared)
+    return bind_api(
+        settings.admin_host, settings.admin_port, shared=shared, choose=ADMIN_PORT_CHOICE
+    )
 
 
 def admin_app(

@@ -105,6 +105,7 @@ class RealStack(_ServedSystem):
         self.env = environment(
             {
                 "ORDERSAGA_API_PORT": str(self.port),
+                "ORDERSAGA_ADMIN_PORT": str(free_port()),
                 **{f"ORDERSAGA_{s.upper()}_DB_URL": url for s, url in self.urls.items()},
                 **(extra_env or {}),
             }
@@ -168,7 +169,7 @@ class EmbeddedStack(_ServedSystem):
 
     async def start(self, ready_timeout: float) -> None:
         argv = [*CLI, "up", "--embedded", "--data-dir", str(self.data_dir)]
-        argv += ["--port", str(self.port)]
+        argv += ["--port", str(self.port), "--admin-port", str(free_port())]
         self.children = [ChildProcess("embedded", argv, self.log_dir)]
         await self.children[0].start()
         await wait_ready(self.api, ready_timeout, watch=self.children)
