@@ -2,8 +2,10 @@
 a saga's page against the orchestrator's database."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
@@ -51,26 +53,61 @@ async def state_of(engine: AsyncEngine, saga_id: str) -> str | None:
     return None if status is None else str(status)
 
 
-async def stored(engine: AsyncEngine, saga_id: str) -> tuple[str, list[tuple[str, str, str]]]:
-    """The saga's status, and its history: (from, to, message id) per entry, in order."""
+@dataclass(frozen=True)
+class Entry:
+    """One row of a saga's history, as the database holds it."""
+
+    from_state: str
+    to_state: str
+    message_id: str
+    """The message the entry handled ("" for a deadline or an operator's action)."""
+    read_at: tuple[str, str, str]
+    """The topic, partition and offset it was read at ("" where not recorded)."""
+    sent: list[tuple[str, str]]
+    """The topic and message id of each message it sent."""
+
+
+async def stored(engine: AsyncEngine, saga_id: str) -> tuple[str, list[Entry]]:
+    """The saga's status and its history, oldest entry first."""
+    h = saga_history.c
+    status = await state_of(engine, saga_id)
     async with engine.connect() as conn:
-        status = await conn.scalar(
-            select(saga_instances.c.status).where(saga_instances.c.saga_id == saga_id)
-        )
         rows = await conn.execute(
-            select(saga_history.c.from_status, saga_history.c.to_status, saga_history.c.message_id)
-            .where(saga_history.c.saga_id == saga_id)
-            .order_by(saga_history.c.seq)
+            select(
+                h.from_status,
+                h.to_status,
+                h.message_id,
+                h.source_topic,
+                h.source_partition,
+                h.source_offset,
+                h.sent,
+            )
+            .where(h.saga_id == saga_id)
+            .order_by(h.seq)
         )
-        history = [(f or "", t, m or "") for f, t, m in rows]
+        history = [
+            Entry(
+                row.from_status or "",
+                row.to_status,
+                row.message_id or "",
+                (_text(row.source_topic), _text(row.source_partition), _text(row.source_offset)),
+                [(m["topic"], m["message_id"]) for m in json.loads(row.sent or "[]")],
+            )
+            for row in rows
+        ]
     assert status is not None, f"no saga {saga_id} in the database"
-    return str(status), history
+    return status, history
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 async def check_saga_page(console: Console, engine: AsyncEngine, saga_id: str) -> list[Shown]:
     """Find the saga from the search, open its page; what it shows must be what the
-    database holds: its state, one transition per history entry, each in order, and the
-    message every entry handled. The saga must be at rest (finished or parked)."""
+    database holds: its state; a transition per history entry, in order; each message an
+    entry handled, where it was read; each message it sent. The saga must be at rest
+    (finished or parked)."""
     await console.find(saga_id)
     await console.open_found(saga_id)
     status, history = await stored(engine, saga_id)
@@ -81,10 +118,22 @@ async def check_saga_page(console: Console, engine: AsyncEngine, saga_id: str) -
         for event in shown
         if event.kind in ("transition", "late_reply_ignored")
     ]
-    assert transitions == [(before, after) for before, after, _ in history]
-    shown_ids = {event.message_id for event in shown if event.message_id}
-    handled = {message_id for _, _, message_id in history if message_id}
-    assert handled <= shown_ids, f"messages not shown: {handled - shown_ids}"
+    assert transitions == [(entry.from_state, entry.to_state) for entry in history]
+    read = {
+        (event.message_id, event.topic, event.partition, event.offset)
+        for event in shown
+        if event.kind == "message_in"
+    }
+    sent = {
+        (event.topic, event.message_id)
+        for event in shown
+        if event.kind in ("message_out", "compensation_attempt")
+    }
+    for entry in history:
+        if entry.message_id:
+            assert (entry.message_id, *entry.read_at) in read, f"not shown: {entry}"
+        assert set(entry.sent) <= sent, f"not shown: {entry}"
+    assert len(sent) == sum(len(entry.sent) for entry in history)
     return shown
 
 
