@@ -119,6 +119,10 @@ class Console:
         items = self.page.locator(f"[data-list={which}] li")
         return [str(name) for name in await items.evaluate_all("l => l.map(i => i.dataset.name)")]
 
+    async def actions(self) -> list[str]:
+        """The actions the open saga's page offers."""
+        return [str(t) for t in await self.page.locator(".actions button").all_inner_texts()]
+
     async def act(self, button: str, confirm: str, reason: str) -> str:
         """Press ``button``, give the reason, confirm with ``confirm``; the page's answer."""
         await self.page.get_by_role("button", name=button).click()

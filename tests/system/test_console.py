@@ -119,6 +119,7 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
                 topics.ORDER_STATUS_APPLIED,
             ]
             await screenshot(page, tmp_path, "saga-laptop")
+            assert await console.actions() == []
 
             shown = await check_saga_page(console, engine, placed["no_stock"])
             assert topics.PROCESS_PAYMENT not in topics_of(shown, "message_out")
@@ -130,6 +131,7 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
             assert "deadline_fired" in {event.kind for event in shown}
             assert await console.listed("compensations") == ["process_payment", "reserve_stock"]
             await screenshot(page, tmp_path, "saga-parked-laptop")
+            assert await console.actions() == ["Retry…"]
 
             answer = await console.act("Retry…", "Retry", "payment is back")
             assert "COMPENSATING" in answer or "CANCELLED" in answer, answer
@@ -164,6 +166,7 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
                 "process_payment",
                 "update_order",
             ]
+            assert await console.actions() == ["Cancel saga…"]
             answer = await console.act("Cancel saga…", "Cancel the saga", "the customer called")
             assert "COMPENSATING" in answer, answer
             await console.wait_for_state("CANCELLED")

@@ -28,7 +28,7 @@ export function showSaga(root, {id}) {
     const text = JSON.stringify(detail);
     if (text === shown) return; // unchanged: keep the reader's place and focus
     shown = text;
-    drawHead(head, detail.saga, load);
+    drawHead(head, detail, load);
     drawPlan(plan, detail);
     fill(timeline, h("h2", {id: "timeline-title"}, `Timeline (${detail.timeline.length} events)`),
       drawTimeline(detail.timeline));
@@ -36,7 +36,8 @@ export function showSaga(root, {id}) {
   return poll(load, POLL_MS, (error) => toast(`Could not refresh the saga — ${error.message}`, "error"));
 }
 
-function drawHead(node, saga, reload) {
+function drawHead(node, detail, reload) {
+  const saga = detail.saga;
   const data = saga.data ?? {};
   fill(node,
     h("h1", {id: "saga-title"}, "Saga ", h("span", {class: "mono", dataset: {sagaId: saga.saga_id}},
@@ -51,14 +52,14 @@ function drawHead(node, saga, reload) {
       fact("Deadline", when(saga.deadline)),
       fact("Attempts", saga.attempts ?? 0),
       Object.entries(data).map(([name, value]) => fact(name, value))),
-    actions(saga, reload));
+    actions(saga, detail.remaining_steps ?? [], reload));
 }
 
 function fact(name, value) {
   return [h("dt", {}, name), h("dd", {}, value === null || value === undefined ? "—" : value)];
 }
 
-function actions(saga, reload) {
+function actions(saga, remaining, reload) {
   const buttons = [];
   if (saga.state === "PARKED") {
     buttons.push(h("button", {type: "button", class: "danger", onclick: () => act(
@@ -67,11 +68,12 @@ function actions(saga, reload) {
         confirmLabel: "Retry"},
       (reason) => api.retry(saga.saga_id, reason), reload)}, "Retry…"));
   }
-  if (saga.state === "RUNNING") {
+  // Before the pivot the step under way is compensatable; from the pivot on, forward only.
+  if (saga.state === "RUNNING" && remaining[0]?.kind === "compensatable") {
     buttons.push(h("button", {type: "button", class: "danger", onclick: () => act(
       {title: "Cancel this saga",
-        consequence: "Compensates the steps done so far and cancels the order. " +
-          "Refused once the saga has passed its pivot.",
+        consequence: `Compensates ${remaining[0]?.name} and the steps before it now, ` +
+          "and cancels the order.",
         confirmLabel: "Cancel the saga"},
       (reason) => api.cancel(saga.saga_id, reason), reload)}, "Cancel saga…"));
   }
