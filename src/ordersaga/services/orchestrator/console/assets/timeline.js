@@ -59,6 +59,8 @@ function drawEvent(event, index, lanes) {
   h("div", {class: "what"},
     h("time", {datetime: event.at, title: when(event.at)}, clock(event.at)),
     h("span", {class: "kind"}, KINDS[event.kind] ?? event.kind),
+    h("span", {class: "visually-hidden"},
+      from === to ? `at ${lanes[from]}` : `from ${lanes[from]} to ${lanes[to]}`),
     describe(event)));
 }
 
