@@ -6,6 +6,8 @@ import contextlib
 from pathlib import Path
 from uuid import uuid4
 
+import pytest
+
 from ordersaga.config import Settings
 from ordersaga.contracts import headers as h
 from ordersaga.contracts import topics
@@ -29,6 +31,9 @@ from tests.console.scenario import (
 )
 from tests.support import until_async
 from tests.system.conftest import api_of, assert_invariants
+
+# A real browser for half a minute: in `make test`, not in the edit-run loop.
+pytestmark = pytest.mark.slow
 
 # A payment that does not answer parks its saga after three unacknowledged cancellations.
 SETTINGS = Settings(
