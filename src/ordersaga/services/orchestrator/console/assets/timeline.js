@@ -69,7 +69,8 @@ function describe(event) {
   if (event.topic) {
     const where = event.partition !== null && event.partition !== undefined
       ? ` [${event.partition}@${event.offset ?? "?"}]` : "";
-    parts.push(h("span", {class: "topic mono"}, `${event.topic}${where}`));
+    const title = where ? `partition ${event.partition}, offset ${event.offset ?? "?"}` : null;
+    parts.push(h("span", {class: "topic mono", title}, `${event.topic}${where}`));
   }
   if (event.from_state || event.to_state) {
     parts.push(h("span", {class: "states"},
