@@ -105,3 +105,23 @@ async def test_a_bad_parameter_is_422_naming_it(tmp_path: Path) -> None:
             body = response.json()
             assert [e["parameter"] for e in body["errors"]] == [parameter], query
             assert body["detail"].startswith(f"{parameter}: "), query
+
+
+async def test_the_openapi_document_and_no_docs_page_that_would_need_a_cdn(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as run:
+        document = await run.get("/admin/openapi.json")
+        docs = await run.admin.get("/admin/docs")
+    assert {
+        "/admin/v1/sagas",
+        "/admin/v1/sagas/counts",
+        "/admin/v1/sagas/{saga_id}",
+        "/admin/v1/sagas/{saga_id}/retry",
+        "/admin/v1/sagas/{saga_id}/cancel",
+        "/admin/v1/dead-letters",
+        "/admin/v1/dead-letters/{topic}/{partition}/{offset}",
+        "/admin/v1/dead-letters/{topic}/{partition}/{offset}/replay",
+        "/admin/v1/audit",
+    } <= set(document["paths"])
+    assert docs.status_code == 404

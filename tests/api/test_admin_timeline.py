@@ -137,6 +137,17 @@ async def test_the_command_line_and_the_api_tell_the_same_history(tmp_path: Path
             assert _normal(document["timeline"]) == _normal(page["timeline"])
             assert len(page["timeline"]) > len(document["history"])
 
+        human = await asyncio.to_thread(
+            CliRunner().invoke,
+            sagas_app,
+            ["show", placed.parked, "--data-dir", str(tmp_path)],
+            env={"COLUMNS": "250"},
+        )
+        assert human.exit_code == 0, human.output
+        lines = human.output[human.output.index("Timeline") :].splitlines()
+        attempts = [line for line in lines if "compensation_attempt" in line]
+        assert len(attempts) == 3 and all("cancel-product-reservation" in a for a in attempts)
+
         for options, api_filters in (
             (["--user-id", "2"], {"user_id": 2}),
             (["--parked"], {"parked": "true"}),

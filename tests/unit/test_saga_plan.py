@@ -4,6 +4,7 @@ of a history; the admin API's loopback rule."""
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 from uuid import uuid4
 
 import pytest
@@ -11,8 +12,10 @@ import pytest
 from ordersaga.runtime.admin import AdminNotLoopback, check_loopback
 from ordersaga.saga.plan import compensation_plan, steps_ahead
 from ordersaga.saga.rows import HistoryRecord, Origin, SentMessage
+from ordersaga.saga.search import SORT_KEYS
 from ordersaga.saga.state import HistoryEntry, SagaState, SagaStatus
 from ordersaga.saga.transitions import cancel
+from ordersaga.services.orchestrator.admin.routers.sagas import SortKey
 from ordersaga.services.orchestrator.place_order import PROCESS_PAYMENT, RESERVE_STOCK
 from ordersaga.services.orchestrator.timeline import timeline
 from tests.shipping import ORDER_SHIPPED, SHIP, SHIP_ORDER, WITH_SHIPPING
@@ -134,3 +137,7 @@ def test_the_admin_api_listens_on_loopback(host: str) -> None:
 def test_the_admin_api_refuses_an_address_other_hosts_reach(host: str) -> None:
     with pytest.raises(AdminNotLoopback, match="not a loopback address"):
         check_loopback(host)
+
+
+def test_the_api_offers_every_sort_key_the_search_has() -> None:
+    assert set(get_args(SortKey)) == set(SORT_KEYS)

@@ -135,6 +135,14 @@ HISTORY_FIELDS = (
     Field("from → to", keep=6),
     Field("step", keep=4, justify="right"),
 )
+TIMELINE_FIELDS = (
+    Field("at", keep=9),
+    Field("lane", keep=8),
+    Field("kind", keep=7),
+    Field("topic", keep=6),
+    Field("where", keep=4),
+    Field("step", keep=5),
+)
 
 
 @sagas_app.command("list")
@@ -227,6 +235,31 @@ def show_command(saga_id: SagaId, data_dir: DataDir = None, as_json: JsonFlag = 
         for record in detail.history
     ]
     console.print(listing("History", HISTORY_FIELDS, items, console.width))
+    console.print(listing("Timeline", TIMELINE_FIELDS, timeline_items(detail), console.width))
+
+
+def timeline_items(detail: SagaDetail) -> list[Item]:
+    """The saga's timeline as the admin API gives it, one event a line, what it says under."""
+    items = []
+    for event in detail.timeline:
+        where = "" if event.partition is None else f"{event.partition}/{event.offset}"
+        said = [event.detail, f"by {event.actor}" if event.actor else None, event.reason]
+        if event.message_id:
+            said.append(f"message {event.message_id}")
+        items.append(
+            Item(
+                [
+                    event.at.isoformat(timespec="milliseconds"),
+                    event.service,
+                    event.kind,
+                    escape(event.topic or ""),
+                    where,
+                    escape(event.step or ""),
+                ],
+                note="; ".join(part for part in said if part),
+            )
+        )
+    return items
 
 
 Reason = Annotated[

@@ -127,7 +127,7 @@ def serve_command(
         run_on_uvloop(serve_replica(service, Settings(), name, noise))
     except PortInUse as error:
         fail(str(error), UNREACHABLE)
-    except ReplicationMismatch as error:
+    except (ReplicationMismatch, AdminNotLoopback) as error:
         fail(str(error), USAGE)
 
 

@@ -7,8 +7,11 @@ pure transitions are applied in memory in the order of the events, so that later
 of a saga see what earlier ones did, and then everything is written at once: new sagas
 in one insert, changed sagas in one save with their versions checked, and the history
 in one insert. The messages to send are returned; the caller writes them to its outbox
-in the same transaction. Every transition uses the definition the saga started on (its
-version, looked up in the registry), never merely the newest.
+in the same transaction, each with the ``message-id`` the transition gives it
+(:meth:`~ordersaga.saga.state.Transition.outgoing`): the history names what was sent by
+those ids, and records where each event's message was read (its ``origin``). Every
+transition uses the definition the saga started on (its version, looked up in the
+registry), never merely the newest.
 """
 
 import logging
@@ -188,7 +191,8 @@ class SagaRunner:
     async def sends(
         self, conn: AsyncConnection, events: Sequence[SagaEvent], now: datetime | None = None
     ) -> list[Send]:
-        """Apply ``events``; everything they send, in order."""
+        """Apply ``events``; everything they send, in order (without the message ids the
+        history records: a caller that sends uses :meth:`apply`)."""
         return [send for t in await self.apply(conn, events, now) if t for send in t.messages]
 
     async def apply(

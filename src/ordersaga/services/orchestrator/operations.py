@@ -126,7 +126,8 @@ class ActionDone:
 @dataclass(frozen=True)
 class SagaOperations:
     """The operator's view of one saga type's instances in the orchestrator's database;
-    a retry is a unit of work of ``transactions``."""
+    a retry or a cancel, with its entry in ``audit``, is a unit of work of
+    ``transactions``."""
 
     transactions: Transactions
     runner: SagaRunner

@@ -6,6 +6,7 @@ No docs page: the usual ones load their scripts from a CDN, and nothing here may
 from fastapi import FastAPI
 
 from ordersaga.services.orchestrator.admin.errors import install_error_handlers
+from ordersaga.services.orchestrator.admin.models import ERRORS
 from ordersaga.services.orchestrator.admin.routers import audit, dead_letters, sagas
 from ordersaga.services.orchestrator.admin.service import SagaAdmin
 from ordersaga.services.orchestrator.console import mount_console
@@ -30,6 +31,6 @@ def create_admin_app(admin: SagaAdmin) -> FastAPI:
     app.state.saga_admin = admin
     install_error_handlers(app)
     for router in (sagas.router, dead_letters.router, audit.router):
-        app.include_router(router, prefix=f"{PREFIX}/v1")
+        app.include_router(router, prefix=f"{PREFIX}/v1", responses=ERRORS)
     mount_console(app)
     return app

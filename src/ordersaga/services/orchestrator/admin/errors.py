@@ -4,6 +4,7 @@ that says what is wrong (a bad parameter is named)."""
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from ordersaga.messaging.dead_letters import NoSuchRecord, NotADeadLetter, UnknownDeadLetterTopic
 from ordersaga.saga.search import BadQuery
@@ -41,6 +42,20 @@ async def _unknown_topic(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"topic: {error}", "errors": problems}, status_code=422)
 
 
+_UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's words for it
+
+
+async def _http(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    if error.status_code == 400 and error.detail == _UNPARSABLE_BODY:
+        message = "malformed JSON: cannot be parsed as UTF-8 JSON"
+        problems = [{"parameter": "body", "message": message}]
+        return JSONResponse({"detail": f"body: {message}", "errors": problems}, status_code=422)
+    response = _answer(error.status_code, str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
+
+
 async def _not_found(_: Request, error: Exception) -> JSONResponse:
     return _answer(404, str(error))
 
@@ -50,6 +65,7 @@ async def _conflict(_: Request, error: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(BadQuery, _bad_query)
     app.add_exception_handler(UnknownDeadLetterTopic, _unknown_topic)

@@ -150,3 +150,24 @@ class ReplayResult(BaseModel):
     to_topic: str
     message_id: str | None
     audit: AuditEntryOut
+
+
+class ProblemParameter(BaseModel):
+    parameter: str
+    message: str
+
+
+class Problem(BaseModel):
+    """What went wrong: ``detail`` says it; for a bad request, ``errors`` name the
+    parameters."""
+
+    detail: str
+    errors: list[ProblemParameter] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such saga or dead letter"},
+    409: {"model": Problem, "description": "Not in a state for this action"},
+    422: {"model": Problem, "description": "A bad parameter or body, named"},
+}
+"""The error answers every admin route may give."""

@@ -18,6 +18,7 @@ from ordersaga.messaging.dead_letters import (
 from ordersaga.messaging.port import Broker
 from ordersaga.saga.audit import REPLAY, AuditEntry
 from ordersaga.saga.search import SagaQuery
+from ordersaga.saga.state import SagaStatus
 from ordersaga.services.orchestrator.admin import models as m
 from ordersaga.services.orchestrator.admin.operator import Operator
 from ordersaga.services.orchestrator.operations import SagaOperations, SagaView
@@ -130,7 +131,7 @@ def summary(saga: SagaView) -> m.SagaSummary:
         updated_at=saga.updated_at,
         deadline=saga.deadline,
         reason=saga.reason,
-        parked=saga.status.value == "PARKED",
+        parked=saga.status is SagaStatus.PARKED,
     )
 
 
