@@ -10,6 +10,7 @@ from ordersaga.services.orchestrator.admin.errors import install_error_handlers
 from ordersaga.services.orchestrator.admin.models import ERRORS
 from ordersaga.services.orchestrator.admin.routers import audit, dead_letters, sagas
 from ordersaga.services.orchestrator.admin.service import SagaAdmin
+from ordersaga.services.orchestrator.console import mount_console
 
 PREFIX = "/admin"
 
@@ -35,4 +36,5 @@ def create_admin_app(admin: SagaAdmin, *, verifier: TokenVerifier | None) -> Fas
     install_error_handlers(app)
     for router in (sagas.router, dead_letters.router, audit.router):
         app.include_router(router, prefix=f"{PREFIX}/v1", responses=ERRORS)
+    mount_console(app)
     return app
