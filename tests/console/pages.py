@@ -33,6 +33,16 @@ class Console:
     base: str
     """The admin process's base URL: http://127.0.0.1:PORT."""
 
+    async def sign_in(self, token: str) -> None:
+        """Open the console without a token, as a new tab does: it asks for one; give it."""
+        await self.page.goto(f"{self.base}/console")
+        form = self.page.locator("#sign-in")
+        await expect(form).to_be_visible(timeout=WAIT_MS)
+        await self.page.get_by_label("Operator token").fill(token)
+        await self.page.get_by_role("button", name="Use this token").click()
+        await expect(form).to_be_hidden(timeout=WAIT_MS)
+        await expect(self.page.locator("[data-figure=unfinished]")).to_be_visible(timeout=WAIT_MS)
+
     async def overview(self) -> None:
         await self.page.goto(f"{self.base}/console")
         await expect(self.page.locator("[data-figure=unfinished]")).to_be_visible(timeout=WAIT_MS)

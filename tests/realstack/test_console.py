@@ -21,6 +21,7 @@ from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.port import Broker, OutgoingMessage
 from ordersaga.runtime.processes import free_port
 from ordersaga.tools.client import OrderClient
+from tests.auth_support import tokens
 from tests.console.browser import PHONE, chromium, console_page, screenshot
 from tests.console.pages import Console
 from tests.console.scenario import (
@@ -140,6 +141,7 @@ class Scene:
 async def drive_console(browser: Browser, scene: Scene) -> None:
     async with console_page(browser) as page:
         console = Console(page, scene.base)
+        await console.sign_in(tokens().operator())
         await console.overview()
         assert await console.figure("parked") == "1"
         assert await console.count_of("COMPLETED") == "1"
@@ -179,6 +181,7 @@ async def drive_console(browser: Browser, scene: Scene) -> None:
 
     async with console_page(browser, PHONE) as page:
         console = Console(page, scene.base)
+        await console.sign_in(tokens().operator())
         await console.overview()
         await screenshot(page, scene.artefacts, "realstack-overview-phone")
         await console.find(scene.placed["no_money"])

@@ -16,6 +16,7 @@ from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.runtime.embedded import EmbeddedSystem
 from tests.api.admin_support import LossyBroker
+from tests.auth_support import tokens
 from tests.console.browser import PHONE, chromium, console_page, screenshot
 from tests.console.pages import Console
 from tests.console.scenario import (
@@ -90,6 +91,7 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
 
         async with console_page(browser) as page:
             console = Console(page, base)
+            await console.sign_in(tokens().operator())
             await console.overview()
             assert await console.figure("parked") == "1"
             assert await console.count_of("PARKED") == "1"
@@ -180,6 +182,7 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(tmp_path
 
         async with console_page(browser, PHONE) as page:
             console = Console(page, base)
+            await console.sign_in(tokens().operator())
             await console.overview()
             await screenshot(page, tmp_path, "overview-phone")
             await console.find(placed["completed"])

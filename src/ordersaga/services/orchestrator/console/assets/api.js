@@ -21,12 +21,26 @@ function describe(detail) {
   return JSON.stringify(detail);
 }
 
+const TOKEN_KEY = "ordersaga-operator-token";
+
+/** The operator's bearer token for this browser tab, or null. */
+export function operatorToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setOperatorToken(token) {
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
 async function request(method, path, {query = {}, body} = {}) {
   const url = new URL(path, BASE);
   for (const [name, value] of Object.entries(query)) {
     if (value !== "" && value !== null && value !== undefined) url.searchParams.set(name, value);
   }
   const init = {method, headers: {Accept: "application/json"}};
+  const token = operatorToken();
+  if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -38,6 +52,10 @@ async function request(method, path, {query = {}, body} = {}) {
     data = text ? JSON.parse(text) : null;
   } catch {
     data = text;
+  }
+  if (response.status === 401 || response.status === 403) {
+    // No token, an expired one, or one without the operator role: ask for another.
+    window.dispatchEvent(new CustomEvent("ordersaga:sign-in", {detail: data?.detail ?? ""}));
   }
   if (!response.ok) throw new ApiError(response.status, data?.detail ?? data ?? response.statusText);
   return data;

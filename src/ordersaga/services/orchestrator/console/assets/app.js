@@ -1,6 +1,7 @@
 // The console's pages, chosen by the location's hash: #/, #/search?..., #/saga/ID,
 // #/dead-letters. Each page's mount(root, route) returns the function that stops it.
 
+import {setOperatorToken} from "./api.js";
 import {showDeadLetters} from "./deadletters.js";
 import {showOverview} from "./overview.js";
 import {showSaga} from "./saga.js";
@@ -34,5 +35,28 @@ function route() {
   stop = page.mount(main, {id, params}) ?? (() => {});
 }
 
+// The admin API takes an operator's token: asked for once, kept for this browser tab.
+function askForToken(event) {
+  const form = document.getElementById("sign-in");
+  const why = document.getElementById("sign-in-why");
+  why.textContent = event?.detail ? String(event.detail) : "";
+  if (!form.hidden) return;
+  stop();
+  stop = () => {};
+  form.hidden = false;
+  document.getElementById("main").replaceChildren();
+  document.getElementById("token").focus();
+}
+
+document.getElementById("sign-in").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  setOperatorToken(input.value.trim());
+  input.value = "";
+  event.target.hidden = true;
+  route();
+});
+
+window.addEventListener("ordersaga:sign-in", askForToken);
 window.addEventListener("hashchange", route);
 route();
