@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
+from ordersaga.auth.challenge import NotAuthenticated
 from ordersaga.messaging.transient import is_transient
 from ordersaga.services.order.model import OrderRejected
 from ordersaga.services.order.schemas import ErrorBody, FieldError
@@ -44,23 +45,8 @@ SERVER_OWNED_FIELDS = frozenset({"orderID", "amount", "status", "reason", "creat
 """Fields of an order the service sets; a client that sends one is told so."""
 
 
-class Unauthorized(Exception):
-    """No token, or one that is not accepted; answered 401 with ``WWW-Authenticate``.
-
-    ``invalid`` says a token was sent (RFC 6750: ``error="invalid_token"``); a request
-    without one gets the challenge alone."""
-
-    def __init__(self, reason: str, *, invalid: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.invalid = invalid
-
-    @property
-    def challenge(self) -> str:
-        if not self.invalid:
-            return 'Bearer realm="ordersaga"'
-        description = self.reason.replace('"', "'")
-        return f'Bearer realm="ordersaga", error="invalid_token", error_description="{description}"'
+Unauthorized = NotAuthenticated
+"""No token, or one the order API does not accept: 401 with ``WWW-Authenticate``."""
 
 
 class Forbidden(Exception):
@@ -262,6 +248,7 @@ def install_error_handlers(app: FastAPI, accepted_body_fields: Sequence[str] = (
     app.add_exception_handler(OperationalError, on_database_down)
     for kind in (DBAPIError, PoolTimeoutError, OSError):
         app.add_exception_handler(kind, on_database_error)
+
     async def on_unauthorized(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Unauthorized)
         response = error_response(

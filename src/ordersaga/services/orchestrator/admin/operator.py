@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ordersaga.auth.challenge import NotAuthenticated as BaseNotAuthenticated
 from ordersaga.auth.jwks import KeyUnavailable
 from ordersaga.auth.principal import OPERATOR
 from ordersaga.auth.verify import InvalidToken, TokenVerifier
@@ -31,23 +32,11 @@ class Operator:
     subject: str
 
 
-class NotAuthenticated(Exception):
-    """No token, or one that is not accepted; answered 401 with ``WWW-Authenticate``."""
+class NotAuthenticated(BaseNotAuthenticated):
+    """No token, or one the admin API does not accept (its realm: ordersaga-admin)."""
 
     def __init__(self, reason: str, *, invalid: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.invalid = invalid
-
-    @property
-    def challenge(self) -> str:
-        if not self.invalid:
-            return 'Bearer realm="ordersaga-admin"'
-        description = self.reason.replace('"', "'")
-        return (
-            f'Bearer realm="ordersaga-admin", error="invalid_token", '
-            f'error_description="{description}"'
-        )
+        super().__init__(reason, invalid=invalid, realm="ordersaga-admin")
 
 
 class NotAnOperator(Exception):
