@@ -9,6 +9,7 @@ reached fails its tests: nothing is skipped.
 
 import atexit
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +29,26 @@ os.environ["ORDERSAGA_AUTH"] = "enabled"  # whatever the shell says; the tests o
 for _elsewhere in ("ORDERSAGA_AUTH_JWKS_URL", "ORDERSAGA_AUTH_JWKS_FILE"):
     os.environ.pop(_elsewhere, None)
 os.environ.setdefault("ORDERSAGA_API_RATE_LIMIT", "0")
+
+
+# infra/with-infra.sh (`make test`) gives the run the services' own database logins
+# (`infra/infra.sh env`): the tests of the real stack and the benchmark run on them; every
+# other test sees the settings' defaults, as on a machine without them.
+_DATABASE_LOGINS = re.compile(
+    r"ORDERSAGA_(ORDER|ORCHESTRATOR|STOCK|PAYMENT)_DB_(URL|PASSWORD|OWNER_URL|OWNER_PASSWORD)"
+    r"(_FILE)?"
+)
+_ON_THE_LOGINS = ("realstack", "bench")
+
+
+@pytest.fixture(autouse=True)
+def _database_logins_on_the_real_stack_only(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.path.parent.name in _ON_THE_LOGINS:
+        return
+    for name in [n for n in os.environ if _DATABASE_LOGINS.fullmatch(n)]:
+        monkeypatch.delenv(name)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -81,6 +81,12 @@ def test_serve_stock_in_the_image_answers_a_reserve_product_command(
     image: str, stack: Stack, tmp_path: Path
 ) -> None:
     env = {k: v for k, v in stack.env.items() if k.startswith("ORDERSAGA_")}
+    # Files of the host are not in the image: a secret file's content goes as its setting
+    # (as a container would get it from a mounted secret).
+    for name in [k for k in env if k.endswith("_FILE")]:
+        path = env.pop(name)
+        if path:
+            env[name.removesuffix("_FILE")] = Path(path).read_text().rstrip("\r\n")
     log_path = tmp_path / "stock-image.log"
     with MountedImage(image) as mounted, open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -151,7 +157,7 @@ async def reserve(stack: Stack, order_id: uuid.UUID) -> ProductReserved:
 
 
 async def on_hand(stack: Stack, product_id: int) -> int:
-    engine = make_engine(stack.env["ORDERSAGA_STOCK_DB_URL"])
+    engine = make_engine(stack.urls["stock"])
     try:
         async with engine.connect() as conn:
             result = await conn.execute(
