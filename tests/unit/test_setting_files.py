@@ -1,6 +1,9 @@
 """Settings from files (``ORDERSAGA_*_FILE``), database passwords in place of the URL's,
 the owner's login for migrations, and TLS options of a PostgreSQL URL."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,16 @@ def test_a_root_certificate_needs_a_verifying_mode_and_a_file(tmp_path: Path) ->
     with pytest.raises(ValueError, match="is not a file") as refused:
         make_engine(f"postgresql+asyncpg://u:pw@h/db?ssl=verify-full&sslrootcert={tmp_path}/x")
     assert "pw" not in str(refused.value).replace("***", "")
+
+
+def test_the_command_line_names_an_unreadable_setting_file(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ordersaga.cli", "sagas", "list"],
+        env={**os.environ, "ORDERSAGA_STOCK_DB_PASSWORD_FILE": str(tmp_path / "gone")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "ORDERSAGA_STOCK_DB_PASSWORD_FILE: cannot read" in done.stderr
+    assert "Traceback" not in done.stderr
