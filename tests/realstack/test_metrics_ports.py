@@ -9,6 +9,7 @@ import httpx
 
 from ordersaga.runtime.metrics import replica_metrics_port
 from ordersaga.tools.scrape import parse
+from tests.auth_support import operator_headers
 from tests.realstack.stack import CLI, Stack
 from tests.support import until_sync
 
@@ -37,7 +38,7 @@ def test_each_replica_serves_its_metrics_port(stack: Stack) -> None:
             [*CLI, "up"], env=stack.env, stdout=log, stderr=subprocess.STDOUT
         )
     stack.wait_ready()
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         ids = []
         for user, product, quantity in [(3, 1, 1), (3, 3, 4)]:  # one completes, one cannot
             body = {"userID": user, "productID": product, "quantity": quantity}
@@ -80,6 +81,7 @@ def test_each_replica_serves_its_metrics_port(stack: Stack) -> None:
     order = found["order"]
     assert order.total("ordersaga_http_requests_total", route="/api/v1/orders", status="201") == 2
     stock = found["stock"]
-    assert stock.total(
-        "ordersaga_messages_consumed_total", topic="reserve-product", result="handled"
-    ) == 2
+    assert (
+        stock.total("ordersaga_messages_consumed_total", topic="reserve-product", result="handled")
+        == 2
+    )

@@ -18,6 +18,7 @@ from ordersaga.runtime.metrics import replica_metrics_port
 from ordersaga.runtime.processes import die_with_parent
 from ordersaga.services.registry import SERVICE_NAMES
 from ordersaga.tools.bench.data import CHAOS_BROKE, CHAOS_PLENTIFUL, CHAOS_RICH, CHAOS_SOLD_OUT
+from tests.auth_support import operator_headers
 from tests.deploy.prometheus import Prometheus, alert_queries, dashboard_queries, scrape_config
 from tests.realstack.quiet import add_chaos_data, wait_quiet
 from tests.realstack.stack import CLI, Stack
@@ -126,7 +127,10 @@ def test_promql_over_the_scraped_series_tells_what_happened(
     )
 
     bodies = orders()
-    with httpx.Client(base_url=stack.api, timeout=10) as http, ThreadPoolExecutor(8) as pool:
+    with (
+        httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http,
+        ThreadPoolExecutor(8) as pool,
+    ):
         placed = list(pool.map(lambda b: place(http, b["userID"], b["productID"], 1), bodies))
         finished = wait_all(http, [p["orderID"] for p in placed])
     assert sum(o["status"] == "ORDER_COMPLETED" for o in finished.values()) == COMPLETED

@@ -4,6 +4,7 @@ over OTLP/HTTP to a receiver in the test."""
 import httpx
 
 from ordersaga.observability.tracing import new_traceparent
+from tests.auth_support import operator_headers
 from tests.realstack.otlp_receiver import Receiver, otlp_receiver
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import wait_all
@@ -40,7 +41,7 @@ def test_each_order_is_one_trace_across_the_four_processes(stack: Stack) -> None
         stack.start_all()
         caller = new_traceparent()
         _, caller_trace, caller_span, _ = caller.split("-")
-        with httpx.Client(base_url=stack.api, timeout=10) as http:
+        with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
             body = {"userID": 1, "productID": 1, "quantity": 1}
             completed = http.post("/api/v1/orders", json=body).json()["orderID"]
             joined = http.post("/api/v1/orders", json=body, headers={"traceparent": caller}).json()[

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from ordersaga.runtime.processes import CLI, free_port
+from tests.auth_support import operator_headers
 from tests.support import until_sync
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,7 @@ def system(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def place(api: str, orders: list[tuple[int, int, int]]) -> None:
-    with httpx.Client(base_url=api, timeout=10) as http:
+    with httpx.Client(base_url=api, timeout=10, headers=operator_headers()) as http:
         for user, product, quantity in orders:
             body = {"userID": user, "productID": product, "quantity": quantity}
             placed = http.post("/api/v1/orders", json=body)
