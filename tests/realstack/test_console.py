@@ -21,7 +21,7 @@ from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.port import Broker, OutgoingMessage
 from ordersaga.runtime.processes import free_port
 from ordersaga.tools.client import OrderClient
-from tests.auth_support import tokens
+from tests.auth_support import operator_headers, tokens
 from tests.console.browser import PHONE, chromium, console_page, screenshot
 from tests.console.pages import Console
 from tests.console.scenario import (
@@ -64,7 +64,7 @@ def start_up(stack: Stack) -> int:
 
 async def admin_ready(base: str) -> bool:
     try:
-        async with httpx.AsyncClient(timeout=2) as http:
+        async with httpx.AsyncClient(timeout=2, headers=operator_headers()) as http:
             return (await http.get(f"{base}/admin/v1/sagas/counts")).status_code == 200
     except httpx.TransportError:
         return False
@@ -91,11 +91,11 @@ async def test_an_operator_finds_reads_and_acts_on_sagas_in_the_console(
     stack.env |= {**TIMEOUTS, "ORDERSAGA_ADMIN_PORT": str(admin_port)}
     payment = start_up(stack)
     await until_async(lambda: admin_ready(base), 60, "the admin API on the orchestrator")
-    engine = make_engine(stack.env["ORDERSAGA_ORCHESTRATOR_DB_URL"])
+    engine = make_engine(stack.urls["orchestrator"])
     broker = make_broker(stack.settings)
     try:
         async with httpx.AsyncClient(base_url=stack.api, timeout=10) as http:
-            api = OrderClient(http)
+            api = OrderClient(http, tokens())
             placed = {}
             for name, order in {
                 "completed": COMPLETED,
