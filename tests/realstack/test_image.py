@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 
+from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import ProductReserved, ReserveProduct
 from ordersaga.contracts.statuses import OrderStatus, StockStatus
@@ -83,7 +84,7 @@ def test_serve_stock_in_the_image_answers_a_reserve_product_command(
     env = {k: v for k, v in stack.env.items() if k.startswith("ORDERSAGA_")}
     # Files of the host are not in the image: a secret file's content goes as its setting
     # (as a container would get it from a mounted secret).
-    for name in [k for k in env if k.endswith("_FILE")]:
+    for name in [k for k in env if _setting_file(k)]:
         path = env.pop(name)
         if path:
             env[name.removesuffix("_FILE")] = Path(path).read_text().rstrip("\r\n")
@@ -154,6 +155,13 @@ async def reserve(stack: Stack, order_id: uuid.UUID) -> ProductReserved:
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+def _setting_file(variable: str) -> bool:
+    """Whether ``variable`` is ``ORDERSAGA_<X>_FILE`` standing for setting X (and not a
+    setting of its own, such as ORDERSAGA_AUTH_KEY_FILE)."""
+    name = variable.removeprefix("ORDERSAGA_").lower()
+    return name not in Settings.model_fields and name.removesuffix("_file") in Settings.model_fields
 
 
 async def on_hand(stack: Stack, product_id: int) -> int:
