@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,7 +51,7 @@ def _pick(keys: dict[str | None, jwt.PyJWK], kid: str | None) -> jwt.PyJWK | Non
     return keys.get(kid)
 
 
-class _Cached:
+class _Cached(ABC):
     """Keys loaded by ``load``, looked up by ``kid``, loaded again on a miss at most once
     per ``min_refresh`` seconds, and at the latest after ``max_age``."""
 
@@ -63,8 +64,9 @@ class _Cached:
         self._lock = asyncio.Lock()
         self.loads = 0
 
+    @abstractmethod
     async def load(self) -> dict[str | None, jwt.PyJWK]:
-        raise NotImplementedError
+        """Every key of the set, by ``kid`` (a file read, or a URL fetched)."""
 
     async def key(self, kid: str | None) -> jwt.PyJWK | None:
         now = self._clock()
