@@ -4,12 +4,24 @@ Topics with partitions chosen by key, consumer groups that share partitions and 
 committed offsets, and redelivery of everything not committed once a member leaves or
 a new member joins. Given a file, the log and the committed offsets are kept in SQLite,
 so an embedded system that is killed and started again loses nothing.
+
+**Group commit.** With a file, a producer's send returns, and a consumer's commit
+returns, only once what it wrote is on disk (``synchronous=FULL``), as Kafka's
+``acks=all`` does. The writes of every producer and consumer of the process that come
+while one is being written go together in the next transaction, on a thread: one fsync
+for all of them, and the event loop never waits for the disk. A record is readable as
+soon as it is appended; a consumer's offset commit is written after it (or with it), so
+a committed offset never points past what is on disk, and a record lost in a crash
+before it was written was never acknowledged to its producer, whose outbox sends it
+again (the consumers' inboxes skip what they had handled of it).
 """
 
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +32,9 @@ from ordersaga.messaging.port import OutgoingMessage, Record, TopicPartition
 DEFAULT_PARTITIONS = 6
 BROKER_FILE = "broker.sqlite3"
 """The file name of the embedded system's broker log, under its data directory."""
+
+
+log = logging.getLogger(__name__)
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -39,7 +54,9 @@ class _Store:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # Written on a thread (:class:`_GroupCommit`), one write at a time.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL, as the services' databases: a record the relay saw acknowledged (and so
         # deleted from its outbox) and an offset committed must survive a power loss.
@@ -75,10 +92,15 @@ class _Store:
         return groups
 
     def add_topic(self, name: str, partitions: int) -> None:
-        self._db.execute("INSERT OR IGNORE INTO topics VALUES (?, ?)", (name, partitions))
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO topics VALUES (?, ?)", (name, partitions))
 
-    def append(self, records: Sequence[Record]) -> None:
-        with self._db:
+    def write(
+        self, records: Sequence[Record], offsets: Mapping[tuple[str, TopicPartition], int]
+    ) -> None:
+        """Append ``records`` and commit ``offsets`` (by group and partition), in one
+        transaction."""
+        with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
@@ -87,18 +109,92 @@ class _Store:
                     for r in records
                 ],
             )
-
-    def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO offsets VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
                 'SET "offset" = excluded."offset"',
-                [(group, tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
+                [
+                    (group, tp.topic, tp.partition, offset)
+                    for (group, tp), offset in offsets.items()
+                ],
             )
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+
+class _GroupCommit:
+    """What the broker's producers and consumers wrote, put on disk together.
+
+    Appends and offset commits are added as they happen; :meth:`written` is done once
+    everything added before it is on disk. One transaction at a time is written, on a
+    thread; what is added meanwhile waits for the next one, which takes all of it.
+    """
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+        self._records: list[Record] = []
+        self._offsets: dict[tuple[str, TopicPartition], int] = {}
+        self._waiting: list[asyncio.Future[None]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    def add(
+        self,
+        records: Sequence[Record] = (),
+        group: str = "",
+        offsets: Mapping[TopicPartition, int] | None = None,
+    ) -> None:
+        self._records += records
+        for tp, offset in (offsets or {}).items():
+            self._offsets[group, tp] = offset
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a tool outside any event loop: write at once
+            self._take_and_write()
+            return
+        self._start()
+
+    def written(self) -> "asyncio.Future[None]":
+        """Done once everything added so far is on disk (failed if writing it failed)."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        self._start()
+        return future
+
+    def _start(self) -> None:
+        if self._writing is None:
+            self._writing = asyncio.get_running_loop().create_task(self._write())
+
+    def _take_and_write(self) -> None:
+        records, offsets = self._records, self._offsets
+        self._records, self._offsets = [], {}
+        self._store.write(records, offsets)
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._records or self._offsets or self._waiting:
+                records, offsets, waiting = self._records, self._offsets, self._waiting
+                self._records, self._offsets, self._waiting = [], {}, []
+                try:
+                    await loop.run_in_executor(None, self._store.write, records, offsets)
+                except Exception as error:
+                    log.error("the broker's log could not be written: %r", error)
+                    for future in waiting:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for future in waiting:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._writing = None
+
+    async def flush(self) -> None:
+        """Wait until everything added is on disk (or failed)."""
+        if self._writing is not None or self._records or self._offsets:
+            with contextlib.suppress(Exception):
+                await self.written()
 
 
 class InProcessBroker:
@@ -110,8 +206,10 @@ class InProcessBroker:
         self._groups: dict[str, _Group] = {}
         self._appended = asyncio.Event()
         self._store = _Store(path) if path is not None else None
+        self._disk: _GroupCommit | None = None
         if self._store is not None:
             self._load(self._store)
+            self._disk = _GroupCommit(self._store)
 
     def _load(self, store: _Store) -> None:
         for name, count in store.load_topics().items():
@@ -187,8 +285,8 @@ class InProcessBroker:
             )
             partition.append(record)
             records.append(record)
-        if self._store is not None:
-            self._store.append(records)
+        if self._disk is not None:
+            self._disk.add(records)
         self._appended.set()
         self._appended = asyncio.Event()
 
@@ -214,13 +312,21 @@ class InProcessBroker:
         # As in Kafka, a member whose partitions moved may not commit for them any more.
         owned = {tp: o for tp, o in offsets.items() if tp in consumer.assigned}
         state.committed.update(owned)
-        if self._store is not None and owned:
-            self._store.commit(consumer.group, owned)
+        if self._disk is not None and owned:
+            self._disk.add(group=consumer.group, offsets=owned)
+
+    async def _on_disk(self) -> None:
+        """Return once what was appended and committed so far is on disk."""
+        if self._disk is not None:
+            await self._disk.written()
 
     async def close(self) -> None:
         for state in self._groups.values():
             for member in list(state.members):
                 await member.close()
+        if self._disk is not None:
+            await self._disk.flush()
+            self._disk = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -235,6 +341,7 @@ class InProcessProducer:
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
         if messages:
             self._broker._append(messages)
+            await self._broker._on_disk()
 
     async def close(self) -> None:
         return None
@@ -304,6 +411,7 @@ class InProcessConsumer:
         if not self._closed:
             self._rebalance_if_needed()
             self._broker._commit(self, offsets)
+            await self._broker._on_disk()
 
     async def close(self) -> None:
         if not self._closed:
