@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         description="Seconds the outbox relay waits for a database lock before it gives "
         "up and tries again (whole seconds on MariaDB).",
     )
+    batch_linger: float = Field(
+        0.001,
+        ge=0,
+        le=1,
+        description="Seconds a consumer that polled fewer records than a batch holds, or "
+        "an outbox relay woken after a short round, waits for more before it handles or "
+        "publishes them, so that messages close together share one transaction, offset "
+        "commit and produce request; 0 turns it off.",
+    )
     log_format: Literal["json", "console"] | None = Field(
         None,
         description="How a replica writes its log: `json`, one JSON object per line (the "

@@ -65,6 +65,7 @@ class Endpoint:
             dlq_producer=self.producer,
             crash_points=crash_points,
             metrics=self.metrics.consumer(name),
+            linger=relay_limits.linger,
         )
         self._consuming: asyncio.Task[None] | None = None
         self._relaying: asyncio.Task[None] | None = None

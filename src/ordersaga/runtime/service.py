@@ -20,9 +20,11 @@ from ordersaga.services.base import ServiceSpec
 
 
 def relay_limits(settings: Settings) -> RelayLimits:
-    """The outbox relay's timeouts, from the settings."""
+    """The outbox relay's timeouts and linger (its consumer's too), from the settings."""
     return RelayLimits(
-        send_timeout=settings.relay_send_timeout, lock_timeout=settings.relay_lock_timeout
+        send_timeout=settings.relay_send_timeout,
+        lock_timeout=settings.relay_lock_timeout,
+        linger=settings.batch_linger,
     )
 
 
