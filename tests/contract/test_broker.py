@@ -146,6 +146,31 @@ async def test_the_log_and_the_offsets_outlive_the_broker(
     assert [r.value for r in rest] == [b"k:1", b"k:2"]
 
 
+async def test_every_send_acknowledged_while_others_were_in_flight_outlives_the_broker(
+    broker_under_test: BrokerUnderTest,
+) -> None:
+    topic = broker_under_test.topic
+    broker = await broker_under_test.open()
+
+    async def send(key: str) -> None:  # a producer per key, a record per request
+        producer = broker.producer()
+        for n in range(5):
+            await producer.send_batch([message(topic, key, n)])
+        await producer.close()
+
+    keys = [f"k{i}" for i in range(4)]
+    await asyncio.gather(*(send(key) for key in keys))
+
+    reopened = await broker_under_test.open()
+    consumer = reopened.consumer(broker_under_test.group("g"), [topic], "c1")
+    records = await drain(consumer, 20, broker_under_test.patience)
+    await consumer.close()
+    for key in keys:
+        assert [r.value for r in records if r.key == key] == [
+            f"{key}:{n}".encode() for n in range(5)
+        ]
+
+
 async def test_a_waiting_poll_wakes_when_a_record_arrives(
     broker_under_test: BrokerUnderTest,
 ) -> None:
