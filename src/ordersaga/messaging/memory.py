@@ -162,8 +162,11 @@ class _GroupCommit:
         return future
 
     def _start(self) -> None:
-        if self._writing is None:
-            self._writing = asyncio.get_running_loop().create_task(self._write())
+        loop = asyncio.get_running_loop()
+        writing = self._writing
+        # A writer of an event loop that ended (a tool's earlier asyncio.run) is gone.
+        if writing is None or writing.done() or writing.get_loop() is not loop:
+            self._writing = loop.create_task(self._write())
 
     def _take_and_write(self) -> None:
         records, offsets = self._records, self._offsets
@@ -188,7 +191,8 @@ class _GroupCommit:
                     if not future.done():
                         future.set_result(None)
         finally:
-            self._writing = None
+            if self._writing is asyncio.current_task():
+                self._writing = None
 
     async def flush(self) -> None:
         """Wait until everything added is on disk (or failed)."""
