@@ -1,5 +1,7 @@
 """Reading and writing the order service's tables, on a connection the caller owns."""
 
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,10 +18,16 @@ from ordersaga.services.order.tables import orders, products
 # Built once and run with bound parameters: building a statement costs more than running it.
 _PRICE = select(products.c.price).where(products.c.id == bindparam("wanted_product"))
 _INSERT_ORDER = insert(orders)
+_LOCK_STATUSES = (
+    select(orders.c.id, orders.c.status)
+    .where(orders.c.id.in_(bindparam("wanted_orders", expanding=True)))
+    .order_by(orders.c.id)
+    .with_for_update()
+)
 _FINISH = (
     update(orders)
     .where(
-        orders.c.id == bindparam("wanted_order"),
+        orders.c.id.in_(bindparam("wanted_orders", expanding=True)),
         orders.c.status == OrderStatus.ORDER_CREATED.value,
     )
     .values(
@@ -125,28 +133,37 @@ async def list_orders(
     return [order_from_row(r) for r in rows], int(total or 0)
 
 
-async def finish_order(
-    conn: AsyncConnection,
-    order_id: UUID,
-    status: OrderStatus,
-    reason: str | None,
-    now: datetime,
-) -> bool:
-    """Move an ORDER_CREATED order to ``status``; ``False`` if it was not ORDER_CREATED.
+async def lock_statuses(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, OrderStatus]:
+    """The status of each of ``order_ids`` that exists, its row locked until the
+    transaction ends (where the database locks rows), in the order of their ids."""
+    if not order_ids:
+        return {}
+    rows = await conn.execute(_LOCK_STATUSES, {"wanted_orders": list(order_ids)})
+    return {row.id: OrderStatus(row.status) for row in rows}
 
-    One conditional update, so a final status is never overwritten, however messages
-    interleave: whichever update commits first wins and the other changes nothing.
+
+async def finish_orders(
+    conn: AsyncConnection,
+    finishing: Mapping[UUID, tuple[OrderStatus, str | None]],
+    now: datetime,
+) -> int:
+    """Move ORDER_CREATED orders to their final status and reason; how many moved.
+
+    One conditional update per final status and reason, so a final status is never
+    overwritten, however transactions interleave: whichever update commits first wins
+    and the other changes nothing.
     """
-    result = await conn.execute(
-        _FINISH,
-        {
-            "wanted_order": str(order_id),
-            "new_status": status.value,
-            "new_reason": reason,
-            "now": now,
-        },
-    )
-    return result.rowcount == 1
+    by_outcome: dict[tuple[OrderStatus, str | None], list[str]] = defaultdict(list)
+    for order_id, outcome in finishing.items():
+        by_outcome[outcome].append(str(order_id))
+    moved = 0
+    for (status, reason), ids in by_outcome.items():
+        result = await conn.execute(
+            _FINISH,
+            {"wanted_orders": ids, "new_status": status.value, "new_reason": reason, "now": now},
+        )
+        moved += result.rowcount
+    return moved
 
 
 async def order_status(conn: AsyncConnection, order_id: UUID) -> OrderStatus | None:
