@@ -43,7 +43,7 @@ def an_order(created_at: datetime = MOMENT) -> Order:
 async def stored(engine: AsyncEngine, *items: Order) -> None:
     async with engine.begin() as conn:
         for order in items:
-            await repository.insert_order(conn, order, None)
+            await repository.insert_orders(conn, [(order, None)])
 
 
 async def place(engine: AsyncEngine, request: OrderRequest, key: str | None) -> Placement:

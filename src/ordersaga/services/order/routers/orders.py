@@ -12,15 +12,15 @@ from ordersaga.observability.logs import log_context, trace_id_of
 from ordersaga.services.order import repository
 from ordersaga.services.order.deps import (
     EngineDep,
+    PlacingDep,
     PrincipalDep,
     SettingsDep,
-    TransactionsDep,
     get_principal,
     rate_limited,
 )
 from ordersaga.services.order.errors import Forbidden, NotFound
 from ordersaga.services.order.model import OrderRequest
-from ordersaga.services.order.placing import place_order
+from ordersaga.services.order.placing import Ask
 from ordersaga.services.order.routers.responses import error_responses
 from ordersaga.services.order.schemas import (
     INT_MAX,
@@ -140,15 +140,13 @@ def location(order_id: UUID) -> str:
 async def create_order(
     request: OrderRequestDep,
     response: Response,
-    transactions: TransactionsDep,
+    placing: PlacingDep,
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
 ) -> OrderOut:
     saga_trace = saga_traceparent(traceparent)
     with log_context(trace_id=trace_id_of(saga_trace)):
-        placement = await place_order(
-            transactions, request, idempotency_key=idempotency_key, traceparent=saga_trace
-        )
+        placement = await placing.place(Ask(request, idempotency_key, saga_trace))
     response.headers["Location"] = location(placement.order.id)
     if not placement.created:
         response.status_code = 200
