@@ -10,7 +10,6 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts import topics
-from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.services.order import repository
 from ordersaga.services.order.catalog import CatalogCache
 from ordersaga.services.order.group_commit import GroupCommit
@@ -21,19 +20,14 @@ from ordersaga.services.order.model import (
     UnknownProduct,
 )
 from ordersaga.services.order.placing import Ask, place_order
-from ordersaga.services.order.tables import metadata, orders, outbox, products
-from ordersaga.services.order.wiring import seed
-from tests.support import order_units
+from ordersaga.services.order.tables import orders, outbox, products
+from tests.support import order_units, seeded_order_database
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(sqlite_url(tmp_path / "order.sqlite3"))
-    await create_schema(engine, metadata)
-    async with engine.begin() as conn:
-        await seed(conn)
-    yield engine
-    await engine.dispose()
+    async with seeded_order_database(tmp_path / "order.sqlite3") as engine:
+        yield engine
 
 
 def ask(product: int = 1, quantity: int = 1, key: str | None = None, user: int = 1) -> Ask:

@@ -26,17 +26,13 @@ from ordersaga.services.order.model import Order, OrderRequest
 from ordersaga.services.order.placing import place_order
 from ordersaga.services.order.tables import metadata, orders, outbox, products
 from ordersaga.services.order.wiring import seed, spec
-from tests.support import order_units, until
+from tests.support import order_units, seeded_order_database, until
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(sqlite_url(tmp_path / "order.sqlite3"))
-    await create_schema(engine, metadata)
-    async with engine.begin() as conn:
-        await seed(conn)
-    yield engine
-    await engine.dispose()
+    async with seeded_order_database(tmp_path / "order.sqlite3") as engine:
+        yield engine
 
 
 async def new_order(engine: AsyncEngine) -> Order:
