@@ -58,14 +58,14 @@ class GroupCommit:
             del self._waiting[: self._max_batch]
             try:
                 await self._commit(batch)
-            except BaseException as error:
+            except asyncio.CancelledError:
+                for _, placed in batch + self._waiting:
+                    placed.cancel()
+                raise
+            except BaseException as error:  # the database's: each request's error alike
                 for _, placed in batch:
                     if not placed.done():
                         placed.set_exception(error)
-                if isinstance(error, asyncio.CancelledError):
-                    for _, placed in self._waiting:
-                        placed.cancel()
-                    raise
 
     async def _commit(self, batch: list[_Waiting]) -> None:
         live = [(ask, placed) for ask, placed in batch if not placed.done()]  # a caller gone
