@@ -91,6 +91,8 @@ async def postgres(conn: AsyncConnection) -> Postgres | None:
     SQLAlchemy statements)."""
     if conn.dialect.driver != "asyncpg":
         return None
+    if not conn.in_transaction():
+        await conn.begin()  # as a statement would: the caller's commit or rollback ends it
     adapter: Any = (await conn.get_raw_connection()).dbapi_connection
     if adapter._transaction is None and not adapter.autocommit:
         try:

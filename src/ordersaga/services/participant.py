@@ -99,7 +99,8 @@ def batch_handler(ledger: Ledger[R]) -> BatchHandler:
     # The same on PostgreSQL, as text for asyncpg (ids as one array).
     holder, table = ledger.holder.name, ledger.holder.table.name
     pg_lock = f"SELECT {holder} FROM {table} WHERE {holder} = ANY($1) ORDER BY {holder} FOR UPDATE"
-    pg_find = f"SELECT * FROM {records.name} WHERE order_id = ANY($1)"
+    columns = ", ".join(c.name for c in records.c)
+    pg_find = f"SELECT {columns} FROM {records.name} WHERE order_id = ANY($1)"
 
     async def read(
         conn: AsyncConnection, pg: Postgres | None, holders: list[int], orders: list[str]
