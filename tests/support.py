@@ -2,16 +2,20 @@
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.contracts.codec import decode
 from ordersaga.contracts.messages import WireMessage
+from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.envelope import Trace, new_traceparent
 from ordersaga.messaging.handler import BatchHandler, BatchItem, HandlerContext
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.services.order import tables as order_tables
+from ordersaga.services.order.wiring import seed
 
 POLL_INTERVAL = 0.01
 """How often a condition is checked again; short, so a wait ends soon after it holds."""
@@ -70,3 +74,17 @@ def order_units(engine: AsyncEngine, wake: Callable[[], None] = lambda: None) ->
     """The order service's units of work on ``engine``, waking ``wake`` after each commit
     that sent something."""
     return Transactions(engine, order_tables.outbox, order_tables.inbox, wake)
+
+
+@asynccontextmanager
+async def seeded_order_database(path: Path) -> AsyncIterator[AsyncEngine]:
+    """The order service's SQLite database at ``path``, its schema made and its catalog
+    seeded; disposed of on the way out."""
+    engine = make_engine(sqlite_url(path))
+    await create_schema(engine, order_tables.metadata)
+    async with engine.begin() as conn:
+        await seed(conn)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -26,17 +26,13 @@ from ordersaga.services.order.model import Order, OrderRequest
 from ordersaga.services.order.placing import place_order
 from ordersaga.services.order.tables import metadata, orders, outbox, products
 from ordersaga.services.order.wiring import seed, spec
-from tests.support import order_units, until
+from tests.support import order_units, seeded_order_database, until
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(sqlite_url(tmp_path / "order.sqlite3"))
-    await create_schema(engine, metadata)
-    async with engine.begin() as conn:
-        await seed(conn)
-    yield engine
-    await engine.dispose()
+    async with seeded_order_database(tmp_path / "order.sqlite3") as engine:
+        yield engine
 
 
 async def new_order(engine: AsyncEngine) -> Order:
@@ -246,3 +242,38 @@ async def test_seed_leaves_existing_catalog_alone(tmp_path: Path) -> None:
 
     assert await catalog(engine) == {7: ("Own", Decimal("1.50"))}
     await engine.dispose()
+
+
+async def test_one_batch_applies_each_update_in_record_order(engine: AsyncEngine) -> None:
+    completed, cancelled, twice = [await new_order(engine) for _ in range(3)]
+    updates = [
+        updated(completed.id, OrderStatus.ORDER_COMPLETED),
+        updated(uuid4(), OrderStatus.ORDER_COMPLETED),
+        updated(cancelled.id, OrderStatus.ORDER_CANCELLED, "out of stock"),
+        updated(twice.id, OrderStatus.ORDER_CANCELLED, "timed out"),
+        updated(twice.id, OrderStatus.ORDER_COMPLETED),
+    ]
+    async with engine.begin() as conn:
+        contexts = [
+            HandlerContext(conn, Trace(str(uuid4()), str(u.orderID), new_traceparent()))
+            for u in updates
+        ]
+        items = [
+            BatchItem(topics.ORDER_UPDATED, u, c) for u, c in zip(updates, contexts, strict=True)
+        ]
+        await handle_order_updated(conn, items)
+
+    assert [acknowledged(c) for c in contexts] == [
+        [(completed.id, OrderStatus.ORDER_COMPLETED)],
+        [],
+        [(cancelled.id, OrderStatus.ORDER_CANCELLED)],
+        [(twice.id, OrderStatus.ORDER_CANCELLED)],
+        # The second update of the batch sees what the first did.
+        [(twice.id, OrderStatus.ORDER_CANCELLED)],
+    ]
+    finals = [await stored(engine, o.id) for o in (completed, cancelled, twice)]
+    assert [(o.status, o.reason) for o in finals] == [
+        (OrderStatus.ORDER_COMPLETED, None),
+        (OrderStatus.ORDER_CANCELLED, "out of stock"),
+        (OrderStatus.ORDER_CANCELLED, "timed out"),
+    ]

@@ -43,7 +43,7 @@ def an_order(created_at: datetime = MOMENT) -> Order:
 async def stored(engine: AsyncEngine, *items: Order) -> None:
     async with engine.begin() as conn:
         for order in items:
-            await repository.insert_order(conn, order, None)
+            await repository.insert_orders(conn, [(order, None)])
 
 
 async def place(engine: AsyncEngine, request: OrderRequest, key: str | None) -> Placement:
@@ -111,7 +111,10 @@ async def test_of_two_racing_final_statuses_exactly_one_wins(db: Databases) -> N
 
     async def finish(engine: AsyncEngine, status: OrderStatus) -> bool:
         async with engine.begin() as conn:
-            return await repository.finish_order(conn, order.id, status, None, datetime.now(UTC))
+            moved = await repository.finish_orders(
+                conn, {order.id: (status, None)}, datetime.now(UTC)
+            )
+        return moved == 1
 
     results = await asyncio.gather(
         finish(first, OrderStatus.ORDER_COMPLETED), finish(second, OrderStatus.ORDER_CANCELLED)

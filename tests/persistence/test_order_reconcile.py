@@ -38,7 +38,7 @@ def an_order(created_at: datetime, status: OrderStatus = OrderStatus.ORDER_CREAT
 async def stored(engine: AsyncEngine, *items: Order) -> None:
     async with engine.begin() as conn:
         for order in items:
-            await repository.insert_order(conn, order, None)
+            await repository.insert_orders(conn, [(order, None)])
 
 
 async def published(engine: AsyncEngine) -> list[str]:

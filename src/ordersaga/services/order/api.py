@@ -10,8 +10,10 @@ from ordersaga.auth.verify import TokenVerifier
 from ordersaga.config import Settings
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.services.order.catalog import CatalogCache
 from ordersaga.services.order.deps import OrderServiceContext
 from ordersaga.services.order.errors import install_error_handlers
+from ordersaga.services.order.group_commit import GroupCommit
 from ordersaga.services.order.limits import MAX_BODY_BYTES, BodySizeLimit
 from ordersaga.services.order.metrics import RequestMetrics
 from ordersaga.services.order.metrics import router as metrics_router
@@ -46,7 +48,10 @@ def create_app(
         version="1",
     )
     limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_limit_burst)
-    app.state.order_service = OrderServiceContext(transactions, settings, verifier, limiter)
+    placing = GroupCommit(transactions, CatalogCache(transactions.engine))
+    app.state.order_service = OrderServiceContext(
+        transactions, settings, verifier, limiter, placing
+    )
     install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
     app.state.metrics_registry = metrics.metrics.registry
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)

@@ -20,6 +20,7 @@ from ordersaga.auth.verify import InvalidToken, TokenVerifier
 from ordersaga.config import Settings
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.services.order.errors import KeysUnavailable, TooManyRequests, Unauthorized
+from ordersaga.services.order.group_commit import GroupCommit
 from ordersaga.services.order.rate_limit import RateLimiter
 
 MISSING_TOKEN = (
@@ -35,6 +36,8 @@ class OrderServiceContext:
     verifier: TokenVerifier | None
     """``None`` when authentication is disabled."""
     limiter: RateLimiter
+    placing: GroupCommit
+    """Places the orders of concurrent requests in one transaction."""
 
 
 async def get_context(request: Request) -> OrderServiceContext:
@@ -62,6 +65,13 @@ async def get_transactions(context: ContextDep) -> Transactions:
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TransactionsDep = Annotated[Transactions, Depends(get_transactions)]
+
+
+async def get_placing(context: ContextDep) -> GroupCommit:
+    return context.placing
+
+
+PlacingDep = Annotated[GroupCommit, Depends(get_placing)]
 
 bearer = HTTPBearer(
     auto_error=False,

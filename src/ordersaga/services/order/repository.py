@@ -1,8 +1,9 @@
 """Reading and writing the order service's tables, on a connection the caller owns."""
 
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -14,12 +15,20 @@ from ordersaga.services.order.model import Order, Product
 from ordersaga.services.order.tables import orders, products
 
 # Built once and run with bound parameters: building a statement costs more than running it.
-_PRICE = select(products.c.price).where(products.c.id == bindparam("wanted_product"))
 _INSERT_ORDER = insert(orders)
+_BY_KEYS = select(orders).where(
+    orders.c.idempotency_key.in_(bindparam("wanted_keys", expanding=True))
+)
+_LOCK_STATUSES = (
+    select(orders.c.id, orders.c.status)
+    .where(orders.c.id.in_(bindparam("wanted_orders", expanding=True)))
+    .order_by(orders.c.id)
+    .with_for_update()
+)
 _FINISH = (
     update(orders)
     .where(
-        orders.c.id == bindparam("wanted_order"),
+        orders.c.id.in_(bindparam("wanted_orders", expanding=True)),
         orders.c.status == OrderStatus.ORDER_CREATED.value,
     )
     .values(
@@ -53,39 +62,36 @@ def order_from_row(row: Row[Any]) -> Order:
     )
 
 
-async def product_price(conn: AsyncConnection, product_id: int) -> Decimal | None:
-    """The catalog price of ``product_id``, or ``None`` if there is no such product."""
-    price: Decimal | None = await conn.scalar(_PRICE, {"wanted_product": product_id})
-    return price
-
-
-async def product_ids(conn: AsyncConnection) -> list[int]:
-    """The ids of every product in the catalog, in order."""
-    return list((await conn.scalars(select(products.c.id).order_by(products.c.id))).all())
-
-
 async def list_products(conn: AsyncConnection) -> list[Product]:
     """The whole catalog, by product id."""
     rows = await conn.execute(select(products).order_by(products.c.id))
     return [Product(id=r.id, name=r.name, price=r.price) for r in rows]
 
 
-async def insert_order(conn: AsyncConnection, order: Order, idempotency_key: str | None) -> None:
-    """Insert ``order``; a reused ``idempotency_key`` fails on the unique constraint."""
+async def insert_orders(
+    conn: AsyncConnection, orders_and_keys: Sequence[tuple[Order, str | None]]
+) -> None:
+    """Insert the orders, each with its idempotency key, in one statement; a key used
+    before fails on the unique constraint."""
+    if not orders_and_keys:
+        return
     await conn.execute(
         _INSERT_ORDER,
-        {
-            "id": str(order.id),
-            "user_id": order.user_id,
-            "product_id": order.product_id,
-            "quantity": order.quantity,
-            "amount": order.amount,
-            "status": order.status.value,
-            "reason": order.reason,
-            "idempotency_key": idempotency_key,
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
-        },
+        [
+            {
+                "id": str(order.id),
+                "user_id": order.user_id,
+                "product_id": order.product_id,
+                "quantity": order.quantity,
+                "amount": order.amount,
+                "status": order.status.value,
+                "reason": order.reason,
+                "idempotency_key": key,
+                "created_at": order.created_at,
+                "updated_at": order.updated_at,
+            }
+            for order, key in orders_and_keys
+        ],
     )
 
 
@@ -94,9 +100,14 @@ async def get_order(conn: AsyncConnection, order_id: UUID) -> Order | None:
     return order_from_row(row) if row else None
 
 
-async def order_by_idempotency_key(conn: AsyncConnection, key: str) -> Order | None:
-    row = (await conn.execute(select(orders).where(orders.c.idempotency_key == key))).first()
-    return order_from_row(row) if row else None
+async def orders_by_idempotency_keys(
+    conn: AsyncConnection, keys: Sequence[str]
+) -> dict[str, Order]:
+    """The orders made with ``keys``, by key; a key no order was made with is absent."""
+    if not keys:
+        return {}
+    rows = await conn.execute(_BY_KEYS, {"wanted_keys": list(keys)})
+    return {row.idempotency_key: order_from_row(row) for row in rows}
 
 
 def _conditions(where: OrderFilter) -> list[ColumnElement[bool]]:
@@ -125,28 +136,37 @@ async def list_orders(
     return [order_from_row(r) for r in rows], int(total or 0)
 
 
-async def finish_order(
-    conn: AsyncConnection,
-    order_id: UUID,
-    status: OrderStatus,
-    reason: str | None,
-    now: datetime,
-) -> bool:
-    """Move an ORDER_CREATED order to ``status``; ``False`` if it was not ORDER_CREATED.
+async def lock_statuses(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, OrderStatus]:
+    """The status of each of ``order_ids`` that exists, its row locked until the
+    transaction ends (where the database locks rows), in the order of their ids."""
+    if not order_ids:
+        return {}
+    rows = await conn.execute(_LOCK_STATUSES, {"wanted_orders": list(order_ids)})
+    return {row.id: OrderStatus(row.status) for row in rows}
 
-    One conditional update, so a final status is never overwritten, however messages
-    interleave: whichever update commits first wins and the other changes nothing.
+
+async def finish_orders(
+    conn: AsyncConnection,
+    finishing: Mapping[UUID, tuple[OrderStatus, str | None]],
+    now: datetime,
+) -> int:
+    """Move ORDER_CREATED orders to their final status and reason; how many moved.
+
+    One conditional update per final status and reason, so a final status is never
+    overwritten, however transactions interleave: whichever update commits first wins
+    and the other changes nothing.
     """
-    result = await conn.execute(
-        _FINISH,
-        {
-            "wanted_order": str(order_id),
-            "new_status": status.value,
-            "new_reason": reason,
-            "now": now,
-        },
-    )
-    return result.rowcount == 1
+    by_outcome: dict[tuple[OrderStatus, str | None], list[str]] = defaultdict(list)
+    for order_id, outcome in finishing.items():
+        by_outcome[outcome].append(str(order_id))
+    moved = 0
+    for (status, reason), ids in by_outcome.items():
+        result = await conn.execute(
+            _FINISH,
+            {"wanted_orders": ids, "new_status": status.value, "new_reason": reason, "now": now},
+        )
+        moved += result.rowcount
+    return moved
 
 
 async def order_status(conn: AsyncConnection, order_id: UUID) -> OrderStatus | None:

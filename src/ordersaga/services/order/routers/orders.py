@@ -1,10 +1,12 @@
 """``/api/v1/orders``: place an order, list orders, read one."""
 
+from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.auth.principal import Principal
 from ordersaga.contracts.statuses import OrderStatus
@@ -12,15 +14,25 @@ from ordersaga.observability.logs import log_context, trace_id_of
 from ordersaga.services.order import repository
 from ordersaga.services.order.deps import (
     EngineDep,
+    OrderServiceContext,
+    PlacingDep,
     PrincipalDep,
     SettingsDep,
-    TransactionsDep,
     get_principal,
     rate_limited,
 )
 from ordersaga.services.order.errors import Forbidden, NotFound
-from ordersaga.services.order.model import OrderRequest
-from ordersaga.services.order.placing import place_order
+from ordersaga.services.order.group_commit import GroupCommit
+from ordersaga.services.order.model import Order, OrderRequest, Placement
+from ordersaga.services.order.placing import Ask
+from ordersaga.services.order.routers.lean import (
+    LeanRoute,
+    canonical_uuid,
+    json_object,
+    json_response,
+    lean,
+    positive_int,
+)
 from ordersaga.services.order.routers.responses import error_responses
 from ordersaga.services.order.schemas import (
     INT_MAX,
@@ -32,7 +44,12 @@ from ordersaga.services.order.tracing import saga_traceparent
 
 PREFIX = "/api/v1/orders"
 
-router = APIRouter(prefix=PREFIX, tags=["orders"], dependencies=[Depends(get_principal)])
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["orders"],
+    dependencies=[Depends(get_principal)],
+    route_class=LeanRoute,
+)
 
 
 def _invalid(field: str, kind: str, message: str, value: object, **ctx: object) -> Exception:
@@ -43,14 +60,18 @@ def _invalid(field: str, kind: str, message: str, value: object, **ctx: object) 
 def ordering_user(body: PlaceOrderBody, principal: Principal) -> int:
     """Whose order it is: a customer's own (403 for anyone else's); an operator names
     the user."""
+    return _ordering_user(body.userID, principal)
+
+
+def _ordering_user(named: int | None, principal: Principal) -> int:
     if principal.is_operator:
-        if body.userID is None:
+        if named is None:
             raise _invalid("userID", "missing", "Field required", None)
-        return body.userID
+        return named
     own = principal.user_id
     if own is None or own > INT_MAX:
         raise Forbidden("Authorization", "this token's subject is not a user id: no orders")
-    if body.userID is not None and body.userID != own:
+    if named is not None and named != own:
         raise Forbidden("userID", f"a customer's token orders for its own userID ({own}) only")
     return own
 
@@ -117,6 +138,48 @@ def location(order_id: UUID) -> str:
     return f"{PREFIX}/{order_id}"
 
 
+async def _place(placing: GroupCommit, ask: Ask) -> Placement:
+    """Place ``ask``, whose ``traceparent`` is the client's; its saga joins the request's
+    trace."""
+    saga_trace = saga_traceparent(ask.traceparent)
+    with log_context(trace_id=trace_id_of(saga_trace)):
+        return await placing.place(replace(ask, traceparent=saga_trace))
+
+
+_BODY_FIELDS = frozenset(PlaceOrderBody.model_fields)
+
+
+async def _place_lean(
+    context: OrderServiceContext, principal: Principal, request: Request
+) -> Response | None:
+    """``create_order`` for a well-formed body within the client's rate."""
+    body = await json_object(request)
+    if body is None or not body.keys() <= _BODY_FIELDS or "productID" not in body:
+        return None
+    product = positive_int(body["productID"], INT_MAX)
+    quantity = positive_int(body.get("quantity", 1), context.settings.max_quantity)
+    user = positive_int(body["userID"], INT_MAX) if "userID" in body else None
+    key = request.headers.get("idempotency-key")
+    if product is None or quantity is None or ("userID" in body and user is None):
+        return None
+    if key is not None and not 0 < len(key) <= 255:
+        return None
+    try:
+        user = _ordering_user(user, principal)
+    except (Forbidden, RequestValidationError):
+        return None
+    client = principal.subject
+    if context.verifier is None and request.client is not None:
+        client = request.client.host
+    if context.limiter.take(client):
+        return None  # answered 429 FastAPI's way, which finds the bucket empty too
+    ask = Ask(OrderRequest(user, product, quantity), key, request.headers.get("traceparent"))
+    placement = await _place(context.placing, ask)
+    answer = json_response(_order_json(placement.order), 201 if placement.created else 200)
+    answer.headers["Location"] = location(placement.order.id)
+    return answer
+
+
 @router.post(
     "",
     status_code=201,
@@ -137,18 +200,15 @@ def location(order_id: UUID) -> str:
     },
     dependencies=[Depends(rate_limited)],
 )
+@lean(_place_lean)
 async def create_order(
     request: OrderRequestDep,
     response: Response,
-    transactions: TransactionsDep,
+    placing: PlacingDep,
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
 ) -> OrderOut:
-    saga_trace = saga_traceparent(traceparent)
-    with log_context(trace_id=trace_id_of(saga_trace)):
-        placement = await place_order(
-            transactions, request, idempotency_key=idempotency_key, traceparent=saga_trace
-        )
+    placement = await _place(placing, Ask(request, idempotency_key, traceparent))
     response.headers["Location"] = location(placement.order.id)
     if not placement.created:
         response.status_code = 200
@@ -179,17 +239,37 @@ async def list_orders(
     return OrderPage(items=[OrderOut.of(o) for o in found], total=total, limit=limit, offset=offset)
 
 
-@router.get(
-    "/{orderID}",
-    summary="Read one order (a customer's own only)",
-    responses=error_responses(401, 404, 422, 503),
-)
-async def get_order(
-    engine: EngineDep, principal: PrincipalDep, order_id: Annotated[UUID, Path(alias="orderID")]
-) -> OrderOut:
+async def _readable_order(engine: AsyncEngine, principal: Principal, order_id: UUID) -> Order:
     async with engine.connect() as conn:
         order = await repository.get_order(conn, order_id)
     # Another customer's order is answered exactly as a missing one, so ids cannot be probed.
     if order is None or not (principal.is_operator or order.user_id == principal.user_id):
         raise NotFound("orderID", f"order {order_id} not found")
-    return OrderOut.of(order)
+    return order
+
+
+async def _get_lean(
+    context: OrderServiceContext, principal: Principal, request: Request
+) -> Response | None:
+    """``get_order`` for an order id written the canonical way."""
+    order_id = canonical_uuid(request.path_params.get("orderID"))
+    if order_id is None:
+        return None
+    order = await _readable_order(context.transactions.engine, principal, order_id)
+    return json_response(_order_json(order), 200)
+
+
+@router.get(
+    "/{orderID}",
+    summary="Read one order (a customer's own only)",
+    responses=error_responses(401, 404, 422, 503),
+)
+@lean(_get_lean)
+async def get_order(
+    engine: EngineDep, principal: PrincipalDep, order_id: Annotated[UUID, Path(alias="orderID")]
+) -> OrderOut:
+    return OrderOut.of(await _readable_order(engine, principal, order_id))
+
+
+def _order_json(order: Order) -> bytes:
+    return OrderOut.of(order).model_dump_json().encode()
