@@ -27,9 +27,8 @@ from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.observability.tracing import Tracing, tracing_from_env
 from ordersaga.runtime.admin import admin_app
 from ordersaga.runtime.service import ServiceReplica, relay_limits
-from ordersaga.saga.state import SagaStatus
 from ordersaga.services.base import ServiceSpec, run_startup_checks
-from ordersaga.services.orchestrator.tables import saga_instances
+from ordersaga.services.orchestrator.tables import count_open_sagas
 from ordersaga.services.orchestrator.wiring import place_order_runner
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
@@ -210,16 +209,8 @@ class EmbeddedSystem:
         return int(count or 0)
 
     async def open_sagas(self) -> int:
-        """Sagas not yet COMPLETED or CANCELLED (one waiting for its order-updated to be
-        acknowledged among them)."""
-        finished = [SagaStatus.COMPLETED.value, SagaStatus.CANCELLED.value]
-        async with self._services["orchestrator"].engine.connect() as conn:
-            count = await conn.scalar(
-                select(func.count())
-                .select_from(saga_instances)
-                .where(saga_instances.c.status.not_in(finished))
-            )
-        return int(count or 0)
+        """Sagas not yet COMPLETED or CANCELLED."""
+        return await count_open_sagas(self._services["orchestrator"].engine)
 
     async def wait_until_quiet(self, timeout: float = 60.0, interval: float = 0.05) -> bool:
         """Wait until every order has a terminal status and every saga is finished;

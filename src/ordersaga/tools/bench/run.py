@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.services.orchestrator.tables import count_open_sagas
 from ordersaga.services.order.tables import orders
 from ordersaga.tools.bench.load import LoadGenerator, LoadSpec
 from ordersaga.tools.bench.measure import (
@@ -135,10 +136,11 @@ async def _watch(engine: AsyncEngine, generator: LoadGenerator, tick: Tick) -> N
         await asyncio.sleep(TICK)
 
 
-async def _drain(engine: AsyncEngine, timeout: float) -> bool:
-    """Wait until no order is pending; False if ``timeout`` ran out."""
+async def _drain(engines: Mapping[str, AsyncEngine], timeout: float) -> bool:
+    """Wait until no order is pending and every saga is closed (the order service
+    acknowledged its outcome); False if ``timeout`` ran out."""
     deadline = time.monotonic() + timeout
-    while await _pending(engine):
+    while await _pending(engines["order"]) or await count_open_sagas(engines["orchestrator"]):
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.25)
@@ -180,7 +182,7 @@ async def run_system(
         window = await _window(spec, groups_of(system), lambda: generator.stats.sent, during)
         stop.set()
         await loading
-        drained = await _drain(order_engine, drain_timeout)
+        drained = await _drain(system.engines, drain_timeout)
     finally:
         stop.set()
         watching.cancel()
