@@ -10,6 +10,7 @@
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$INFRA/kafka-security.sh"
 source "$INFRA/kafka.sh"
 source "$INFRA/kafka3.sh"
 source "$INFRA/postgres.sh"

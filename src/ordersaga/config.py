@@ -97,6 +97,20 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = Field(None, description="e.g. SCRAM-SHA-512, PLAIN.")
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: str | None = Field(
+        None, description="A file holding the SASL password (one line), instead of the variable."
+    )
+    kafka_service_sasl_username: str | None = Field(
+        None,
+        description="What a service replica logs in to Kafka as, instead of "
+        "kafka_sasl_username; {service} is the service's name (e.g. `{service}`), so the "
+        "replicas of one `ordersaga up` each log in as their own service.",
+    )
+    kafka_service_sasl_password_file: str | None = Field(
+        None,
+        description="The password file of a service replica; {service} is the service's "
+        "name (e.g. `.cache/kafka-security/{service}.password`).",
+    )
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None

@@ -5,7 +5,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import uvicorn
@@ -15,11 +15,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.config import Settings
-from ordersaga.contracts import topics
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.factory import make_broker
-from ordersaga.messaging.kafka_config import client_options
+from ordersaga.messaging.kafka_config import client_options, for_service
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.messaging.stopping import Deadline, bounded
@@ -44,6 +43,7 @@ async def serve(
     the API's port first, so a port in use (:class:`PortInUse`) ends it before anything
     starts. ``noise`` is told while the replica waits for Kafka.
     """
+    settings = for_service(settings, service)  # its own Kafka principal, if configured
     sock = None
     if service == "order":
         sock = bind_api(settings.api_host, settings.api_port, shared=True)
@@ -58,7 +58,7 @@ async def serve(
     try:
         await _wait_for_database(engine, service, url)
         await run_startup_checks(spec, engine)
-        await _create_topics(broker, settings, noise)
+        await _create_topics(broker, settings, spec.topics, noise)
         running.start()
         if sock is not None:
             stopping = await _serve_api(running, settings, sock, f"{service} replica {replica}")
@@ -104,17 +104,17 @@ async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> Non
 
 
 async def _create_topics(
-    broker: Broker, settings: Settings, noise: StartupNoise | None = None
+    broker: Broker, settings: Settings, names: Sequence[str], noise: StartupNoise | None = None
 ) -> None:
-    """Create the contract's topics, waiting for the broker if it is not up yet: said
-    once, then retried quietly (aiokafka's connection errors are held back meanwhile);
-    then check they have the replication the settings ask for.
+    """Create the topics ``names`` (the service's own: those its principal may create),
+    waiting for the broker if it is not up yet: said once, then retried quietly
+    (aiokafka's connection errors are held back meanwhile); then check they have the
+    replication the settings ask for.
 
     Raises :class:`ReplicationMismatch` when they do not: a replica that ran on them
     would acknowledge messages a single broker's loss can take away.
     """
     backoff = Backoff(first=0.5, cap=5.0)
-    names = topics.with_dead_letters()
     waiting = False
     if noise is not None:
         noise.waiting_for_kafka = True  # until the topics are there: said below, once

@@ -16,7 +16,12 @@ from ordersaga.saga.store import SagaStore
 from ordersaga.saga.timer import run_deadlines
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.orchestrator.handlers import subscriptions
-from ordersaga.services.orchestrator.place_order import PLACE_ORDER, place_order_saga, timeouts
+from ordersaga.services.orchestrator.place_order import (
+    OUTCOME_TOPIC,
+    PLACE_ORDER,
+    place_order_saga,
+    timeouts,
+)
 from ordersaga.services.orchestrator.tables import (
     inbox,
     metadata,
@@ -71,6 +76,8 @@ def spec(settings: Settings, runner: SagaRunner | None = None) -> ServiceSpec:
         inbox=inbox,
         outbox=outbox,
         subscriptions=subscriptions(runner),
+        # Every version's commands and compensations, and the outcome (place_order.py).
+        produces=[*runner.definitions.commands, OUTCOME_TOPIC],
         seed=seed,
         retention=[
             inbox_pruner(inbox, settings.inbox_window),
