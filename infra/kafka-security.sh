@@ -18,7 +18,8 @@ KAFKA_BROKER_CLIENT="$KAFKA_SECURITY_DIR/broker-client.properties"
 # The tools' configuration on the SASL_SSL listener as `admin`, for people:
 # kafka-consumer-groups --command-config .cache/kafka-security/admin-client.properties ...
 KAFKA_ADMIN_CLIENT="$KAFKA_SECURITY_DIR/admin-client.properties"
-# ORDERSAGA_KAFKA_* for a client of the secure listener as admin, and as each service.
+# ORDERSAGA_KAFKA_* for a client of the single node's secure listener as admin, and as
+# each service (the three-node cluster takes the same, with its own bootstrap servers).
 KAFKA_CLIENT_ENV="$KAFKA_SECURITY_DIR/client.env"
 KAFKA_SCRAM_ITERATIONS=8192
 # The command line that prints the ACLs (and so the service principals) from the code.
@@ -73,6 +74,7 @@ kafka_client_files() {
             "ssl.truststore.type=PEM" "ssl.truststore.location=$KAFKA_CA" >"$KAFKA_ADMIN_CLIENT"
         {
             echo "# Source with: set -a; . $KAFKA_CLIENT_ENV; set +a"
+            echo "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_SECURE_PORT"
             echo "ORDERSAGA_KAFKA_SECURITY_PROTOCOL=SASL_SSL"
             echo "ORDERSAGA_KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
             echo "ORDERSAGA_KAFKA_SSL_CAFILE=$KAFKA_CA"

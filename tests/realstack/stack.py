@@ -26,7 +26,6 @@ from ordersaga.runtime.scratch import (
 )
 
 CLI = list(PROCESS_CLI)
-KAFKA = Settings().kafka_bootstrap_servers
 SCRATCH_NAME = "{database}_test_"
 
 
@@ -35,7 +34,7 @@ class Stack:
     logs: Path
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     port: int = field(default_factory=free_port)
-    kafka: str = KAFKA
+    kafka: str = field(default_factory=lambda: Settings().kafka_bootstrap_servers)
     """The bootstrap servers of the Kafka the stack runs on (the single node by default)."""
     replication: int = 1
     """ORDERSAGA_KAFKA_REPLICATION_FACTOR for the services."""

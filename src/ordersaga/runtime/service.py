@@ -38,7 +38,7 @@ class ServiceReplica:
         self.spec = spec
         self.engine = engine
         self.endpoint = Endpoint(
-            name=f"{spec.name}-service",
+            name=spec.group,
             broker=broker,
             engine=engine,
             inbox=spec.inbox,

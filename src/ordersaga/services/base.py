@@ -40,6 +40,11 @@ class ServiceSpec:
     saga's definition version is registered); each raises, saying why, if not."""
 
     @property
+    def group(self) -> str:
+        """Its consumer group, which every replica joins."""
+        return f"{self.name}-service"
+
+    @property
     def consumes(self) -> tuple[str, ...]:
         """The topics it subscribes to, each once, in order."""
         return tuple(dict.fromkeys(s.topic for s in self.subscriptions))

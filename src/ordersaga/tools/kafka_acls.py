@@ -4,8 +4,8 @@ and the dead-letter topics of what it consumes.
 
 Each service is its own principal, named after it, with exactly:
 
-- Read and Describe on the topics it consumes, and Read on its consumer group (the
-  group is the service's name);
+- Read and Describe on the topics it consumes and on its consumer group
+  (``<service>-service``);
 - Write and Describe on the topics it produces and on the dead-letter topics of what it
   consumes (a poison record is forwarded there by the consumer);
 - Create and DescribeConfigs on every topic it uses: a replica creates the ones that are
@@ -49,7 +49,7 @@ def service_grants(spec: ServiceSpec) -> list[Grant]:
     name = spec.name
     writes = tuple(dict.fromkeys((*spec.produces, *spec.dead_letters)))
     grants = [
-        Grant(name, ("Read", "Describe"), spec.consumes, (name,)) if spec.consumes else None,
+        Grant(name, ("Read", "Describe"), spec.consumes, (spec.group,)) if spec.consumes else None,
         Grant(name, ("Write", "Describe"), writes) if writes else None,
         Grant(name, ("Create", "DescribeConfigs"), spec.topics) if spec.topics else None,
     ]
