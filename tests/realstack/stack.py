@@ -84,10 +84,16 @@ class Stack:
         )
 
     def start_all(self, replicas: int = 1) -> None:
-        for service in ("order", "orchestrator", "stock", "payment"):
+        """Every replica started, and ready: the API answers, and each other replica
+        created its topics (each service creates its own) and consumes."""
+        services = ("order", "orchestrator", "stock", "payment")
+        for service in services:
             for replica in range(1, replicas + 1):
                 self.start(service, replica)
         self.wait_ready()
+        for service in services[1:]:
+            for replica in range(1, replicas + 1):
+                self.wait_logged(f"{service}-{replica}", f"{service} replica {replica} ready", 1)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
