@@ -116,6 +116,7 @@ async def _create_topics(
     """
     backoff = Backoff(first=0.5, cap=5.0)
     waiting = False
+    unknown_since: float | None = None
     if noise is not None:
         noise.waiting_for_kafka = True  # until the topics are there: said below, once
     try:
@@ -126,8 +127,14 @@ async def _create_topics(
                     client_options(settings), names, settings.kafka_replication_factor
                 )
                 break
-            except ReplicationMismatch:
-                raise
+            except ReplicationMismatch as mismatch:
+                # Topics just created may not be in every broker's metadata yet: only
+                # topics still unknown after a while are a mismatch.
+                now = time.monotonic()
+                unknown_since = unknown_since or now
+                if len(mismatch.unknown) < len(mismatch.problems) or now - unknown_since > 30:
+                    raise
+                await backoff.sleep()
             except Exception as error:  # the broker may still be starting
                 if not waiting:
                     log.warning(
