@@ -3,7 +3,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-cluster lint typecheck install clean up fuzz bench
+.PHONY: demo test test-fast test-cluster lint typecheck install clean up fuzz bench image helm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/ordersaga up --embedded --data-dir data
 
-# Starts Kafka, PostgreSQL and MariaDB, and the three-node cluster kafka3 that
+# Starts Kafka, PostgreSQL, MariaDB, Prometheus, and the three-node cluster kafka3 that
 # tests/realstack/test_cluster.py runs on, when they are not running; stops those it started.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -54,6 +54,16 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	bash infra/with-infra.sh $(BIN)/ordersaga bench --max --then-half-rate --with-baseline $(BENCH_ARGS)
 
+# The OCI image ordersaga:<version>, from Debian's packages (as root: mmdebstrap, buildah;
+# the Debian root filesystem and the wheels are cached under ~/.cache/ordersaga/image/). docs/deploy.md.
+# IMAGE_ARCHIVE=path.tar also writes it as an oci-archive.
+image:
+	PYTHON=$(PYTHON) bash infra/image.sh
+
+# helm, built from the Go module proxy into ~/.cache/ordersaga/helm/ when missing (the chart's tests use it).
+helm:
+	bash infra/helm.sh version
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
@@ -63,7 +73,7 @@ typecheck: $(STAMP)
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 
-# Kafka, PostgreSQL and MariaDB on 127.0.0.1, for the distributed mode (see infra/README.md).
+# Kafka, PostgreSQL, MariaDB and Prometheus on 127.0.0.1, for the distributed mode (see infra/README.md).
 INFRA := bash infra/infra.sh
 
 .PHONY: infra-up infra-down infra-status infra-reset infra-up-cluster infra-down-cluster infra-status-cluster

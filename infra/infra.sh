@@ -1,29 +1,54 @@
 #!/usr/bin/env bash
 # Start, stop or show the servers the distributed mode runs on: Kafka (KRaft, single node),
-# PostgreSQL and MariaDB, all on 127.0.0.1; and, when named, `kafka3`: a three-node Kafka
-# cluster with replication factor 3. Idempotent: `up` leaves running servers alone
-# and starts the others; `down` stops them and waits until they are gone.
+# PostgreSQL, MariaDB and the Prometheus that scrapes the services, all on 127.0.0.1; and,
+# when named, `kafka3`: a three-node Kafka cluster with replication factor 3. Idempotent:
+# `up` leaves running servers alone and starts the others; `down` stops them and waits
+# until they are gone.
 #
-#   infra/infra.sh up|down|status [kafka|postgres|mariadb]...
+#   infra/infra.sh up|down|status [kafka|postgres|mariadb|prometheus|kafka3]...
+#   infra/infra.sh env     the settings of the services' own logins (Kafka's and the
+#                          databases'), as export lines
 #
-# With no part named, all three. `status` exits 3 when any part is stopped.
+# With no part named, all but kafka3. `status` exits 3 when any part is stopped.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$INFRA/secrets.sh"
 source "$INFRA/kafka-security.sh"
 source "$INFRA/kafka.sh"
 source "$INFRA/kafka3.sh"
 source "$INFRA/postgres.sh"
 source "$INFRA/mariadb.sh"
+source "$INFRA/prometheus.sh"
 
-PARTS=(kafka postgres mariadb)
+PARTS=(kafka postgres mariadb prometheus)
 # Started only when named: the three-node Kafka cluster of the replication tests.
 OPTIONAL_PARTS=(kafka3)
+
+# The settings that run the services with least privilege on these servers: Kafka's
+# SASL_SSL listener, each service as its own SCRAM user (the commands as `admin`), each
+# with its own database login (passwords in files), migrations as the owner. Printed as
+# `export` lines for `eval "$(infra/infra.sh env)"`; with-infra.sh (make test) does that.
+print_env() {
+    local service
+    kafka_print_env
+    printf 'export ORDERSAGA_ORDER_DB_URL=%q\n' "mysql+aiomysql://ordersaga_order@$HOST:$MARIADB_PORT/orders"
+    printf 'export ORDERSAGA_ORDER_DB_OWNER_URL=%q\n' "mysql+aiomysql://ordersaga:ordersaga@$HOST:$MARIADB_PORT/orders"
+    printf 'export ORDERSAGA_ORDER_DB_PASSWORD_FILE=%q\n' "$(secret_file db-order)"
+    for service in "${PG_SERVICES[@]}"; do
+        printf 'export ORDERSAGA_%s_DB_URL=%q\n' "${service^^}" \
+            "postgresql+asyncpg://ordersaga_$service@$HOST:$PG_PORT/$service?ssl=disable"
+        printf 'export ORDERSAGA_%s_DB_OWNER_URL=%q\n' "${service^^}" \
+            "postgresql+asyncpg://ordersaga:ordersaga@$HOST:$PG_PORT/$service?ssl=disable"
+        printf 'export ORDERSAGA_%s_DB_PASSWORD_FILE=%q\n' "${service^^}" "$(secret_file "db-$service" "$PG_SECRETS")"
+    done
+    printf 'export ORDERSAGA_INFRA_POSTGRES_CA=%q\n' "$PG_TLS/ca.crt"
+}
 
 usage() {
     local IFS='|'
     REPORTED=1
-    echo "usage: $0 up|down|status [${PARTS[*]}|${OPTIONAL_PARTS[*]}]..." >&2
+    echo "usage: $0 up|down|status [${PARTS[*]}|${OPTIONAL_PARTS[*]}]... | $0 env" >&2
     exit 2
 }
 
@@ -31,6 +56,11 @@ main() {
     (($# >= 1)) || usage
     local action=$1 part
     shift
+    if [[ $action == env ]]; then
+        REPORTED=1
+        print_env
+        return 0
+    fi
     [[ $action =~ ^(up|down|status)$ ]] || usage
     local parts=("$@")
     ((${#parts[@]})) || parts=("${PARTS[@]}")

@@ -18,9 +18,8 @@ KAFKA_BROKER_CLIENT="$KAFKA_SECURITY_DIR/broker-client.properties"
 # The tools' configuration on the SASL_SSL listener as `admin`, for people:
 # kafka-consumer-groups --command-config .cache/kafka-security/admin-client.properties ...
 KAFKA_ADMIN_CLIENT="$KAFKA_SECURITY_DIR/admin-client.properties"
-# ORDERSAGA_KAFKA_* for a client of the single node's secure listener as admin, and as
-# each service (the three-node cluster takes the same, with its own bootstrap servers).
-KAFKA_CLIENT_ENV="$KAFKA_SECURITY_DIR/client.env"
+# The services that log in as themselves (the principals of `ordersaga kafka acls`).
+KAFKA_SERVICE_USERS=(order orchestrator stock payment)
 KAFKA_SCRAM_ITERATIONS=8192
 # The command line that prints the ACLs (and so the service principals) from the code.
 ORDERSAGA_CLI=${ORDERSAGA_CLI:-"$ROOT/.venv/bin/ordersaga"}
@@ -72,20 +71,24 @@ kafka_client_files() {
         printf '%s\n' "security.protocol=SASL_SSL" "sasl.mechanism=SCRAM-SHA-512" \
             "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$KAFKA_ADMIN_USER\" password=\"$admin_password\";" \
             "ssl.truststore.type=PEM" "ssl.truststore.location=$KAFKA_CA" >"$KAFKA_ADMIN_CLIENT"
-        {
-            echo "# Source with: set -a; . $KAFKA_CLIENT_ENV; set +a"
-            echo "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_SECURE_PORT"
-            echo "ORDERSAGA_KAFKA_SECURITY_PROTOCOL=SASL_SSL"
-            echo "ORDERSAGA_KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
-            echo "ORDERSAGA_KAFKA_SSL_CAFILE=$KAFKA_CA"
-            echo "ORDERSAGA_KAFKA_SASL_USERNAME=$KAFKA_ADMIN_USER"
-            echo "ORDERSAGA_KAFKA_SASL_PASSWORD_FILE=$(kafka_password_file "$KAFKA_ADMIN_USER")"
-            echo "# A service replica logs in as itself: {service} is its name."
-            echo "ORDERSAGA_KAFKA_SERVICE_SASL_USERNAME={service}"
-            echo "ORDERSAGA_KAFKA_SERVICE_SASL_PASSWORD_FILE=$KAFKA_SECURITY_DIR/{service}.password"
-        } >"$KAFKA_CLIENT_ENV"
     )
-    chmod 644 "$KAFKA_CLIENT_ENV"
+}
+
+# ORDERSAGA_* of a client of the single node's secure listener, as `export` lines: the
+# commands log in as admin, each service's replicas as that service (the three-node
+# cluster takes the same, with its own bootstrap servers). Passwords stay in their files.
+kafka_print_env() {
+    local user
+    printf 'export ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS=%q\n' "$HOST:$KAFKA_SECURE_PORT"
+    printf 'export ORDERSAGA_KAFKA_SECURITY_PROTOCOL=SASL_SSL\n'
+    printf 'export ORDERSAGA_KAFKA_SASL_MECHANISM=SCRAM-SHA-512\n'
+    printf 'export ORDERSAGA_KAFKA_SSL_CAFILE=%q\n' "$KAFKA_CA"
+    printf 'export ORDERSAGA_KAFKA_SASL_USERNAME=%q\n' "$KAFKA_ADMIN_USER"
+    printf 'export ORDERSAGA_KAFKA_SASL_PASSWORD_FILE=%q\n' "$(kafka_password_file "$KAFKA_ADMIN_USER")"
+    for user in "${KAFKA_SERVICE_USERS[@]}"; do
+        printf 'export ORDERSAGA_%s_KAFKA_SASL_USERNAME=%q\n' "${user^^}" "$user"
+        printf 'export ORDERSAGA_%s_KAFKA_SASL_PASSWORD_FILE=%q\n' "${user^^}" "$(kafka_password_file "$user")"
+    done
 }
 
 # The ACL lines of the code (one `kafka-acls` argument list per line).

@@ -67,9 +67,25 @@ ALTER USER 'ordersaga'@'localhost' IDENTIFIED BY 'ordersaga';
 GRANT ALL PRIVILEGES ON `orders`.* TO 'ordersaga'@'127.0.0.1', 'ordersaga'@'localhost';
 GRANT ALL PRIVILEGES ON `orders\_test%`.* TO 'ordersaga'@'127.0.0.1', 'ordersaga'@'localhost';
 SQL
+    mariadb_provision_service
     mariadb --no-defaults --protocol=tcp -h "$HOST" -P "$MARIADB_PORT" -u ordersaga \
         -pordersaga orders -e 'select 1' >/dev/null 2>&1 ||
         fail mariadb "ordersaga cannot log in over TCP" "$MARIADB_LOG"
+}
+
+# ordersaga_order, the order service's login: rows of the orders databases and nothing
+# else (no DDL, no other database); its password from its file, on stdin.
+mariadb_provision_service() {
+    local password user
+    password=$(<"$(secret_file db-order)")
+    {
+        for user in "'ordersaga_order'@'127.0.0.1'" "'ordersaga_order'@'localhost'"; do
+            printf "CREATE USER IF NOT EXISTS %s IDENTIFIED BY '%s';\n" "$user" "$password"
+            printf "ALTER USER %s IDENTIFIED BY '%s';\n" "$user" "$password"
+            printf 'GRANT SELECT, INSERT, UPDATE, DELETE ON `orders`.* TO %s;\n' "$user"
+            printf 'GRANT SELECT, INSERT, UPDATE, DELETE ON `orders\\_test%%`.* TO %s;\n' "$user"
+        done
+    } | mariadb_root || fail mariadb "could not create the login ordersaga_order" "$MARIADB_LOG"
 }
 
 mariadb_up() {

@@ -9,6 +9,15 @@ PG_DATABASES=(stock payment orchestrator)
 # Command-line settings, so the machine's postgresql.conf stays untouched: loopback
 # only, and room for several replicas of each service with their connection pools.
 PG_OPTIONS=(-o "-c listen_addresses=$HOST" -o "-c max_connections=300")
+# One login per service, owning nothing: `ordersaga db upgrade`, run as ordersaga (the
+# owner), grants each its rows (docs/security.md).
+PG_SERVICES=(orchestrator stock payment)
+# The server's certificate for TLS with sslmode=verify-full, signed by a CA of its own:
+# outside the checkout, where the postgres user can read it.
+PG_TLS=/var/lib/postgresql/ordersaga-tls
+# The service logins' passwords live beside the cluster, not in a checkout: every clone on
+# the machine shares the cluster, so they share its passwords too (root alone reads them).
+PG_SECRETS=/var/lib/postgresql/ordersaga-secrets
 
 pg_log() {
     pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" \
@@ -58,6 +67,8 @@ BEGIN
     END IF;
 END
 $$;
+-- The owner drops its databases WITH (FORCE), cutting off the service logins' sessions.
+GRANT pg_signal_backend TO ordersaga;
 SQL
     local db
     for db in "${PG_DATABASES[@]}"; do
@@ -66,10 +77,47 @@ SELECT format('CREATE DATABASE %I OWNER ordersaga', :'db')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
 SQL
     done
+    pg_provision_services
+    pg_provision_tls
     # The services log in with a password over TCP; check exactly that.
     PGPASSWORD=ordersaga PGCONNECT_TIMEOUT=5 psql -X -q -h "$HOST" -p "$PG_PORT" -U ordersaga \
         -d stock -tAc 'select 1' >/dev/null 2>&1 ||
         fail postgres "ordersaga cannot log in with its password over TCP (check pg_hba.conf for 127.0.0.1/32 scram-sha-256 or md5)" "$(pg_log)"
+}
+
+# ordersaga_<service>: LOGIN and nothing else; its password from its file, set again
+# every time so the file and the role always agree. Sent on stdin, never on a command line.
+pg_provision_services() {
+    local service password
+    for service in "${PG_SERVICES[@]}"; do
+        password=$(<"$(secret_file "db-$service" "$PG_SECRETS")")
+        {
+            printf '\\set password %s\n' "$password"
+            cat <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'role')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', :'role', :'password') \gexec
+SQL
+        } | pg_admin -d postgres -v role="ordersaga_$service" ||
+            fail postgres "could not create the login ordersaga_$service" "$(pg_log)"
+    done
+}
+
+# The cluster presents our certificate (it is reloaded, not restarted): ssl_cert_file and
+# ssl_key_file are set with ALTER SYSTEM, the cluster's one persistent change.
+pg_provision_tls() {
+    make_server_certificate "$PG_TLS" 127.0.0.1
+    chown postgres:postgres "$PG_TLS" "$PG_TLS/server.key" "$PG_TLS/server.crt"
+    chmod 755 "$PG_TLS"
+    pg_admin -d postgres -o /dev/null -v cert="$PG_TLS/server.crt" -v key="$PG_TLS/server.key" <<'SQL' ||
+SELECT format('ALTER SYSTEM SET ssl_cert_file = %L', :'cert')
+WHERE current_setting('ssl_cert_file') <> :'cert' \gexec
+SELECT format('ALTER SYSTEM SET ssl_key_file = %L', :'key')
+WHERE current_setting('ssl_key_file') <> :'key' \gexec
+ALTER SYSTEM SET ssl = on;
+SELECT pg_reload_conf();
+SQL
+        fail postgres "could not turn TLS on with $PG_TLS/server.crt" "$(pg_log)"
 }
 
 postgres_up() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a command with Kafka, PostgreSQL and MariaDB up (and, with --cluster, the
+# Run a command with Kafka, PostgreSQL, MariaDB and Prometheus up (and, with --cluster, the
 # three-node Kafka cluster kafka3 too), then stop the ones this script started (servers
 # that were already running are left running).
 #
@@ -12,7 +12,7 @@
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-parts=(kafka postgres mariadb)
+parts=(kafka postgres mariadb prometheus)
 if [[ ${1:-} == --cluster ]]; then
     parts+=(kafka3)
     shift
@@ -30,4 +30,8 @@ stop_started() {
 trap stop_started EXIT
 
 bash "$here/infra.sh" up "${parts[@]}" || exit $?
+# Every service logs in with its own database login, as a deployment should.
+eval "$(bash "$here/infra.sh" env)"
+# The console's browser tests drive Debian's chromium: installed when missing.
+bash "$here/chromium.sh" || exit $?
 "$@"

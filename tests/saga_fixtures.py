@@ -129,7 +129,7 @@ async def deliver(
     what it sent, each caused by ``message`` and in its trace."""
     handle = {s.topic: s.handle for s in subscriptions(runner)}[topic]
     saga_id = message.orderID
-    cause = Trace(message_id or str(uuid4()), str(saga_id), new_traceparent(saga_id))
+    cause = Trace(message_id or str(uuid4()), str(saga_id), new_traceparent())
     async with engine.begin() as conn:
         ctx = HandlerContext(conn, cause)
         await handle(conn, [BatchItem(topic, message, ctx)])

@@ -57,7 +57,7 @@ async def run_handler(
 ) -> WireMessage:
     """Run ``handler`` for ``message``, a batch of one, in its own transaction, as the
     consumer loop does; its one reply."""
-    trace = Trace("m1", str(message.orderID), new_traceparent(message.orderID))
+    trace = Trace("m1", str(message.orderID), new_traceparent())
     async with engine.begin() as conn:
         ctx = HandlerContext(conn, trace)
         await handler(conn, [BatchItem(topic, message, ctx)])

@@ -16,6 +16,7 @@ from ordersaga.services.order.api import create_app
 from ordersaga.services.order.limits import MAX_BODY_BYTES
 from ordersaga.services.order.schemas import INT_MAX
 from ordersaga.services.order.tables import orders, outbox
+from tests.auth_support import operator_client, verifier
 from tests.support import order_units
 
 ORDERS = "/api/v1/orders"
@@ -46,12 +47,12 @@ def wake() -> WakeCounter:
 
 @pytest.fixture
 def app(engine: AsyncEngine, wake: WakeCounter) -> FastAPI:
-    return create_app(order_units(engine, wake), Settings())
+    return create_app(order_units(engine, wake), Settings(), verifier=verifier())
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+    async with operator_client(app) as client:
         yield client
 
 
@@ -152,8 +153,10 @@ async def test_chunked_body_under_the_limit_is_read(client: AsyncClient) -> None
 
 
 async def test_body_limit_is_an_argument(engine: AsyncEngine) -> None:
-    app = create_app(order_units(engine, WakeCounter()), Settings(), max_body_bytes=64)
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+    app = create_app(
+        order_units(engine, WakeCounter()), Settings(), max_body_bytes=64, verifier=verifier()
+    )
+    async with operator_client(app) as client:
         small = await client.post(ORDERS, content=padded(VALID, 64))
         large = await client.post(ORDERS, content=padded(VALID, 65))
 
@@ -380,7 +383,7 @@ async def test_wrong_method_is_405_allowing_every_method_of_the_path(
 
 async def test_allow_header_behind_a_root_path(app: FastAPI) -> None:
     transport = ASGITransport(app=app, root_path="/shop")
-    async with AsyncClient(transport=transport, base_url="http://test") as client:
+    async with operator_client(transport=transport) as client:
         response = await client.delete(f"/shop{ORDERS}")
 
     assert response.status_code == 405
@@ -393,7 +396,7 @@ async def test_unexpected_failure_is_a_json_500(app: FastAPI) -> None:
 
     app.add_api_route("/broken", broken)
     transport = ASGITransport(app=app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://test") as client:
+    async with operator_client(transport=transport) as client:
         response = await client.get("/broken")
 
     assert response.status_code == 500

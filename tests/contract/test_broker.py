@@ -110,6 +110,26 @@ async def test_what_was_not_committed_is_delivered_again(
     assert [r.value for r in redelivered] == [b"k:4", b"k:5"]
 
 
+async def test_a_consumer_knows_how_far_behind_the_end_it_is(
+    broker_under_test: BrokerUnderTest,
+) -> None:
+    topic = broker_under_test.topic
+    broker = await broker_under_test.open()
+    await broker.producer().send_batch([message(topic, "k", i) for i in range(10)])
+    consumer = broker.consumer(broker_under_test.group("g"), [topic], "c1")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + broker_under_test.patience
+    first: list[Record] = []
+    while not first:
+        assert loop.time() < deadline, "nothing was delivered"
+        first = await consumer.poll(3, 0.2)
+    partition = first[0].topic_partition
+    assert consumer.lag()[partition] == 10 - (first[-1].offset + 1)
+    rest = await drain(consumer, 10 - len(first), broker_under_test.patience)
+    assert len(first) + len(rest) == 10
+    assert consumer.lag()[partition] == 0
+
+
 async def test_the_log_and_the_offsets_outlive_the_broker(
     broker_under_test: BrokerUnderTest,
 ) -> None:

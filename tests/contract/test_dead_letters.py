@@ -32,6 +32,7 @@ from ordersaga.contracts.messages import OrderUpdated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.contracts.topics import dead_letter
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
+from ordersaga.messaging import dead_letters as dead_letters_module
 from ordersaga.messaging.dead_letters import (
     NoSuchRecord,
     ReadLimits,
@@ -239,6 +240,7 @@ async def test_the_commands_read_the_dead_letters_of_kafka(
 
     # The commands, on the Kafka of the settings, with this test's topic allowed.
     monkeypatch.setattr(dlq_commands, "DLQ_TOPICS", [adapter.dead_letters])
+    monkeypatch.setattr(dead_letters_module, "DLQ_TOPICS", [adapter.dead_letters])
     listed = await dlq("list", "--topic", adapter.dead_letters)
     assert listed.exit_code == 0, listed.output
     assert "refused by the handler" in listed.output and "not UTF-8 JSON" in listed.output

@@ -132,7 +132,7 @@ async def served(system: EmbeddedSystem) -> AsyncIterator[OrderClient]:
     """The order API as a server answers it: an error it did not handle is a 500."""
     transport = httpx.ASGITransport(app=system.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
-        yield OrderClient(http)
+        yield OrderClient(http, system.tokens)
 
 
 async def place(api: OrderClient, ask: OrderAsk, key: str, log: FaultLog) -> None:

@@ -229,3 +229,26 @@ async def test_orders_and_place_order_at_80_columns_and_as_json(
     assert all(c["ok"] and c["name"] and c["figures"] for c in checks["checks"])
     assert_fits(shown, list(stored))
     assert " ".join(stored[cancelled_id]["reason"].split()) in " ".join(shown.split())
+
+
+async def test_a_token_of_another_key_is_refused_with_what_to_do(
+    served: tuple[EmbeddedSystem, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = served
+    monkeypatch.setenv("ORDERSAGA_AUTH_KEY_FILE", str(tmp_path / "elsewhere" / "key.pem"))
+
+    refused = await asyncio.to_thread(
+        CliRunner().invoke, app, ["place-order", "--user", "1", "--product", "1", "--api-url", url]
+    )
+    with_token = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["orders", "--api-url", url, "--json", "--token", "not-a-token"],
+    )
+
+    assert refused.exit_code == 1
+    said = " ".join(refused.output.split())
+    assert "401: token is signed with an unknown key (kid)" in said
+    assert "--data-dir, which must be the running system's" in said
+    assert with_token.exit_code == 1
+    assert "401: token is malformed" in " ".join(with_token.output.split())

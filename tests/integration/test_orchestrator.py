@@ -400,7 +400,7 @@ async def test_the_service_timer_times_out_a_silent_step_on_its_own(engine: Asyn
     created = order()
     handle = {s.topic: s.handle for s in service.subscriptions}[topics.ORDER_CREATED]
     async with engine.begin() as conn:
-        cause = Trace(str(uuid4()), str(created.orderID), new_traceparent(created.orderID))
+        cause = Trace(str(uuid4()), str(created.orderID), new_traceparent())
         await handle(conn, [BatchItem(topics.ORDER_CREATED, created, HandlerContext(conn, cause))])
     woken = asyncio.Event()
     [timer] = service.background

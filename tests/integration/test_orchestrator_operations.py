@@ -3,7 +3,6 @@ filled, and on the embedded system with a compensation nobody acknowledges."""
 
 import asyncio
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,14 +29,14 @@ from ordersaga.contracts.statuses import (
 )
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
-from ordersaga.messaging.memory import InProcessBroker, InProcessProducer
-from ordersaga.messaging.port import OutgoingMessage
+from ordersaga.messaging.memory import InProcessBroker
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.saga.clock import ProcessClock
 from ordersaga.saga.timer import fire_due_deadlines
 from ordersaga.services.orchestrator.tables import metadata, outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner
+from tests.api.admin_support import LossyBroker
 from tests.saga_fixtures import (
     SetClock,
     an_order,
@@ -340,26 +339,6 @@ FAST = Settings(
     timer_interval=0.02,
     max_compensation_attempts=3,
 )
-
-
-class LossyProducer(InProcessProducer):
-    """Loses every message on the topics its broker is told to lose."""
-
-    def __init__(self, broker: "LossyBroker") -> None:
-        super().__init__(broker)
-        self._lossy = broker
-
-    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
-        await super().send_batch([m for m in messages if m.topic not in self._lossy.losing])
-
-
-class LossyBroker(InProcessBroker):
-    def __init__(self) -> None:
-        super().__init__()
-        self.losing: set[str] = set()
-
-    def producer(self) -> InProcessProducer:
-        return LossyProducer(self)
 
 
 async def saga_status(system: EmbeddedSystem, saga_id: str) -> str | None:

@@ -60,7 +60,7 @@ def updated(order_id: UUID, status: OrderStatus, reason: str | None = None) -> O
 
 async def handle(engine: AsyncEngine, message: OrderUpdated) -> HandlerContext:
     """Run the handler in one transaction, as the consumer loop does."""
-    cause = Trace(str(uuid4()), str(message.orderID), new_traceparent(message.orderID))
+    cause = Trace(str(uuid4()), str(message.orderID), new_traceparent())
     async with engine.begin() as conn:
         ctx = HandlerContext(conn, cause)
         await handle_order_updated(conn, [BatchItem(topics.ORDER_UPDATED, message, ctx)])

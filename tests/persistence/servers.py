@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ordersaga.config import Settings
-from ordersaga.services.registry import SERVICE_NAMES, database_url
+from ordersaga.services.registry import SERVICE_NAMES, service
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 
@@ -75,11 +75,12 @@ class Server:
 
 
 def server(backend: str) -> Server:
-    """The server of ``backend`` ("postgresql" or "mariadb"), as the settings name it."""
+    """The server of ``backend`` ("postgresql" or "mariadb"), as the settings name it,
+    reached as the owner of the services' databases (who creates and migrates them)."""
     settings = Settings()
     wanted = "mysql" if backend == "mariadb" else backend
-    for service in SERVICE_NAMES:
-        url = make_url(database_url(settings, service))
+    for name in SERVICE_NAMES:
+        url = make_url(service(name).owner_url(settings))
         if url.get_backend_name() == wanted:
             label = "MariaDB" if backend == "mariadb" else "PostgreSQL"
             return Server(label, url)

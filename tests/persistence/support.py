@@ -42,7 +42,7 @@ async def deliver(
 ) -> WireMessage | None:
     """Handle ``message`` once in its own transaction; its reply, or None for a duplicate."""
     message_id = message_id or str(uuid4())
-    trace = Trace(message_id, str(message.orderID), new_traceparent(message.orderID))
+    trace = Trace(message_id, str(message.orderID), new_traceparent())
     async with engine.begin() as conn:
         if not await record_once(conn, inbox, message_id, topic):
             return None

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.realstack.secure_kafka import use_secure_listener
+from tests.realstack.secure_kafka import require_secure_listener
 from tests.realstack.stack import Stack
 
-use_secure_listener()
+require_secure_listener()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ FINISHED = (SagaStatus.COMPLETED.value, SagaStatus.CANCELLED.value)
 
 def stack_engines(stack: Stack) -> dict[str, AsyncEngine]:
     return {
-        name: make_engine(stack.env[f"ORDERSAGA_{name.upper()}_DB_URL"]) for name in SERVICE_NAMES
+        name: make_engine(stack.urls[name]) for name in SERVICE_NAMES
     }
 
 

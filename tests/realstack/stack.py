@@ -22,6 +22,7 @@ from ordersaga.runtime.scratch import (
     delete_topics,
     drop_databases,
     recreate_databases,
+    scratch_environment,
     scratch_urls,
 )
 
@@ -34,6 +35,7 @@ class Stack:
     logs: Path
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     kafka: str = field(default_factory=lambda: Settings().kafka_bootstrap_servers)
     """The bootstrap servers of the Kafka the stack runs on (the single node by default)."""
     replication: int = 1
@@ -46,6 +48,10 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
     def settings(self) -> Settings:
         """The settings of this stack's Kafka (the databases' are the configured ones)."""
         return Settings(
@@ -54,18 +60,24 @@ class Stack:
 
     def prepare(self) -> None:
         """Scratch databases with the schema and the sample data; empty topics."""
-        urls = scratch_urls(self.settings, SCRATCH_NAME + self.suffix)
-        asyncio.run(recreate_databases(urls))
+        asyncio.run(recreate_databases(self.urls))
         asyncio.run(delete_topics(self.settings))
         self.env = {
             **os.environ,
             "ORDERSAGA_API_PORT": str(self.port),
+            "ORDERSAGA_METRICS_PORT": "0",
+            "ORDERSAGA_ADMIN_PORT": str(self.admin_port),
             "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "ORDERSAGA_KAFKA_REPLICATION_FACTOR": str(self.replication),
-            **{f"ORDERSAGA_{service.upper()}_DB_URL": url for service, url in urls.items()},
+            **scratch_environment(self.settings, SCRATCH_NAME + self.suffix),
         }
         self.cli("db", "upgrade")
         self.cli("seed")
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """The stack's databases as their owner logs in (create, drop, read from tests)."""
+        return scratch_urls(self.settings, SCRATCH_NAME + self.suffix)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True)
@@ -151,7 +163,7 @@ class Stack:
         self.processes.clear()
 
     def drop(self) -> None:
-        asyncio.run(drop_databases(scratch_urls(self.settings, SCRATCH_NAME + self.suffix)))
+        asyncio.run(drop_databases(self.urls))
 
     def log_tails(self, lines: int = 30) -> str:
         parts = []

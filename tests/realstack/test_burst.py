@@ -8,6 +8,7 @@ from collections import Counter
 import httpx
 
 from ordersaga.tools.bench.data import chaos_order
+from tests.auth_support import operator_headers
 from tests.realstack.quiet import add_chaos_data, wait_quiet
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import assert_verified
@@ -52,7 +53,9 @@ async def bursts(api: str, tally: Tally) -> list[str]:
     rng = random.Random(5)
     limits = httpx.Limits(max_connections=CONCURRENT, max_keepalive_connections=CONCURRENT)
     ids: list[str] = []
-    async with httpx.AsyncClient(base_url=api, limits=limits, timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=api, limits=limits, timeout=30, headers=operator_headers()
+    ) as http:
         for burst in range(BURSTS):
             if burst:
                 await asyncio.sleep(PAUSES[burst - 1])

@@ -19,6 +19,7 @@ from ordersaga.messaging.port import OutgoingMessage
 from ordersaga.services.registry import SERVICE_NAMES
 from ordersaga.services.stock.tables import metadata, outbox
 from ordersaga.tools.chaos import INFRA_PARTS, plan_faults
+from tests.auth_support import operator_headers
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import place, wait_all
 
@@ -88,7 +89,7 @@ def until_ready_is(http: httpx.Client, wanted: int, within: float) -> tuple[floa
 def test_readiness_follows_the_order_database(stack: Stack) -> None:
     infra = ROOT / "infra" / "infra.sh"
     stack.start_all()
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         subprocess.run(["bash", str(infra), "down", "mariadb"], check=True, capture_output=True)
         try:
             _, body = until_ready_is(http, 503, within=5)

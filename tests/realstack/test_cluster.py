@@ -30,6 +30,7 @@ from ordersaga.messaging.kafka_config import client_options
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.services.registry import SERVICE_NAMES
 from ordersaga.tools.bench.data import chaos_order
+from tests.auth_support import operator_headers
 from tests.realstack import cluster
 from tests.realstack.broker_view import BrokerView, count_rows, inboxes, read_back
 from tests.realstack.stack import CLI, Stack
@@ -79,7 +80,7 @@ class Load:
         rng = random.Random(23)
         start = time.monotonic()
         try:
-            with httpx.Client(base_url=self.api, timeout=15) as http:
+            with httpx.Client(base_url=self.api, timeout=15, headers=operator_headers()) as http:
                 while not self._stop.is_set():
                     body = chaos_order(rng)
                     key = f"cluster-{len(self.ids)}"
@@ -135,7 +136,7 @@ def run_under_fault(stack: Stack, scenario: str, fault: Callable[[Load], None]) 
     finally:
         load.stop()
     stopped = time.monotonic()
-    with httpx.Client(base_url=stack.api, timeout=15) as http:
+    with httpx.Client(base_url=stack.api, timeout=15, headers=operator_headers()) as http:
         orders = wait_all(http, load.ids, timeout=240)
     quiet = time.monotonic() - stopped
     stack.assert_alive()
@@ -159,7 +160,7 @@ def run_under_fault(stack: Stack, scenario: str, fault: Callable[[Load], None]) 
 
 
 def urls(stack: Stack) -> dict[str, str]:
-    return {s: stack.env[f"ORDERSAGA_{s.upper()}_DB_URL"] for s in SERVICE_NAMES}
+    return {s: stack.urls[s] for s in SERVICE_NAMES}
 
 
 def check_the_wire(stack: Stack, order_ids: list[str]) -> BrokerView:
@@ -250,7 +251,8 @@ def test_below_min_insync_replicas_orders_wait_in_the_outbox(cluster_stack: Stac
         during = load.ids[placed:]
         waiting = asyncio.run(order_created_waiting(cluster_stack))
         assert set(during) <= waiting, "an order-created left the outbox without an ack"
-        with httpx.Client(base_url=cluster_stack.api, timeout=15) as http:
+        as_operator = operator_headers()
+        with httpx.Client(base_url=cluster_stack.api, timeout=15, headers=as_operator) as http:
             statuses = {http.get(f"/api/v1/orders/{i}").json()["status"] for i in during}
         assert statuses == {"ORDER_CREATED"}
         cluster.up(others[0])  # back to two in-sync replicas: writes are taken again
@@ -263,7 +265,7 @@ def test_below_min_insync_replicas_orders_wait_in_the_outbox(cluster_stack: Stac
 
 async def order_created_waiting(stack: Stack) -> set[str]:
     """The keys of the order-created messages still in the order service's outbox."""
-    engine = make_engine(stack.env["ORDERSAGA_ORDER_DB_URL"])
+    engine = make_engine(stack.urls["order"])
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(

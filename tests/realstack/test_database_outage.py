@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ordersaga.db.engine import make_engine
 from ordersaga.tools.bench.data import CHAOS, add_data, chaos_order
+from tests.auth_support import operator_headers
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import assert_verified, place, wait_all
 
@@ -21,7 +22,7 @@ OUTAGE_SECONDS = 8.0
 
 async def add_chaos_data(stack: Stack) -> None:
     engines = {
-        name: make_engine(stack.env[f"ORDERSAGA_{name.upper()}_DB_URL"])
+        name: make_engine(stack.urls[name])
         for name in ("order", "stock", "payment")
     }
     try:
@@ -35,12 +36,12 @@ async def allow_connections(stack: Stack, allowed: bool) -> None:
     """Let the services' PostgreSQL databases take connections, or refuse them and end
     the sessions they have (as ``ALTER DATABASE ... ALLOW_CONNECTIONS false`` does to a
     database under maintenance)."""
-    url = make_url(stack.env["ORDERSAGA_ORCHESTRATOR_DB_URL"])
+    url = make_url(stack.urls["orchestrator"])
     admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             for service in REFUSING:
-                name = make_url(stack.env[f"ORDERSAGA_{service.upper()}_DB_URL"]).database
+                name = make_url(stack.urls[service]).database
                 await conn.exec_driver_sql(
                     f"ALTER DATABASE {name} ALLOW_CONNECTIONS {str(allowed).lower()}"
                 )
@@ -67,7 +68,7 @@ def test_orders_finish_when_the_databases_refuse_connections_for_seconds(stack: 
             ids.append(order["orderID"])
             time.sleep(max(0.0, start + (i + 1) / rate - time.monotonic()))
 
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         placing = threading.Thread(target=stream, args=(http, 240, 30.0))
         placing.start()
         time.sleep(1.5)

@@ -1,8 +1,8 @@
 """Kafka's secure listener as the services meet it: TLS, SCRAM-SHA-512, and ACLs that let
 each service write only what it produces.
 
-Runs on the listener the environment names (`infra/with-infra.sh` exports it from
-`.cache/kafka-security/client.env`: SASL_SSL as `admin`, each service as itself).
+Runs on the listener the environment names (`infra/with-infra.sh` exports it with
+`infra/infra.sh env`: SASL_SSL as `admin`, each service as itself).
 """
 
 import asyncio
@@ -30,6 +30,8 @@ from ordersaga.contracts.messages import PaymentProcessed
 from ordersaga.contracts.statuses import PaymentStatus
 from ordersaga.messaging.kafka import KafkaBroker
 from ordersaga.messaging.kafka_config import PRODUCER_OPTIONS, client_options, for_service
+from tests.auth_support import operator_headers
+from tests.realstack.secure_kafka import SECURE_LISTENER_NEEDED
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import place, wait_all
 
@@ -38,7 +40,6 @@ NO_SASL = {
     "kafka_sasl_username": None,
     "kafka_sasl_mechanism": None,
     "kafka_sasl_password": None,
-    "kafka_sasl_password_file": None,
 }
 
 
@@ -46,12 +47,8 @@ NO_SASL = {
 def secure() -> Settings:
     """The environment's settings, which must name the secure listener."""
     settings = Settings()
-    assert settings.kafka_security_protocol.upper() == "SASL_SSL", (
-        "these tests run on Kafka's SASL_SSL listener: run them through infra/with-infra.sh, "
-        "or `set -a; . .cache/kafka-security/client.env` and set "
-        "ORDERSAGA_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9094"
-    )
-    assert settings.kafka_service_sasl_username, "ORDERSAGA_KAFKA_SERVICE_SASL_USERNAME is unset"
+    assert settings.kafka_security_protocol.upper() == "SASL_SSL", SECURE_LISTENER_NEEDED
+    assert settings.stock_kafka_sasl_username, "ORDERSAGA_STOCK_KAFKA_SASL_USERNAME is unset"
     return settings
 
 
@@ -82,9 +79,7 @@ def test_a_client_without_credentials_is_refused(secure: Settings) -> None:
 
 
 def test_a_wrong_password_fails_authentication(secure: Settings) -> None:
-    wrong = secure.model_copy(
-        update={"kafka_sasl_password_file": None, "kafka_sasl_password": SecretStr("not-it")}
-    )
+    wrong = secure.model_copy(update={"kafka_sasl_password": SecretStr("not-it")})
     options = client_options(wrong)
     options.pop("bootstrap_servers")
     host, port = first_server(secure)
@@ -158,7 +153,7 @@ def test_a_forged_payment_reply_never_reaches_the_orchestrator(
     for service in ("order", "orchestrator", "stock"):
         stack.start(service)
     stack.wait_ready()
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         order = place(http, user=1, product=1, quantity=1)
         saga_id = order["orderID"]
         before = wait_for_step(stack, saga_id, PAYMENT_STEP)

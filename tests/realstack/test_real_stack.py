@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from tests.auth_support import operator_headers
 from tests.realstack.stack import Stack
 
 TERMINAL = {"ORDER_COMPLETED", "ORDER_CANCELLED"}
@@ -62,7 +63,7 @@ def assert_verified(stack: Stack) -> str:
 def test_the_three_outcomes(stack: Stack) -> None:
     stack.start_all()
     orders: dict[str, dict[str, Any]] = {}
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         # One after the other: the third is unaffordable only once the first was charged.
         completed = place(http, user=1, product=1, quantity=1)
         orders |= wait_all(http, [completed["orderID"]])
@@ -83,7 +84,8 @@ def test_oversubscribed_stock_and_money(stack: Stack) -> None:
     stack.start_all()
     rng = random.Random(1)
     wanted = [(rng.randint(1, 3), rng.randint(1, 3), rng.randint(1, 2)) for _ in range(120)]
-    with httpx.Client(base_url=stack.api, timeout=10) as http, ThreadPoolExecutor(16) as pool:
+    client = httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers())
+    with client as http, ThreadPoolExecutor(16) as pool:
         placed = list(pool.map(lambda o: place(http, *o), wanted))
         orders = wait_all(http, [p["orderID"] for p in placed])
     outcomes = Counter(o["status"] for o in orders.values())
@@ -98,7 +100,7 @@ def test_two_replicas_each_one_of_each_killed_mid_run(stack: Stack) -> None:
     stop = threading.Event()
 
     def keep_ordering() -> None:
-        with httpx.Client(base_url=stack.api, timeout=10) as http:
+        with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
             n = 0
             while not stop.is_set() and n < 400:
                 order = place(http, rng.randint(1, 3), rng.randint(1, 3), 1, key=f"k{n}")
@@ -114,7 +116,7 @@ def test_two_replicas_each_one_of_each_killed_mid_run(stack: Stack) -> None:
     stop.set()
     producer.join(timeout=60)
     assert len(ids) > 20, "orders should have been placed before and after the kills"
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         orders = wait_all(http, ids, timeout=180)
     assert len(orders) == len(set(ids))
     stack.assert_alive()

@@ -10,6 +10,7 @@ import time
 import httpx
 
 from ordersaga.tools.bench.data import chaos_order
+from tests.auth_support import operator_headers
 from tests.realstack.quiet import add_chaos_data, wait_quiet
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import assert_verified, place, wait_all
@@ -47,7 +48,7 @@ def test_rolling_sigterm_and_restart_of_every_replica_under_load(stack: Stack) -
     placing.set()
 
     def stream() -> None:
-        with httpx.Client(base_url=stack.api, timeout=10) as http:
+        with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
             n = 0
             while placing.is_set():
                 body = chaos_order(rng)
@@ -73,7 +74,7 @@ def test_rolling_sigterm_and_restart_of_every_replica_under_load(stack: Stack) -
     assert not left, f"not quiet {time.monotonic() - last_restart:.1f} s after: {left}"
     assert max(stops.values()) < 25, stops
     assert len(ids) > 100, "orders should stream in during the whole restart"
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         orders = wait_all(http, ids, timeout=30)
     deadlines = [
         o["reason"] for o in orders.values() if "did not answer within" in (o["reason"] or "")

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from ordersaga.config import Settings
 from ordersaga.messaging.kafka_config import client_options
+from tests.auth_support import operator_headers
 from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import place, wait_all
 
@@ -69,7 +70,7 @@ async def read_topics(names: list[str], expected: int) -> list[Any]:
 
 def test_messages_on_the_wire_have_the_contract_shapes(stack: Stack) -> None:
     stack.start_all()
-    with httpx.Client(base_url=stack.api, timeout=10) as http:
+    with httpx.Client(base_url=stack.api, timeout=10, headers=operator_headers()) as http:
         ids = [
             place(http, 1, 1, 1)["orderID"],
             place(http, 3, 3, 4)["orderID"],

@@ -18,7 +18,7 @@ from ordersaga.tools.verify import Check, verify
 async def api_of(system: EmbeddedSystem) -> AsyncIterator[OrderClient]:
     transport = httpx.ASGITransport(app=system.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
-        yield OrderClient(http)
+        yield OrderClient(http, system.tokens)
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.auth_support import operator_headers
 from tests.support import until_sync
 
 pytestmark = pytest.mark.slow
@@ -25,9 +26,11 @@ def free_port() -> int:
 
 def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [*CLI, "up", "--embedded", "--data-dir", str(data_dir), "--port", str(port)],
+        [*CLI, "up", "--embedded", "--data-dir", str(data_dir), "--port", str(port),
+         "--admin-port", str(free_port())],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**os.environ, "ORDERSAGA_METRICS_PORT": "0"},
     )
 
     def ready() -> bool:
@@ -51,7 +54,7 @@ def test_sigkill_mid_flight_loses_nothing(tmp_path: Path) -> None:
     process = start(tmp_path, port)
     try:
         ids = []
-        with httpx.Client(timeout=5) as http:
+        with httpx.Client(timeout=5, headers=operator_headers()) as http:
             for i in range(60):
                 body = {"userID": 1 + i % 3, "productID": 1 + i % 3, "quantity": 1}
                 response = http.post(api, json=body)
@@ -63,7 +66,7 @@ def test_sigkill_mid_flight_loses_nothing(tmp_path: Path) -> None:
 
     process = start(tmp_path, port)
     try:
-        with httpx.Client(timeout=5) as http:
+        with httpx.Client(timeout=5, headers=operator_headers()) as http:
 
             def all_ended() -> bool:
                 statuses = [http.get(f"{api}/{i}").json()["status"] for i in ids]

@@ -127,8 +127,9 @@ async def test_a_silent_participant_parks_the_saga_and_a_retry_resumes_it(tmp_pa
         assert shipping.received[order_id] == 3
 
         shipping.answer_from = 1  # the participant is mended; the operator retries
-        resumed = await ops.retry(order_id)
-        assert resumed.status is SagaStatus.RUNNING
+        resumed = await ops.retry(order_id, actor="on-call", reason="shipping is mended")
+        assert resumed.saga.status is SagaStatus.RUNNING
+        assert resumed.audit.action == "retry" and resumed.audit.actor == "on-call"
         order = await api.wait(order_id)
         assert order["status"] == "ORDER_COMPLETED"
         await assert_invariants(system)

@@ -15,8 +15,8 @@ import ordersaga
 SOURCE = Path(ordersaga.__file__).parent
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"contracts", "config"}),
-    frozenset({"messaging", "db"}),
+    frozenset({"contracts", "config", "observability"}),
+    frozenset({"messaging", "db", "auth"}),
     frozenset({"saga"}),
     frozenset({"services"}),
     frozenset({"runtime", "migrations"}),

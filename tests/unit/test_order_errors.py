@@ -60,11 +60,22 @@ def test_long_input_is_shortened() -> None:
 
 def test_unknown_field_lists_accepted_fields() -> None:
     [error] = field_errors(
+        [{"type": "extra_forbidden", "loc": ("body", "price")}], ["userID", "productID"]
+    )
+
+    assert error.field == "price"
+    assert error.message == "is not an accepted field; accepted fields: userID, productID"
+
+
+def test_a_field_the_server_sets_says_so() -> None:
+    [error] = field_errors(
         [{"type": "extra_forbidden", "loc": ("body", "amount")}], ["userID", "productID"]
     )
 
     assert error.field == "amount"
-    assert error.message == "is not an accepted field; accepted fields: userID, productID"
+    assert error.message == (
+        "is not an accepted field (the server sets it); accepted fields: userID, productID"
+    )
 
 
 def test_missing_body_says_what_to_send() -> None:

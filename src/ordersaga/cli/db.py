@@ -20,6 +20,7 @@ from ordersaga.cli.errors import FAILED, USAGE, CommandGroup, database_failed, f
 from ordersaga.cli.services import SomeService, chosen
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
+from ordersaga.db.grants import grant_runtime
 from ordersaga.db.migrate import (
     SchemaNotCurrent,
     alembic_config,
@@ -41,7 +42,7 @@ db_app = typer.Typer(
 )
 
 
-Operation = Callable[[Service, str], Coroutine[Any, Any, str]]
+Operation = Callable[[Service, Settings], Coroutine[Any, Any, str]]
 
 
 @db_app.command("upgrade")
@@ -67,7 +68,7 @@ def reset_command(
     no data) and delete the saga topics on Kafka. Then `ordersaga db upgrade` and
     `ordersaga seed` (`make infra-reset` does all three)."""
     settings = Settings()
-    urls = {s.name: s.database_url(settings) for s in SERVICES}
+    urls = {s.name: s.owner_url(settings) for s in SERVICES}
     if not yes:
         fail(
             "db reset deletes every order, saga, stock row and balance in "
@@ -76,8 +77,10 @@ def reset_command(
             USAGE,
         )
     if any(url.startswith("sqlite") for url in urls.values()):
-        fail("db reset needs database servers; an embedded system starts from an empty "
-             "--data-dir", USAGE)
+        fail(
+            "db reset needs database servers; an embedded system starts from an empty --data-dir",
+            USAGE,
+        )
     for name, url in urls.items():
         try:
             asyncio.run(recreate_databases({name: url}))
@@ -90,9 +93,16 @@ def reset_command(
     console.print("next: `ordersaga db upgrade` and `ordersaga seed`")
 
 
-async def _upgrade(found: Service, url: str) -> str:
+async def _upgrade(found: Service, settings: Settings) -> str:
+    url = found.owner_url(settings)
     before = await current_revision(url)
     await upgrade(found, url)
+    login = await grant_runtime(url, found.database_url(settings))
+    granted = f"; {login} may read and write its rows" if login else ""
+    return _upgraded(found, before) + granted
+
+
+def _upgraded(found: Service, before: str | None) -> str:
     head = head_revision(found)
     if before == head:
         return f"schema already at {head}, the latest"
@@ -102,8 +112,9 @@ async def _upgrade(found: Service, url: str) -> str:
     return f"upgraded schema from {before} to {head}"
 
 
-async def _seed(found: Service, url: str) -> str:
+async def _seed(found: Service, settings: Settings) -> str:
     """Seed, and tell what the seed added by counting each table's rows around it."""
+    url = found.owner_url(settings)
     if await current_revision(url) != head_revision(found):
         await seed(found, url)  # raises SchemaNotCurrent with its hint
     before = await _row_counts(found, url)
@@ -134,10 +145,12 @@ def _services(name: str | None) -> list[Service]:
 
 
 def _run(operation: Operation, found: Service) -> str:
-    """Run ``operation``; a missing database or an old schema ends the command with a hint."""
-    url = found.database_url(Settings())
+    """Run ``operation`` as the database's owner; a missing database or an old schema
+    ends the command with a hint."""
+    settings = Settings()
+    url = found.owner_url(settings)
     try:
-        return asyncio.run(operation(found, url))
+        return asyncio.run(operation(found, settings))
     except SchemaNotCurrent as error:
         fail(f"{found.name}: {error}", FAILED)
     except (OSError, DBAPIError) as error:

@@ -38,6 +38,7 @@ async def _demo(data_dir: Path, orders: int, seed: int | None) -> bool:
             seed,
             show_played=lambda played: console.print(scenarios_listing(played, console.width)),
             show_progress=stages.show,
+            show_note=lambda note: console.print(f"[dim]{note}[/]"),
         )
     finally:
         stages.close()

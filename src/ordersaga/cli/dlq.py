@@ -31,12 +31,14 @@ from ordersaga.cli.errors import (
 )
 from ordersaga.cli.json_output import JsonFlag, echo_json
 from ordersaga.config import Settings
-from ordersaga.contracts import topics
-from ordersaga.contracts.topics import dead_letter
 from ordersaga.messaging.dead_letters import (
+    DLQ_TOPICS,
+    EMBEDDED_LIMITS,
+    KAFKA_LIMITS,
     DeadLetter,
     DeadLetterError,
     ReadLimits,
+    dead_letter_topic,
     find_dead_letter,
     inspect,
     replay,
@@ -49,13 +51,6 @@ T = TypeVar("T")
 
 """The embedded system's broker log, under its data directory."""
 
-# Empty topics are skipped without reading (their offsets say so). For the others, on
-# Kafka a new consumer group takes a moment to form, and until it has, a poll says
-# nothing; the in-process broker answers at once.
-KAFKA_LIMITS = ReadLimits(patience=10.0, quiet=1.0)
-EMBEDDED_LIMITS = ReadLimits(patience=0.1, quiet=0.05)
-
-DLQ_TOPICS = [dead_letter(topic) for topic in topics.ALL]
 
 dlq_app = typer.Typer(
     help="Dead letters (<topic>.DLQ): list them, show one, replay them to their topic.",
@@ -209,13 +204,10 @@ def replay_command(
 
 def _dlq_topic(name: str, *, source_ok: bool = False) -> str:
     """The contract's dead-letter topic ``name`` names (or whose source it names)."""
-    if name in DLQ_TOPICS:
-        return name
-    if name in topics.ALL:
-        if source_ok:
-            return dead_letter(name)
-        raise Refused(f"{name} is not a dead-letter topic: its dead letters are on {name}.DLQ")
-    raise Refused(f"unknown dead-letter topic {name!r}; one of {', '.join(DLQ_TOPICS)}")
+    try:
+        return dead_letter_topic(name, source_ok=source_ok)
+    except DeadLetterError as error:
+        raise Refused(str(error)) from None
 
 
 @contextlib.contextmanager

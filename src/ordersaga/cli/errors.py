@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from typer._click.core import Context  # typer's own copy of click: its groups take this
 
 from ordersaga.cli.help import TerminalGroup
-from ordersaga.config import Settings
+from ordersaga.config import SettingFileError, Settings
 from ordersaga.services.registry import SERVICES
 
 OK = 0
@@ -196,6 +196,8 @@ class CommandGroup(TerminalGroup):
             fail(str(error), UNREACHABLE)
         except (typer.Exit, typer.Abort):
             raise
+        except SettingFileError as error:
+            fail(str(error), USAGE)
         except Exception as error:
             if _debug(ctx) or not unreachable(error):
                 raise

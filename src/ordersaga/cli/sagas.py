@@ -7,8 +7,8 @@ orchestrator's outbox; the running orchestrator publishes it.
 
 import asyncio
 import contextlib
+import getpass
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -28,11 +28,13 @@ from ordersaga.db.engine import make_engine, sqlite_url
 from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.unit_of_work import Transactions
 from ordersaga.runtime.embedded import database_path
+from ordersaga.saga import search
 from ordersaga.saga.registry import UnknownSagaVersion
 from ordersaga.saga.retention import export_finished_sagas
+from ordersaga.saga.search import BadQuery, SagaQuery
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.orchestrator.operations import (
-    NotParked,
+    ActionRefused,
     SagaDetail,
     SagaOperations,
     SagaView,
@@ -40,6 +42,7 @@ from ordersaga.services.orchestrator.operations import (
 )
 from ordersaga.services.orchestrator.tables import outbox, saga_history, saga_instances
 from ordersaga.services.orchestrator.wiring import place_order_runner
+from ordersaga.services.registry import service
 
 T = TypeVar("T")
 
@@ -51,28 +54,20 @@ sagas_app = typer.Typer(
     cls=CommandGroup,
 )
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-_AGE = re.compile(r"(\d+)([smhd])")
-
-
 def parse_age(text: str) -> timedelta:
     """``30s``, ``5m``, ``2h`` or ``1d`` as a duration; a usage error for anything else."""
-    match = _AGE.fullmatch(text.strip().lower())
-    if match is None:
-        raise typer.BadParameter(
-            f"{text!r} is not an age: use a whole number and a unit, s, m, h or d (30s, 5m, 2h, 1d)"
-        )
-    number, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: int(number)})
+    try:
+        return search.parse_age(text)
+    except BadQuery as error:
+        raise typer.BadParameter(error.message) from None
 
 
 def parse_state(text: str) -> SagaStatus:
     """A saga state by its name, in any case; a usage error naming the states otherwise."""
     try:
-        return SagaStatus(text.strip().upper())
-    except ValueError:
-        names = ", ".join(SagaStatus)
-        raise typer.BadParameter(f"{text!r} is not a saga state: one of {names}") from None
+        return search.parse_state(text)
+    except BadQuery as error:
+        raise typer.BadParameter(error.message) from None
 
 
 DataDir = Annotated[
@@ -101,6 +96,26 @@ OlderThan = Annotated[
         help="Only sagas begun at least this long ago: 30s, 5m, 2h, 1d.",
     ),
 ]
+NewerThan = Annotated[
+    timedelta | None,
+    typer.Option(
+        "--newer-than",
+        parser=parse_age,
+        metavar="AGE",
+        help="Only sagas begun at most this long ago: 30s, 5m, 2h, 1d.",
+    ),
+]
+UserId = Annotated[int | None, typer.Option("--user-id", help="Only this user's sagas.")]
+Step = Annotated[
+    str | None, typer.Option("--step", help="Only sagas at this step (reserve_stock...).")
+]
+Parked = Annotated[
+    bool | None,
+    typer.Option("--parked/--not-parked", help="Only parked sagas, or only the others."),
+]
+ReasonText = Annotated[
+    str | None, typer.Option("--reason-contains", help="Only sagas whose reason has this text.")
+]
 Limit = Annotated[int, typer.Option("--limit", min=1, help="At most this many sagas.")]
 SagaId = Annotated[str, typer.Argument(help="The saga's id (its order's orderID).")]
 
@@ -121,22 +136,44 @@ HISTORY_FIELDS = (
     Field("from → to", keep=6),
     Field("step", keep=4, justify="right"),
 )
+TIMELINE_FIELDS = (
+    Field("at", keep=9),
+    Field("lane", keep=8),
+    Field("kind", keep=7),
+    Field("topic", keep=6),
+    Field("where", keep=4),
+    Field("step", keep=5),
+)
 
 
 @sagas_app.command("list")
 def list_command(
     state: State = None,
     older_than: OlderThan = None,
+    newer_than: NewerThan = None,
+    user_id: UserId = None,
+    step: Step = None,
+    parked: Parked = None,
+    reason: ReasonText = None,
     limit: Limit = 50,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List sagas, newest first, each with its reason under it, and a count of all sagas
-    by state."""
+    by state. The filters are the admin API's (GET /admin/v1/sagas)."""
+    query = SagaQuery(
+        state=state,
+        older_than=older_than,
+        newer_than=newer_than,
+        user_id=user_id,
+        parked=parked,
+        reason=reason,
+        limit=limit,
+    )
 
     async def run(operations: SagaOperations) -> tuple[list[SagaView], dict[SagaStatus, int]]:
-        found = await operations.find(status=state, older_than=older_than, limit=limit)
-        return found, await operations.count()
+        found = await operations.search(query, step)
+        return found.sagas, await operations.count()
 
     found, counts = _run(data_dir, run)
     if as_json:
@@ -199,21 +236,74 @@ def show_command(saga_id: SagaId, data_dir: DataDir = None, as_json: JsonFlag = 
         for record in detail.history
     ]
     console.print(listing("History", HISTORY_FIELDS, items, console.width))
+    console.print(listing("Timeline", TIMELINE_FIELDS, timeline_items(detail), console.width))
+
+
+def timeline_items(detail: SagaDetail) -> list[Item]:
+    """The saga's timeline as the admin API gives it, one event a line, what it says under."""
+    items = []
+    for event in detail.timeline:
+        where = "" if event.partition is None else f"{event.partition}/{event.offset}"
+        said = [event.detail, f"by {event.actor}" if event.actor else None, event.reason]
+        if event.message_id:
+            said.append(f"message {event.message_id}")
+        items.append(
+            Item(
+                [
+                    event.at.isoformat(timespec="milliseconds"),
+                    event.service,
+                    event.kind,
+                    escape(event.topic or ""),
+                    where,
+                    escape(event.step or ""),
+                ],
+                note="; ".join(part for part in said if part),
+            )
+        )
+    return items
+
+
+Reason = Annotated[
+    str,
+    typer.Option("--reason", help="Why: recorded in the audit trail with who acted."),
+]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
 
 
 @sagas_app.command("retry")
-def retry_command(saga_id: SagaId, data_dir: DataDir = None) -> None:
+def retry_command(
+    saga_id: SagaId,
+    reason: Reason = "retried from the command line",
+    data_dir: DataDir = None,
+) -> None:
     """Send a PARKED saga's compensation (or outcome) again, with its attempts counted
     afresh."""
 
     async def run(operations: SagaOperations) -> SagaView:
-        return await operations.retry(saga_id)
+        return (await operations.retry(saga_id, actor=_actor(), reason=reason)).saga
 
     saga = _run(data_dir, run)
     deadline = _deadline_text(saga.deadline, utc_now())
     Console().print(
         f"Saga {saga.saga_id} retried: {_status_text(saga.status)} at {saga.step_name}, "
         f"its unacknowledged message sent again; acknowledgement due {deadline}."
+    )
+
+
+@sagas_app.command("cancel")
+def cancel_command(saga_id: SagaId, reason: Reason, data_dir: DataDir = None) -> None:
+    """Cancel a RUNNING saga before its pivot: its done steps are compensated now."""
+
+    async def run(operations: SagaOperations) -> SagaView:
+        return (await operations.cancel(saga_id, actor=_actor(), reason=reason)).saga
+
+    saga = _run(data_dir, run)
+    Console().print(
+        f"Saga {saga.saga_id} cancelled: {_status_text(saga.status)}, undoing "
+        f"{saga.step_name}; it ends CANCELLED once its compensations are acknowledged."
     )
 
 
@@ -293,7 +383,7 @@ def _status_text(status: SagaStatus) -> str:
 def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]) -> T:
     """Run ``action`` on the orchestrator's database; an error a user can fix exits."""
     settings = Settings()
-    url = settings.orchestrator_db_url
+    url = service("orchestrator").database_url(settings)
     if data_dir is not None:
         path = database_path(data_dir, "orchestrator")
         if not path.exists():
@@ -311,7 +401,9 @@ def _run(data_dir: Path | None, action: Callable[[SagaOperations], Awaitable[T]]
 
     try:
         return asyncio.run(run())
-    except (UnknownSaga, NotParked, UnknownSagaVersion) as error:
+    except (UnknownSaga, ActionRefused, UnknownSagaVersion) as error:
         fail(str(error), FAILED)
+    except BadQuery as error:
+        fail(str(error), USAGE)
     except (OSError, DBAPIError) as error:
         database_failed("orchestrator", url, error)

@@ -16,9 +16,7 @@ def parse_service(text: str) -> str:
     return text
 
 
-ServiceName = Annotated[
-    str, typer.Argument(parser=parse_service, help=f"{CHOICES}.")
-]
+ServiceName = Annotated[str, typer.Argument(parser=parse_service, help=f"{CHOICES}.")]
 """One service, required."""
 
 SomeService = Annotated[

@@ -9,6 +9,7 @@ upgrade of SQLAlchemy reads differently.
 
 import asyncio
 import sqlite3
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,37 @@ def _create(url: str, options: dict[str, Any]) -> AsyncEngine:
         # SELECT ... FOR UPDATE would then block every INSERT of a new order behind it.
         # READ COMMITTED locks only the rows read, as PostgreSQL does by default.
         options.setdefault("isolation_level", "READ COMMITTED")
+    if url.startswith("postgresql"):
+        url = _postgres_tls(url, options)
     engine = create_async_engine(url, pool_pre_ping=True, **options)
     if engine.dialect.name in ("mysql", "mariadb"):
         event.listen(engine.sync_engine, "handle_error", _check_violation_is_integrity_error)
         prefix_lock_timeouts(engine.sync_engine)
     return engine
+
+
+def _postgres_tls(url: str, options: dict[str, Any]) -> str:
+    """``?ssl=verify-full&sslrootcert=/path/ca.crt`` (or ``verify-ca``) as libpq reads
+    them: asyncpg takes no ``sslrootcert``, so the URL's pair becomes an SSL context
+    trusting that CA alone — with the server's name checked against its certificate for
+    ``verify-full`` — and leaves the URL."""
+    parsed = make_url(url)
+    root = parsed.query.get("sslrootcert")
+    if root is None:
+        return url
+    mode = parsed.query.get("ssl") or parsed.query.get("sslmode")
+    if mode not in ("verify-full", "verify-ca"):
+        raise ValueError(
+            f"sslrootcert is for ssl=verify-full or ssl=verify-ca, not ssl={mode}: {parsed!r}"
+        )
+    if not isinstance(root, str) or not Path(root).is_file():
+        raise ValueError(f"sslrootcert {root} is not a file: {parsed!r}")
+    context = ssl.create_default_context(cafile=root)
+    context.check_hostname = mode == "verify-full"
+    options.setdefault("connect_args", {})["ssl"] = context
+    return parsed.difference_update_query(["ssl", "sslmode", "sslrootcert"]).render_as_string(
+        hide_password=False
+    )
 
 
 def _roll_back_if_in_transaction(

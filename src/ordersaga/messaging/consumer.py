@@ -34,6 +34,7 @@ a poll or a backoff, with nothing in hand, is cancelled there at once.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,6 +55,11 @@ from ordersaga.messaging.port import (
 )
 from ordersaga.messaging.retry import Retrying, RetryStats
 from ordersaga.messaging.unit_of_work import Transactions
+from ordersaga.observability.logs import log_context, trace_id_of
+from ordersaga.observability.recorders import ConsumerMetrics, ServiceMetrics
+
+LAG_EVERY = 1.0
+"""Seconds between two updates of the lag metric (read after a committed batch)."""
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,7 @@ class ConsumerLoop:
         max_records: int = 500,
         crash_points: CrashPoints | None = None,
         schema_version: str = h.CURRENT_SCHEMA_VERSION,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         self._broker = broker
         self.group = group
@@ -131,6 +138,9 @@ class ConsumerLoop:
         self._crash_points = crash_points
         self._schema_version = schema_version
         self.stats = ConsumerStats()
+        self.metrics = metrics or ServiceMetrics.detached(group).consumer(group)
+        self._lag_read_at = 0.0
+        self._lag_known: set[TopicPartition] = set()
         self._reported_held: set[tuple[str, int, int]] = set()
         self._stopping = False
         self._idle = False
@@ -152,7 +162,11 @@ class ConsumerLoop:
         """Consume until cancelled, or until :meth:`stop` is called and the batch in hand
         is done; the consumer always leaves its group on the way out."""
         self._running = asyncio.current_task()
-        consuming = Retrying(f"{self.group}: consuming", self.stats, log)
+        with log_context(group=self.group):
+            await self._run()
+
+    async def _run(self) -> None:
+        consuming = self._retrying(f"{self.group}: consuming")
         waiting = Backoff(first=1.0, cap=30.0)
         while not self._stopping:
             consumer = self._broker.consumer(self.group, list(self._handlers), self._client_id)
@@ -191,17 +205,37 @@ class ConsumerLoop:
                 records = await consumer.poll(self._max_records, timeout=1.0)
             consuming.succeeded()
             if not records:
+                self._read_lag(consumer)
                 continue
+            self.metrics.batch(len(records))
             polled = await self._sort_out(records)
             if polled.readable:
                 await self._handle(polled.readable)
             self._crash_points_after(polled.done)
             if polled.done:
                 await consumer.commit(next_offsets(polled.done))
+            self._read_lag(consumer)
             if polled.held:
                 raise WaitingForNewerReader(polled.held)
             waiting.reset()
             self._reported_held.clear()
+
+    def _retrying(self, what: str) -> Retrying:
+        return Retrying(what, self.stats, log, counted=self.metrics.retried)
+
+    def _read_lag(self, consumer: Consumer) -> None:
+        """Update the lag metric, at most every :data:`LAG_EVERY` seconds; a partition
+        no longer held reads 0 here (its new owner reports it)."""
+        now = time.monotonic()
+        if now - self._lag_read_at < LAG_EVERY:
+            return
+        self._lag_read_at = now
+        lag = consumer.lag()
+        for tp in self._lag_known - lag.keys():
+            self.metrics.lag(tp.topic, tp.partition, 0)
+        for tp, behind in lag.items():
+            self.metrics.lag(tp.topic, tp.partition, behind)
+        self._lag_known = set(lag)
 
     def _crash_points_after(self, records: Sequence[Record]) -> None:
         if self._crash_points is None:
@@ -238,10 +272,13 @@ class ConsumerLoop:
         A record its handler finds invalid is dead-lettered and the others are tried again.
         """
         pending = list(items)
-        retrying = Retrying(f"{self.group}: handling a batch of {len(pending)}", self.stats, log)
+        retrying = self._retrying(f"{self.group}: handling a batch of {len(pending)}")
         while pending:
+            began = time.perf_counter()
             try:
-                outcome = await handle_batch(self._transactions, pending, self._handlers)
+                outcome = await handle_batch(
+                    self._transactions, pending, self._handlers, self.group
+                )
             except asyncio.CancelledError:
                 raise
             except InvalidMessage as invalid:
@@ -256,6 +293,7 @@ class ConsumerLoop:
                 await retrying.failed(error)
                 continue
             retrying.succeeded()
+            self.metrics.transaction(time.perf_counter() - began)
             self._committed(outcome)
             return
 
@@ -263,6 +301,8 @@ class ConsumerLoop:
         self.stats.batches += 1
         self.stats.handled += outcome.handled
         self.stats.duplicates += outcome.duplicates
+        for (topic, result), count in outcome.by_topic.items():
+            self.metrics.consumed(topic, result, count)
 
     def _report_held(self, waiting: WaitingForNewerReader) -> None:
         self.stats.newer_schema += 1
@@ -280,6 +320,17 @@ class ConsumerLoop:
             )
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
+        with log_context(
+            message_id=record.headers.get(h.MESSAGE_ID),
+            saga_id=record.headers.get(h.SAGA_ID),
+            trace_id=trace_id_of(record.headers.get(h.TRACEPARENT)),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        ):
+            await self._send_dead_letter(record, reason)
+
+    async def _send_dead_letter(self, record: Record, reason: str) -> None:
         log.error(
             "%s: %s[%d]@%d is poison, sent to %s: %s",
             self.group,
@@ -300,7 +351,7 @@ class ConsumerLoop:
             }
         )
         letter = OutgoingMessage(dead_letter(record.topic), record.key, record.value, headers)
-        retrying = Retrying(f"{self.group}: sending to {letter.topic}", self.stats, log)
+        retrying = self._retrying(f"{self.group}: sending to {letter.topic}")
         while True:
             try:
                 await self._dlq.send_batch([letter])
@@ -311,4 +362,5 @@ class ConsumerLoop:
                 continue
             retrying.succeeded()
             self.stats.dead_lettered += 1
+            self.metrics.consumed(record.topic, "dead_lettered")
             return

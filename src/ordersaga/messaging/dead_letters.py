@@ -34,7 +34,8 @@ from typing import Final
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
 from ordersaga.contracts import headers as h
-from ordersaga.contracts.topics import DLQ_SUFFIX
+from ordersaga.contracts import topics
+from ordersaga.contracts.topics import DLQ_SUFFIX, dead_letter
 from ordersaga.messaging.port import Broker, OutgoingMessage, Record
 
 DLQ_HEADER_PREFIX: Final = "dlq-"
@@ -62,6 +63,36 @@ class NoSuchRecord(DeadLetterError):
 
 class NotADeadLetter(DeadLetterError):
     pass
+
+
+class UnknownDeadLetterTopic(DeadLetterError):
+    """A name that is no dead-letter topic of the contract."""
+
+
+DLQ_TOPICS: Final = [dead_letter(topic) for topic in topics.ALL]
+"""Every dead-letter topic of the contract."""
+
+# Empty topics are skipped without reading (their offsets say so). For the others, on
+# Kafka a new consumer group takes a moment to form, and until it has, a poll says
+# nothing; the in-process broker answers at once.
+KAFKA_LIMITS: Final = ReadLimits(patience=10.0, quiet=1.0)
+EMBEDDED_LIMITS: Final = ReadLimits(patience=0.1, quiet=0.05)
+
+
+def dead_letter_topic(name: str, *, source_ok: bool = False) -> str:
+    """The contract's dead-letter topic ``name`` names (or, with ``source_ok``, whose
+    source topic it names); :class:`UnknownDeadLetterTopic` otherwise."""
+    if name in DLQ_TOPICS:
+        return name
+    if name in topics.ALL:
+        if source_ok:
+            return dead_letter(name)
+        raise UnknownDeadLetterTopic(
+            f"{name} is not a dead-letter topic: its dead letters are on {name}.DLQ"
+        )
+    raise UnknownDeadLetterTopic(
+        f"unknown dead-letter topic {name!r}; one of {', '.join(DLQ_TOPICS)}"
+    )
 
 
 def address(topic: str, partition: int | str, offset: int | str) -> str:

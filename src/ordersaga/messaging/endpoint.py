@@ -18,6 +18,8 @@ from ordersaga.messaging.outbox import OutboxRelay, RelayLimits
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.stopping import Deadline, bounded, finish
 from ordersaga.messaging.unit_of_work import Transactions
+from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.observability.tracing import NO_TRACING, Tracing
 
 DEFAULT_GRACE = 10.0
 """Seconds :meth:`Endpoint.stop` takes at most, unless told otherwise."""
@@ -38,11 +40,21 @@ class Endpoint:
         client_id: str | None = None,
         crash_points: CrashPoints | None = None,
         relay_limits: RelayLimits = RelayLimits(),
+        metrics: ServiceMetrics | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.name = name
-        self._producer = broker.producer()
-        self.relay = OutboxRelay(engine, outbox, self._producer, limits=relay_limits)
-        self.transactions = Transactions(engine, outbox, inbox, self.relay.wake)
+        self.metrics = metrics or ServiceMetrics.detached(name)
+        self.producer = broker.producer()
+        self.relay = OutboxRelay(
+            engine,
+            outbox,
+            self.producer,
+            limits=relay_limits,
+            metrics=self.metrics.relay(),
+            tracing=tracing,
+        )
+        self.transactions = Transactions(engine, outbox, inbox, self.relay.wake, tracing)
         """The units of work of this replica: every one wakes this replica's relay."""
         self.consumer = ConsumerLoop(
             broker=broker,
@@ -50,8 +62,9 @@ class Endpoint:
             client_id=client_id or f"{name}-1",
             transactions=self.transactions,
             subscriptions=subscriptions,
-            dlq_producer=self._producer,
+            dlq_producer=self.producer,
             crash_points=crash_points,
+            metrics=self.metrics.consumer(name),
         )
         self._consuming: asyncio.Task[None] | None = None
         self._relaying: asyncio.Task[None] | None = None
@@ -87,5 +100,5 @@ class Endpoint:
             drain = max(0.0, deadline.remaining() - max(1.0, 0.2 * timeout))
             await finish(task, drain, f"{self.name}: draining the outbox")
         await bounded(
-            self._producer.close(), max(1.0, deadline.remaining()), f"{self.name}: producer close"
+            self.producer.close(), max(1.0, deadline.remaining()), f"{self.name}: producer close"
         )

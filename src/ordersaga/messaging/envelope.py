@@ -2,12 +2,13 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
 from ordersaga.contracts import headers as h
 from ordersaga.contracts.codec import encode
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.port import OutgoingMessage
+from ordersaga.observability.tracing import new_traceparent
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,32 +28,22 @@ class Trace:
         return cls(
             message_id=headers.get(h.MESSAGE_ID, ""),
             saga_id=saga_id,
-            traceparent=headers.get(h.TRACEPARENT) or new_traceparent(saga_id),
+            traceparent=headers.get(h.TRACEPARENT) or new_traceparent(),
         )
 
 
-def new_traceparent(saga_id: UUID | str) -> str:
-    """A W3C traceparent whose trace id is the saga id, so one saga is one trace.
-
-    A saga id that is not a UUID is hashed into one, so it still names one trace.
-    """
-    return f"00-{_as_uuid(saga_id).hex}-{uuid4().hex[:16]}-01"
-
-
-def _as_uuid(saga_id: UUID | str) -> UUID:
-    if isinstance(saga_id, UUID):
-        return saga_id
-    try:
-        return UUID(saga_id)
-    except ValueError:
-        return uuid5(NAMESPACE_URL, saga_id)
-
-
-def envelope(topic: str, message: WireMessage, cause: Trace | None = None) -> OutgoingMessage:
+def envelope(
+    topic: str,
+    message: WireMessage,
+    cause: Trace | None = None,
+    *,
+    message_id: str | None = None,
+) -> OutgoingMessage:
     """The record for ``message`` on ``topic``, under the message's key.
 
-    ``cause`` is the message this one answers or follows from; without it the message
-    starts a saga of its own (the saga id is its key).
+    ``cause`` is the message (or span) this one answers or follows from; without it the
+    message starts a saga of its own (the saga id is its key) in a trace of its own.
+    ``message_id`` is the id the sender recorded for it (default: a new one).
     """
     saga_id = cause.saga_id if cause else message.key
     return OutgoingMessage(
@@ -60,11 +51,11 @@ def envelope(topic: str, message: WireMessage, cause: Trace | None = None) -> Ou
         key=message.key,
         value=encode(message),
         headers={
-            h.MESSAGE_ID: str(uuid4()),
+            h.MESSAGE_ID: message_id or str(uuid4()),
             h.MESSAGE_TYPE: message.message_type,
             h.SAGA_ID: saga_id,
             h.CAUSATION_ID: cause.message_id if cause else "",
-            h.TRACEPARENT: cause.traceparent if cause else new_traceparent(saga_id),
+            h.TRACEPARENT: cause.traceparent if cause else new_traceparent(),
             h.SENT_AT: datetime.now(UTC).isoformat(),
             h.SCHEMA_VERSION: h.CURRENT_SCHEMA_VERSION,
         },

@@ -10,14 +10,17 @@ dead-letters that record alone. Any other exception is retried.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordersaga.contracts.headers import CAUSATION_ID
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.port import OutgoingMessage, Record
+from ordersaga.observability.logs import log_context, trace_id_of
 
 
 class Keyed(Protocol):
@@ -51,10 +54,27 @@ class HandlerContext:
     conn: AsyncConnection
     cause: Trace
     outgoing: list[OutgoingMessage] = field(default_factory=list)
+    record: Record | None = None
+    """The record being handled (None for a context made by hand)."""
 
-    def send(self, topic: str, message: WireMessage) -> None:
-        """Send ``message`` on ``topic`` if, and only if, this transaction commits."""
-        self.outgoing.append(envelope(topic, message, self.cause))
+    def send(self, topic: str, message: WireMessage, *, message_id: str | None = None) -> None:
+        """Send ``message`` on ``topic`` if, and only if, this transaction commits (as
+        ``message_id``, if the handler recorded one for it)."""
+        self.outgoing.append(envelope(topic, message, self.cause, message_id=message_id))
+
+    def logged(self) -> AbstractContextManager[None]:
+        """While inside, log records name this message: its saga, order (every topic's
+        key is the order id, by the wire contract), trace, id and place in its topic."""
+        record = self.record
+        return log_context(
+            saga_id=self.cause.saga_id,
+            order_id=record.key if record else None,
+            trace_id=trace_id_of(self.cause.traceparent),
+            message_id=self.cause.message_id or None,
+            topic=record.topic if record else None,
+            partition=record.partition if record else None,
+            offset=record.offset if record else None,
+        )
 
     def invalid(self, reason: str) -> InvalidMessage:
         """The exception to raise when this context's message is itself invalid."""
@@ -63,11 +83,15 @@ class HandlerContext:
 
 @dataclass(frozen=True, slots=True)
 class BatchItem:
-    """One new record of a batch as its handler sees it: topic, message and context."""
+    """One new record of a batch as its handler sees it: topic, message and context, and
+    where the record was read (partition, offset) with its ``causation-id``."""
 
     topic: str
     message: Any
     context: HandlerContext
+    partition: int | None = None
+    offset: int | None = None
+    causation_id: str | None = None
 
 
 BatchHandler = Callable[[AsyncConnection, Sequence[BatchItem]], Awaitable[None]]
@@ -86,7 +110,8 @@ def one_by_one(handle: ItemHandler) -> BatchHandler:
         del conn  # each item's context carries it
         for item in items:
             try:
-                await handle(item.context, item.message)
+                with item.context.logged():
+                    await handle(item.context, item.message)
             except InvalidMessage as invalid:
                 if invalid.message_id is not None:
                     raise
@@ -117,17 +142,38 @@ class Decoded:
     message_id: str
 
 
-def context_for(conn: AsyncConnection, item: Decoded) -> HandlerContext:
-    """A fresh context for handling ``item`` in the transaction of ``conn``."""
+def context_for(
+    conn: AsyncConnection, item: Decoded, traceparent: str | None = None
+) -> HandlerContext:
+    """A fresh context for handling ``item`` in the transaction of ``conn``; what it sends
+    carries ``traceparent`` (the span handling it), or else the record's own."""
     keyed: Keyed = item.message
-    return HandlerContext(conn, Trace.from_headers(dict(item.record.headers), keyed.key))
+    cause = Trace.from_headers(dict(item.record.headers), keyed.key)
+    if traceparent is not None:
+        cause = Trace(cause.message_id, cause.saga_id, traceparent)
+    return HandlerContext(conn, cause, record=item.record)
 
 
 async def run_handler(
-    conn: AsyncConnection, items: Sequence[Decoded], handler: BatchHandler
+    conn: AsyncConnection,
+    items: Sequence[Decoded],
+    handler: BatchHandler,
+    traceparents: Sequence[str] | None = None,
 ) -> list[HandlerContext]:
-    """Run ``handler`` for ``items`` in the transaction of ``conn``; their contexts, in order."""
-    batch = [BatchItem(i.record.topic, i.message, context_for(conn, i)) for i in items]
+    """Run ``handler`` for ``items`` in the transaction of ``conn``; their contexts, in
+    order. ``traceparents`` (one per item) are those of the spans handling them."""
+    parents: Sequence[str | None] = traceparents or [None] * len(items)
+    batch = [
+        BatchItem(
+            i.record.topic,
+            i.message,
+            context_for(conn, i, parent),
+            i.record.partition,
+            i.record.offset,
+            i.record.headers.get(CAUSATION_ID) or None,
+        )
+        for i, parent in zip(items, parents, strict=True)
+    ]
     try:
         await handler(conn, batch)
     except InvalidMessage as invalid:

@@ -347,6 +347,8 @@ class KafkaConsumer:
         self._consumer: Any = None
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
+        self._next: dict[TopicPartition, int] = {}
+        """Per partition read from, the offset after the last record returned."""
 
     @property
     def closed(self) -> bool:
@@ -392,7 +394,23 @@ class KafkaConsumer:
         batches = await self._consumer.getmany(
             timeout_ms=int(remaining * 1000), max_records=max_records
         )
-        return [to_record(consumed) for batch in batches.values() for consumed in batch]
+        records = [to_record(consumed) for batch in batches.values() for consumed in batch]
+        for record in records:
+            self._next[record.topic_partition] = record.offset + 1
+        return records
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """From the end offsets the fetches brought (aiokafka's ``highwater``)."""
+        held = self.assignment()
+        # A partition that moved to another member is forgotten: if it comes back, its
+        # position is known again from the first record read.
+        self._next = {tp: position for tp, position in self._next.items() if tp in held}
+        lag: dict[TopicPartition, int] = {}
+        for tp, position in self._next.items():
+            end = self._consumer.highwater(KafkaTopicPartition(*tp))
+            if end is not None:
+                lag[tp] = max(0, end - position)
+        return lag
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` for the partitions this member still holds.

@@ -8,10 +8,10 @@ than ignored (a CA file silently unused on a PLAINTEXT connection is a security 
 
 import ssl
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context  # type: ignore[import-untyped]
+from pydantic import SecretStr
 
 from ordersaga.config import Settings
 
@@ -23,8 +23,6 @@ _WITH_TLS = frozenset({"SSL", "SASL_SSL"})
 # The mechanisms that authenticate with a user name and a password, the only credentials
 # the settings carry (GSSAPI and OAUTHBEARER would need more).
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-SERVICE_PLACEHOLDER = "{service}"
-"""Stands for the service's name in the service credential settings."""
 
 PRODUCER_OPTIONS: Mapping[str, Any] = {
     # Idempotent with acks from every in-sync replica: a retried send is written once,
@@ -77,66 +75,35 @@ def _sasl_options(settings: Settings) -> dict[str, Any]:
             f"ORDERSAGA_KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism!r} is not "
             f"supported; use one of {', '.join(SASL_MECHANISMS)}"
         )
-    username = settings.kafka_sasl_username
-    password = _sasl_password(settings)
-    if not username or password is None:
+    password = settings.kafka_sasl_password
+    if not settings.kafka_sasl_username or password is None:
         raise ValueError(
             "SASL needs credentials: set ORDERSAGA_KAFKA_SASL_USERNAME and "
             "ORDERSAGA_KAFKA_SASL_PASSWORD (or ORDERSAGA_KAFKA_SASL_PASSWORD_FILE)"
         )
-    if SERVICE_PLACEHOLDER in username:
-        raise ValueError(
-            f"ORDERSAGA_KAFKA_SASL_USERNAME={username!r} names {SERVICE_PLACEHOLDER}, which "
-            "only a service replica fills in: set it in ORDERSAGA_KAFKA_SERVICE_SASL_USERNAME "
-            "and give this process a user of its own"
-        )
     return {
         "sasl_mechanism": mechanism,
-        "sasl_plain_username": username,
-        "sasl_plain_password": password,
+        "sasl_plain_username": settings.kafka_sasl_username,
+        "sasl_plain_password": password.get_secret_value(),
     }
-
-
-def _sasl_password(settings: Settings) -> str | None:
-    """The password from the variable or from the file (not both: which would win?)."""
-    path, secret = settings.kafka_sasl_password_file, settings.kafka_sasl_password
-    if path is None:
-        return secret.get_secret_value() if secret is not None else None
-    if settings.kafka_sasl_password is not None:
-        raise ValueError(
-            "both ORDERSAGA_KAFKA_SASL_PASSWORD and ORDERSAGA_KAFKA_SASL_PASSWORD_FILE are "
-            "set; keep one"
-        )
-    try:
-        password = Path(path).read_text().strip()
-    except OSError as error:
-        raise ValueError(
-            f"ORDERSAGA_KAFKA_SASL_PASSWORD_FILE={path!r} cannot be read: {error.strerror}"
-        ) from None
-    if not password:
-        raise ValueError(f"ORDERSAGA_KAFKA_SASL_PASSWORD_FILE={path!r} is empty")
-    return password
 
 
 def for_service(settings: Settings, service: str) -> Settings:
     """The settings a replica of ``service`` reaches Kafka with: logged in as its own
-    principal when ``kafka_service_sasl_username`` is set (``{service}`` filled in, the
-    password from ``kafka_service_sasl_password_file``), else ``settings`` unchanged."""
-    template = settings.kafka_service_sasl_username
-    if not template:
+    user when ``<service>_kafka_sasl_username`` is set (with its
+    ``<service>_kafka_sasl_password``), else ``settings`` unchanged."""
+    username: str | None = getattr(settings, f"{service}_kafka_sasl_username")
+    if not username:
         return settings
-    password_file = settings.kafka_service_sasl_password_file
-    if not password_file:
+    password: SecretStr | None = getattr(settings, f"{service}_kafka_sasl_password")
+    if password is None:
+        variable = f"ORDERSAGA_{service.upper()}_KAFKA_SASL_PASSWORD"
         raise ValueError(
-            "ORDERSAGA_KAFKA_SERVICE_SASL_USERNAME is set without "
-            "ORDERSAGA_KAFKA_SERVICE_SASL_PASSWORD_FILE; set both, or neither"
+            f"ORDERSAGA_{service.upper()}_KAFKA_SASL_USERNAME is set without {variable} "
+            f"(or {variable}_FILE); set both, or neither"
         )
     return settings.model_copy(
-        update={
-            "kafka_sasl_username": template.replace(SERVICE_PLACEHOLDER, service),
-            "kafka_sasl_password": None,
-            "kafka_sasl_password_file": password_file.replace(SERVICE_PLACEHOLDER, service),
-        }
+        update={"kafka_sasl_username": username, "kafka_sasl_password": password}
     )
 
 
@@ -159,7 +126,7 @@ def _refuse_unused(settings: Settings, protocol: str) -> None:
     if protocol not in _WITH_SASL and (
         settings.kafka_sasl_username
         or settings.kafka_sasl_mechanism
-        or settings.kafka_sasl_password_file
+        or settings.kafka_sasl_password
     ):
         raise ValueError(
             f"SASL settings are given but ORDERSAGA_KAFKA_SECURITY_PROTOCOL is {protocol}; "
@@ -184,8 +151,7 @@ def client_options(
 
     Raises :class:`ValueError`, naming the settings to change, for a combination that
     cannot work. ``make_ssl_context`` builds the TLS context from the certificate files
-    (aiokafka's helper; its only side effect is reading those files); a password file is
-    read here too.
+    (aiokafka's helper; its only side effect is reading those files).
     """
     protocol = _validated_protocol(settings)
     _refuse_unused(settings, protocol)

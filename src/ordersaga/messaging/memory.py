@@ -227,6 +227,8 @@ class InProcessBroker:
 
 
 class InProcessProducer:
+    replaced = 0
+
     def __init__(self, broker: InProcessBroker) -> None:
         self._broker = broker
 
@@ -290,6 +292,13 @@ class InProcessConsumer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await appended.wait()
+
+    def lag(self) -> dict[TopicPartition, int]:
+        logs = self._broker._logs
+        return {
+            tp: len(logs[tp.topic][tp.partition]) - position
+            for tp, position in self._positions.items()
+        }
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not self._closed:

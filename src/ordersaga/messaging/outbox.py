@@ -27,6 +27,10 @@ A relay can never wedge its service:
 A relay asked to :meth:`~OutboxRelay.stop` publishes what is committed by then and
 ends: it keeps going while it finds full batches, and returns after a short one (which
 took every row committed before its read). Its caller bounds how long that may take.
+
+Each message is published in a span (``publish <topic>``), the child of the span that
+wrote its row (the row's ``traceparent``); the record sent carries that span's
+``traceparent`` instead, so its consumer's span is the publish span's child.
 """
 
 import asyncio
@@ -35,9 +39,10 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import (
     Column,
     LargeBinary,
@@ -50,12 +55,20 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Insert
 
+from ordersaga.contracts import headers as h
 from ordersaga.db.lock_timeout import bound_lock_waits
 from ordersaga.db.timestamps import UtcDateTime, utc_now
 from ordersaga.db.types import BigId
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.outbox_rows import FAILED_TABLE, OutboxRow, claim, park, remove
 from ordersaga.messaging.port import OutgoingMessage, Producer, UndeliverableMessages
+from ordersaga.observability.recorders import RelayMetrics, ServiceMetrics
+from ordersaga.observability.tracing import (
+    NO_TRACING,
+    Traced,
+    Tracing,
+    messaging_attributes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +150,18 @@ class OutboxRelay:
         limits: RelayLimits = RelayLimits(),
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        metrics: RelayMetrics | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._engine = engine
+        self._tracing = tracing
         self._table = table
         self._producer = producer
         self._limits = limits
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
+        self._metrics = metrics or ServiceMetrics.detached(table.name).relay()
         self.published = 0
         self.parked = 0
         self.timeouts = 0
@@ -218,7 +235,18 @@ class OutboxRelay:
             rows = await claim(conn, self._table, self._batch_size)
             if not rows:
                 return 0
-            errors = await self._send(rows)
+            spans: list[Traced] = []
+            if self._tracing.enabled:
+                spans = [self._publishing(row) for row in rows]
+                rows = [_carrying(row, span) for row, span in zip(rows, spans, strict=True)]
+            try:
+                errors = await self._send(rows)
+            except BaseException as error:
+                for span in spans:
+                    span.end(error)
+                raise
+            for row, span in zip(rows, spans, strict=False):
+                span.end(UnpublishableMessage(errors[row.id]) if row.id in errors else None)
             if errors:
                 await park(conn, self._table, [r for r in rows if r.id in errors], errors)
             await remove(conn, self._table, rows)
@@ -229,14 +257,30 @@ class OutboxRelay:
                 _log_parked(row, errors[row.id])
         return len(rows)
 
+    def _publishing(self, row: OutboxRow) -> Traced:
+        message = row.message
+        return self._tracing.start(
+            f"publish {message.topic}",
+            SpanKind.PRODUCER,
+            message.headers.get(h.TRACEPARENT),
+            lambda: messaging_attributes(
+                message.topic,
+                message.headers,
+                message.key,
+                {"messaging.operation.type": "publish", "ordersaga.outbox.row": row.id},
+            ),
+        )
+
     async def _send(self, rows: list[OutboxRow]) -> dict[int, str]:
         """Publish, keeping :meth:`publish_problem` up to date; the errors of the rows
         that can never be published, by row id."""
-        self._sending_since = time.monotonic()
+        began = self._sending_since = time.monotonic()
         try:
             await self._within_timeout([r.message for r in rows])
         except UndeliverableMessages as undeliverable:
             self._failure = None
+            published = len(rows) - len(undeliverable.failures)
+            self._metrics.published(published, time.monotonic() - began)
             return {rows[i].id: error for i, error in undeliverable.failures.items()}
         except Exception as error:
             self._failure = f"cannot publish to the broker: {type(error).__name__}: {error}"
@@ -244,6 +288,7 @@ class OutboxRelay:
         finally:
             self._sending_since = None
         self._failure = None
+        self._metrics.published(len(rows), time.monotonic() - began)
         return {}
 
     async def _within_timeout(self, messages: list[OutgoingMessage]) -> None:
@@ -267,6 +312,16 @@ class OutboxRelay:
                 f"{self._limits.send_timeout:g}s; their rows are released"
             )
         sending.result()
+
+
+class UnpublishableMessage(Exception):
+    """What a publish span of a message the broker refuses for good ends with."""
+
+
+def _carrying(row: OutboxRow, span: Traced) -> OutboxRow:
+    """``row`` whose message carries ``span``'s ``traceparent``."""
+    headers = {**row.message.headers, h.TRACEPARENT: span.traceparent}
+    return OutboxRow(row.id, replace(row.message, headers=headers))
 
 
 def _forget(task: "asyncio.Future[None]") -> None:

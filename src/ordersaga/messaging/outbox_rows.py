@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.db.timestamps import utc_now
@@ -31,6 +31,28 @@ class OutboxRow:
 def failed_table(outbox: Table) -> Table:
     """Where ``outbox``'s messages that can never be published are kept (same metadata)."""
     return outbox.metadata.tables[FAILED_TABLE]
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What waits in an outbox: rows not yet published, the oldest one's age, and the
+    messages parked in ``outbox_failed``."""
+
+    waiting: int
+    oldest_age: float
+    """Seconds; 0 when nothing waits."""
+    failed: int
+
+
+async def backlog(conn: AsyncConnection, outbox: Table) -> Backlog:
+    """The backlog of ``outbox`` now (two aggregate reads, no row locked)."""
+    waiting, oldest = (
+        await conn.execute(select(func.count(), func.min(outbox.c.created_at)))
+    ).one()
+    failed = failed_table(outbox)
+    parked = await conn.scalar(select(func.count()).select_from(failed))
+    age = (utc_now() - oldest).total_seconds() if oldest is not None else 0.0
+    return Backlog(int(waiting), max(0.0, age), int(parked or 0))
 
 
 async def claim(conn: AsyncConnection, outbox: Table, limit: int) -> list[OutboxRow]:

@@ -55,6 +55,10 @@ class UndeliverableMessages(Exception):
 
 
 class Producer(Protocol):
+    replaced: int
+    """How often this producer was left unusable and replaced by a new one (0 for one
+    that never is)."""
+
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
         """Publish ``messages`` in order; return only once the broker has acknowledged all.
 
@@ -72,6 +76,11 @@ class Consumer(Protocol):
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit, per partition, the offset of the next record to read."""
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Per partition this member holds whose position it knows, the records after
+        that position (the partition's end as last fetched, minus the offset of the next
+        record to read); a partition it has not read from since joining may be missing."""
 
     async def close(self) -> None:
         """Leave the group without committing anything more."""

@@ -40,6 +40,7 @@ class Retrying:
         report_every: float = 60.0,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        counted: Callable[[bool], None] | None = None,
     ) -> None:
         self._what = what
         self._stats = stats
@@ -47,6 +48,8 @@ class Retrying:
         self._report_every = report_every
         self._backoff = backoff or Backoff()
         self._clock = clock
+        self._counted = counted
+        """Told of each failure: True for a fault of the surroundings (a metric)."""
         self._attempts = 0
         self._since = 0.0
         self._reported_at = 0.0
@@ -58,6 +61,8 @@ class Retrying:
         transient = is_transient(error)
         self._stats.retries += 1
         self._stats.unexpected += not transient
+        if self._counted is not None:
+            self._counted(transient)
         if self._attempts == 0:
             self._since = now
             if self._stats.failing_since is None:

@@ -113,3 +113,24 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     return any(_transient_cause(cause) for cause in _causes(error))
+
+
+_LOGIN_SQLSTATES = frozenset({"28000", "28P01", "42501"})
+"""PostgreSQL: invalid authorization, wrong password, no right to connect."""
+_LOGIN_MYSQL_CODES = frozenset({1044, 1045, 1698})
+"""MariaDB: no access to the database, wrong password, no such login for this host."""
+
+
+def login_refused(error: BaseException) -> bool:
+    """Whether the database refused who logged in (a wrong password, a login without the
+    right to this database): a setting to fix, never a fault that passes by itself."""
+    for cause in _causes(error):
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str) and state in _LOGIN_SQLSTATES:
+            return True
+        if type(cause).__module__.startswith(_MYSQL_DRIVER_MODULES):
+            code = cause.args[0] if cause.args else None
+            if code in _LOGIN_MYSQL_CODES:
+                return True
+    return False
+

@@ -20,6 +20,7 @@ from ordersaga.messaging.envelope import Trace, envelope
 from ordersaga.messaging.inbox import record_new
 from ordersaga.messaging.outbox import write_outbox
 from ordersaga.messaging.port import OutgoingMessage
+from ordersaga.observability.tracing import NO_TRACING, Tracing
 
 
 def _asleep() -> None:
@@ -34,9 +35,16 @@ class UnitOfWork:
     inbox: Table | None = None
     outgoing: list[OutgoingMessage] = field(default_factory=list)
 
-    def send(self, topic: str, message: WireMessage, cause: Trace | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        message: WireMessage,
+        cause: Trace | None = None,
+        *,
+        message_id: str | None = None,
+    ) -> None:
         """Send ``message`` on ``topic`` if, and only if, this transaction commits."""
-        self.outgoing.append(envelope(topic, message, cause))
+        self.outgoing.append(envelope(topic, message, cause, message_id=message_id))
 
     def send_all(self, messages: Sequence[OutgoingMessage]) -> None:
         """Send records already enveloped (a handler's), if this transaction commits."""
@@ -57,6 +65,8 @@ class Transactions:
     outbox: Table
     inbox: Table | None = None
     wake_relay: Callable[[], None] = _asleep
+    tracing: Tracing = NO_TRACING
+    """Where the spans of the work done in these units go (the replica's)."""
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[UnitOfWork]:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import time
@@ -14,18 +15,27 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.backoff import Backoff
+from ordersaga.messaging.dead_letters import KAFKA_LIMITS
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.kafka_config import client_options, for_service
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.messaging.stopping import Deadline, bounded
+from ordersaga.messaging.transient import login_refused
+from ordersaga.observability.metrics import Metrics
+from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.observability.serving import MetricsServer, serve_metrics
+from ordersaga.observability.tracing import tracing_from_env
+from ordersaga.runtime.admin import AdminServer, admin_app, bind_admin, listening_line
 from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.runtime.startup_logs import StartupNoise
 from ordersaga.services.base import run_startup_checks
+from ordersaga.services.orchestrator.wiring import place_order_runner
 from ordersaga.services.order.api import create_app, server_config
 from ordersaga.services.order.routers.health import add_readiness_check
 from ordersaga.services.registry import database_url, service_spec
@@ -42,39 +52,97 @@ async def serve(
     may run at once: their consumer group shares the partitions. The order replica binds
     the API's port first, so a port in use (:class:`PortInUse`) ends it before anything
     starts. ``noise`` is told while the replica waits for Kafka.
+
+    Its metrics are served on ``ORDERSAGA_METRICS_PORT`` unless that is 0 (a port in
+    use, :class:`~ordersaga.observability.serving.MetricsPortInUse`, ends it at once too),
+    and the order replica's also on the API's ``/metrics``.
     """
-    settings = for_service(settings, service)  # its own Kafka principal, if configured
-    sock = None
+    settings = for_service(settings, service)  # its own Kafka user, if configured
+    sock = admin_sock = None
     if service == "order":
         sock = bind_api(settings.api_host, settings.api_port, shared=True)
-    spec = service_spec(service, settings)
+    if service == "orchestrator":
+        admin_sock = bind_admin(settings, shared=True)
+    metrics = ServiceMetrics(Metrics(), service, replica)
+    # What the metrics port's /readyz says: not ready until consuming, nor once stopping.
+    phase: list[str | None] = ["starting"]
+
+    def readiness() -> str | None:
+        return phase[0] or running.endpoint.relay.publish_problem()
+
+    exposed: MetricsServer | None = None
+    if settings.metrics_port:
+        try:
+            exposed = serve_metrics(
+                metrics.metrics.registry, settings.metrics_host, settings.metrics_port, readiness
+            )
+        except OSError:
+            for bound in (sock, admin_sock):
+                if bound is not None:
+                    bound.close()
+            raise
+    spec = service_spec(service, settings, metrics)
     url = database_url(settings, service)
     engine = make_engine(url)
     broker = make_broker(settings)
     running = ServiceReplica(
-        spec, engine, broker, replica=replica, relay_limits=relay_limits(settings)
+        spec,
+        engine,
+        broker,
+        replica=replica,
+        relay_limits=relay_limits(settings),
+        metrics=metrics,
+        metrics_interval=settings.metrics_interval,
+        tracing=tracing_from_env(service, replica, os.environ),
     )
+    where_metrics = f"metrics on {exposed.url}" if exposed else "no metrics port"
     stopping: Deadline | None = None
+    admin: AdminServer | None = None
     try:
         await _wait_for_database(engine, service, url)
         await run_startup_checks(spec, engine)
         await _create_topics(broker, settings, spec.topics, noise)
         running.start()
+        if admin_sock is not None:
+            runner = place_order_runner(settings)
+            verifier = auth_setup.verifier(settings)
+            app = admin_app(
+                running.endpoint.transactions, runner, broker, KAFKA_LIMITS, verifier=verifier
+            )
+            admin = await AdminServer.start(app, admin_sock, settings.shutdown_grace / 4)
+            if admin.started:
+                line = listening_line(admin_sock, authenticated=verifier is not None)
+                log.info("orchestrator replica %s: %s", replica, line)
+        phase[0] = None
         if sock is not None:
-            stopping = await _serve_api(running, settings, sock, f"{service} replica {replica}")
+            name = f"{service} replica {replica}"
+            stopping = await _serve_api(running, settings, sock, name, where_metrics)
         else:
             consumed = ", ".join(sorted({s.topic for s in spec.subscriptions}))
-            log.info("%s replica %s ready: consuming %s", service, replica, consumed)
+            log.info(
+                "%s replica %s ready: consuming %s; %s", service, replica, consumed, where_metrics
+            )
             await _until_signalled()
     finally:
-        if sock is not None:
-            sock.close()
+        phase[0] = "stopping"
+        if admin is not None:
+            await admin.stop()
+        for bound in (sock, admin_sock):
+            if bound is not None:
+                bound.close()
+        if exposed is not None:
+            exposed.close()
         stopping = stopping or Deadline(settings.shutdown_grace)
         log.info("%s replica %s stopping (within %.0fs)", service, replica, stopping.remaining())
         await running.stop(stopping.until(0.9))
         await bounded(broker.close(), max(1.0, stopping.remaining()), "closing the broker")
         await bounded(engine.dispose(), max(1.0, stopping.remaining()), "closing the database")
         log.info("%s replica %s stopped", service, replica)
+
+
+class LoginRefused(RuntimeError):
+    """The database refused the service's login: its settings are wrong, waiting will
+    not help."""
 
 
 async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> None:
@@ -86,8 +154,15 @@ async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> Non
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (OSError, DBAPIError) as error:
+            where = make_url(url).render_as_string(hide_password=True)
+            if login_refused(error):
+                raise LoginRefused(
+                    f"{service}'s database at {where} refused the login: "
+                    f"{' '.join(str(getattr(error, 'orig', None) or error).split())[:160]}. "
+                    f"Check ORDERSAGA_{service.upper()}_DB_URL and its password "
+                    f"(ORDERSAGA_{service.upper()}_DB_PASSWORD or _PASSWORD_FILE)"
+                ) from None
             if not waiting:
-                where = make_url(url).render_as_string(hide_password=True)
                 log.warning(
                     "waiting for %s's database at %s (%s); `make infra-up` starts the "
                     "local servers. Retrying quietly.",
@@ -165,12 +240,21 @@ async def _until_signalled() -> None:
 
 
 async def _serve_api(
-    running: ServiceReplica, settings: Settings, sock: socket.socket, name: str
+    running: ServiceReplica,
+    settings: Settings,
+    sock: socket.socket,
+    name: str,
+    where_metrics: str,
 ) -> Deadline:
     """Serve until SIGTERM or SIGINT; then stop taking connections, answer the requests
     in flight within a quarter of the shutdown grace, and return the deadline of the
     whole stop, which began with the signal."""
-    app = create_app(running.endpoint.transactions, settings)
+    app = create_app(
+        running.endpoint.transactions,
+        settings,
+        verifier=auth_setup.verifier(settings),
+        metrics=running.metrics,
+    )
     add_readiness_check(app, running.endpoint.relay.publish_problem)
     config = server_config(
         app,
@@ -188,7 +272,9 @@ async def _serve_api(
         await asyncio.sleep(0.01)  # uvicorn has no event for "listening"
     if server.started:
         host, port = sock.getsockname()[:2]
-        log.info("%s ready: API on http://%s:%s (docs at /docs)", name, host, port)
+        log.info(
+            "%s ready: API on http://%s:%s (docs at /docs); %s", name, host, port, where_metrics
+        )
     await serving
     since = time.monotonic() - (server.signalled_at or time.monotonic())
     return Deadline(settings.shutdown_grace - since)

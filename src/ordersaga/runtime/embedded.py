@@ -5,6 +5,7 @@ service keeps its own database file and talks to the others only through topics.
 """
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -12,16 +13,24 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
+from ordersaga.auth.tokens import LocalTokens
 from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from ordersaga.messaging.consumer import CrashPoints
+from ordersaga.messaging.dead_letters import EMBEDDED_LIMITS
 from ordersaga.messaging.endpoint import Endpoint
 from ordersaga.messaging.memory import BROKER_FILE, InProcessBroker
+from ordersaga.observability.metrics import Metrics
+from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.observability.tracing import Tracing, tracing_from_env
+from ordersaga.runtime.admin import admin_app
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.saga.state import SagaStatus
 from ordersaga.services.base import ServiceSpec, run_startup_checks
 from ordersaga.services.orchestrator.tables import saga_instances
+from ordersaga.services.orchestrator.wiring import place_order_runner
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
 from ordersaga.services.registry import SERVICE_NAMES, service_spec
@@ -39,10 +48,20 @@ def embedded_engines(data_dir: Path) -> dict[str, AsyncEngine]:
 EngineWrapper = Callable[[str, AsyncEngine], AsyncEngine]
 """Given a service's name and engine, the engine its consumer, relay, loops and API use."""
 
+TracingFactory = Callable[[str], Tracing]
+"""Given a service's name, where its spans go."""
+
+
+def tracing_from_environment(service: str) -> Tracing:
+    """A service's tracing as the ``OTEL_*`` variables configure it."""
+    return tracing_from_env(service, "1", os.environ)
+
 
 class EmbeddedSystem:
     """Start with :meth:`start` (or ``async with``); the order API is :attr:`app`.
 
+    The API requires tokens signed with the local key under ``data_dir`` (see
+    :attr:`tokens`) unless the settings point elsewhere or disable authentication.
     The broker's log is kept under ``data_dir`` unless a ``broker`` is handed in, which
     then outlives the system (a test can restart the services on the same broker).
     An ``engine_wrapper`` stands between each service and its database (a test injects
@@ -50,6 +69,10 @@ class EmbeddedSystem:
     ``specs`` replace services' configured specs (a test runs an orchestrator with
     definitions of its own). A service whose startup check fails (the orchestrator,
     when unfinished sagas need a definition version it lacks) fails :meth:`start`.
+
+    Every service records into :attr:`metrics`, one registry for the process, told
+    apart by the ``service`` label; the order API's ``/metrics`` serves all of it.
+    Each service's spans go where ``tracing`` says (default: the ``OTEL_*`` variables).
     """
 
     def __init__(
@@ -61,8 +84,10 @@ class EmbeddedSystem:
         broker: InProcessBroker | None = None,
         engine_wrapper: EngineWrapper | None = None,
         specs: Mapping[str, ServiceSpec] | None = None,
+        tracing: TracingFactory = tracing_from_environment,
     ) -> None:
         self.data_dir = data_dir
+        self._tracing = tracing
         self.settings = settings or Settings()
         self._crash_points = crash_points
         self._engine_wrapper = engine_wrapper
@@ -72,6 +97,11 @@ class EmbeddedSystem:
         self._broker = broker
         self._owns_broker = broker is None
         self._app: FastAPI | None = None
+        self.metrics = Metrics()
+        self._admin_app: FastAPI | None = None
+        self.tokens: LocalTokens = auth_setup.local_tokens(self.settings, data_dir)
+        """Tokens the APIs accept: signed with the local key under ``data_dir`` (or at
+        ``ORDERSAGA_AUTH_KEY_FILE``)."""
 
     @property
     def broker(self) -> InProcessBroker:
@@ -84,6 +114,13 @@ class EmbeddedSystem:
         if self._app is None:
             raise RuntimeError("the embedded system is not started")
         return self._app
+
+    @property
+    def admin_app(self) -> FastAPI:
+        """The orchestrator's admin API."""
+        if self._admin_app is None:
+            raise RuntimeError("the embedded system is not started")
+        return self._admin_app
 
     @property
     def engines(self) -> dict[str, AsyncEngine]:
@@ -106,10 +143,25 @@ class EmbeddedSystem:
             await self.stop()
             raise
         order_service = self._services["order"]
-        self._app = create_app(order_service.endpoint.transactions, self.settings)
+        verifier = auth_setup.verifier(self.settings, self.data_dir)
+        self._app = create_app(
+            order_service.endpoint.transactions,
+            self.settings,
+            verifier=verifier,
+            metrics=order_service.metrics,
+        )
+        orchestrator = self._services["orchestrator"]
+        self._admin_app = admin_app(
+            orchestrator.endpoint.transactions,
+            place_order_runner(self.settings),
+            self.broker,
+            EMBEDDED_LIMITS,
+            verifier=verifier,
+        )
 
     async def _start_service(self, name: str) -> ServiceReplica:
-        spec = self._specs.get(name) or service_spec(name, self.settings)
+        metrics = ServiceMetrics(self.metrics, name)
+        spec = self._specs.get(name) or service_spec(name, self.settings, metrics)
         engine = make_engine(sqlite_url(database_path(self.data_dir, name)))
         self._engines[name] = engine
         await create_schema(engine, spec.metadata)
@@ -124,6 +176,9 @@ class EmbeddedSystem:
             self.broker,
             crash_points=self._crash_points,
             relay_limits=relay_limits(self.settings),
+            metrics=metrics,
+            metrics_interval=self.settings.metrics_interval,
+            tracing=self._tracing(name),
         )
         replica.start()
         return replica

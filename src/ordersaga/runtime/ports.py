@@ -2,21 +2,28 @@
 
 import socket
 
+API_PORT_CHOICE = "ORDERSAGA_API_PORT (`up --embedded` also takes --port)"
+ADMIN_PORT_CHOICE = "ORDERSAGA_ADMIN_PORT (`up --embedded` also takes --admin-port)"
+
 
 class PortInUse(OSError):
     """The API's address is taken; the message says by what it may be and what to do."""
 
-    def __init__(self, host: str, port: int, reason: OSError) -> None:
+    def __init__(
+        self, host: str, port: int, reason: OSError, choose: str = API_PORT_CHOICE
+    ) -> None:
         super().__init__(
             f"port {port} on {host} is in use ({reason.strerror or reason}): another "
             "`ordersaga up` or another program listens there. Stop it, or choose another "
-            "port with ORDERSAGA_API_PORT (`up --embedded` also takes --port)."
+            f"port with {choose}."
         )
         self.host = host
         self.port = port
 
 
-def bind_api(host: str, port: int, *, shared: bool = False) -> socket.socket:
+def bind_api(
+    host: str, port: int, *, shared: bool = False, choose: str = API_PORT_CHOICE
+) -> socket.socket:
     """A socket bound to ``host:port``, not yet listening; :class:`PortInUse` if taken.
 
     ``shared`` sets SO_REUSEPORT, so order replicas on one host share the port (the kernel
@@ -30,10 +37,10 @@ def bind_api(host: str, port: int, *, shared: bool = False) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise PortInUse(host, port, error) from None
+        raise PortInUse(host, port, error, choose) from None
     return sock
 
 
-def check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int, choose: str = API_PORT_CHOICE) -> None:
     """Raise :class:`PortInUse` unless ``host:port`` can be bound now."""
-    bind_api(host, port).close()
+    bind_api(host, port, choose=choose).close()

@@ -20,7 +20,9 @@ from typing import IO
 
 import httpx
 
+from ordersaga.auth.tokens import LocalTokens
 from ordersaga.config import SAMPLE_BALANCES, SAMPLE_PRICES, Settings
+from ordersaga.runtime.metrics import replica_metrics_port
 
 CLI = (sys.executable, "-m", "ordersaga.cli")
 _PR_SET_PDEATHSIG = 1
@@ -119,11 +121,20 @@ class ChildProcess:
 
 
 def replica_process(
-    service: str, number: int, log_dir: Path, env: Mapping[str, str] | None = None
+    service: str,
+    number: int,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    metrics_port: int = 0,
 ) -> ChildProcess:
-    """``ordersaga serve SERVICE --replica NUMBER``, named ``SERVICE-NUMBER``."""
+    """``ordersaga serve SERVICE --replica NUMBER``, named ``SERVICE-NUMBER``; its metrics
+    on its port under the base ``metrics_port`` as ``ordersaga up`` gives them
+    (:func:`~ordersaga.runtime.metrics.replica_metrics_port`), or on none if that is 0,
+    so that replicas on one host never contend for one port."""
+    port = replica_metrics_port(metrics_port, service, number) if metrics_port else 0
+    environment = {**(os.environ if env is None else env), "ORDERSAGA_METRICS_PORT": str(port)}
     argv = (*CLI, "serve", service, "--replica", str(number))
-    return ChildProcess(f"{service}-{number}", argv, log_dir, env)
+    return ChildProcess(f"{service}-{number}", argv, log_dir, environment)
 
 
 async def stop_all(children: Sequence[ChildProcess], grace: float = 20.0) -> None:
@@ -164,7 +175,8 @@ def sample_order(rng: random.Random) -> dict[str, int]:
 
 class OrderLoad:
     """Places orders at a steady rate, each retried with its Idempotency-Key through
-    connection failures and 5xx answers for up to ``give_up`` seconds."""
+    connection failures, 5xx and 429 answers for up to ``give_up`` seconds; each as its
+    user, with a token from ``tokens`` (none when authentication is disabled)."""
 
     def __init__(
         self,
@@ -173,8 +185,10 @@ class OrderLoad:
         rng: random.Random,
         key_prefix: str,
         pick: Callable[[random.Random], dict[str, int]] = sample_order,
+        tokens: LocalTokens | None = None,
     ) -> None:
         self._api = api
+        self._tokens = tokens
         self._rate = rate
         self._rng = rng
         self._prefix = key_prefix
@@ -203,16 +217,20 @@ class OrderLoad:
         self, http: httpx.AsyncClient, body: dict[str, int], key: str, deadline: float
     ) -> None:
         while time.monotonic() < deadline:
+            pause = 0.3
+            headers = {"Idempotency-Key": key}
+            if self._tokens is not None:
+                headers["Authorization"] = f"Bearer {self._tokens.for_user(body['userID'])}"
             with contextlib.suppress(httpx.TransportError):
-                response = await http.post(
-                    "/api/v1/orders", json=body, headers={"Idempotency-Key": key}
-                )
+                response = await http.post("/api/v1/orders", json=body, headers=headers)
                 if response.status_code in (200, 201):
                     self.accepted.add(str(response.json()["orderID"]))
                     return
-                if response.status_code < 500:  # refused for good: not retried
+                if response.status_code == 429:  # over the client's rate: nothing placed
+                    pause = float(response.headers.get("Retry-After", "1"))
+                elif response.status_code < 500:  # refused for good: not retried
                     return
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(pause)
 
 
 def environment(overrides: Mapping[str, str]) -> dict[str, str]:

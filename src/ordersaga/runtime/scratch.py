@@ -20,19 +20,39 @@ from ordersaga.services.registry import SERVICES
 
 
 def scratch_urls(settings: Settings, name: str) -> dict[str, str]:
-    """Every service's URL with another database: ``name`` with ``{database}`` replaced
-    by the configured database's name (``"{database}_test_1a2b"`` → ``orders_test_1a2b``).
+    """Every service's database under another name, as its owner logs in to it (password
+    included): ``name`` with ``{database}`` replaced by the configured database's name
+    (``"{database}_test_1a2b"`` → ``orders_test_1a2b``). These create, drop, migrate and
+    read the scratch databases from the test or benchmark itself.
 
     `make infra-up` lets the ordersaga user create on MariaDB only databases whose names
     start with ``orders_test``, so scratch names keep the configured name in front and
     ``_test`` after it.
     """
-    urls = {}
+    return {s.name: _renamed(s.owner_url(settings), name, s.name) for s in SERVICES}
+
+
+def scratch_environment(settings: Settings, name: str) -> dict[str, str]:
+    """The ``ORDERSAGA_*`` variables that point the services at the scratch databases of
+    :func:`scratch_urls`: each service's own login (its password stays where it was
+    configured: a ``*_PASSWORD`` or ``*_PASSWORD_FILE`` variable), and the owner's login
+    when it is another one."""
+    env = {}
     for service in SERVICES:
-        url = make_url(service.database_url(settings))
-        database = name.format(database=url.database or service.name)
-        urls[service.name] = url.set(database=database).render_as_string(hide_password=False)
-    return urls
+        url = getattr(settings, service.url_setting)
+        env[service.url_variable] = _renamed(url, name, service.name)
+        owner = getattr(settings, f"{service.name}_db_owner_url")
+        if owner is not None:
+            env[f"{service.url_variable[: -len('_URL')]}_OWNER_URL"] = _renamed(
+                owner, name, service.name
+            )
+    return env
+
+
+def _renamed(url_text: str, name: str, service: str) -> str:
+    url = make_url(url_text)
+    database = name.format(database=url.database or service)
+    return url.set(database=database).render_as_string(hide_password=False)
 
 
 def _server(url: URL) -> AsyncEngine:

@@ -11,7 +11,11 @@ from ordersaga.messaging.consumer import CrashPoints
 from ordersaga.messaging.endpoint import DEFAULT_GRACE, Endpoint
 from ordersaga.messaging.outbox import RelayLimits
 from ordersaga.messaging.port import Broker
-from ordersaga.messaging.stopping import CANCEL_WAIT, Deadline, finish
+from ordersaga.messaging.stopping import CANCEL_WAIT, Deadline, bounded, finish
+from ordersaga.observability.logs import log_context
+from ordersaga.observability.recorders import ServiceMetrics
+from ordersaga.observability.tracing import NO_TRACING, Tracing
+from ordersaga.runtime.metrics import sample_gauges
 from ordersaga.services.base import ServiceSpec
 
 
@@ -23,7 +27,10 @@ def relay_limits(settings: Settings) -> RelayLimits:
 
 
 class ServiceReplica:
-    """Consumes the service's topics, relays its outbox and runs its background loops."""
+    """Consumes the service's topics, relays its outbox and runs its background loops.
+
+    Its spans go to ``tracing``, which it shuts down (exporting what is left) when it stops.
+    """
 
     def __init__(
         self,
@@ -34,9 +41,16 @@ class ServiceReplica:
         replica: str = "1",
         crash_points: CrashPoints | None = None,
         relay_limits: RelayLimits = RelayLimits(),
+        metrics: ServiceMetrics | None = None,
+        metrics_interval: float = 5.0,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.spec = spec
         self.engine = engine
+        self.replica = replica
+        self.tracing = tracing
+        self.metrics = metrics or ServiceMetrics.detached(spec.name)
+        self._metrics_interval = metrics_interval
         self.endpoint = Endpoint(
             name=spec.group,
             broker=broker,
@@ -47,10 +61,17 @@ class ServiceReplica:
             client_id=f"{spec.name}-{replica}",
             crash_points=crash_points,
             relay_limits=relay_limits,
+            metrics=self.metrics,
+            tracing=tracing,
         )
         self._background: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        # Tasks started in here log as this replica's (they copy the context).
+        with log_context(service=self.spec.name, replica=f"{self.spec.name}-{self.replica}"):
+            self._start()
+
+    def _start(self) -> None:
         self.endpoint.start()
         for task in self.spec.background:
             loop = task(self.endpoint.transactions)
@@ -58,6 +79,10 @@ class ServiceReplica:
         if self.spec.retention:
             pruning = run_retention(self.engine, self.spec.retention, self.spec.retention_interval)
             self._background.append(asyncio.create_task(pruning, name=f"{self.spec.name}-prune"))
+        gauges = sample_gauges(
+            self.spec, self.engine, self.endpoint.producer, self.metrics, self._metrics_interval
+        )
+        self._background.append(asyncio.create_task(gauges, name=f"{self.spec.name}-gauges"))
 
     async def stop(self, grace: float = DEFAULT_GRACE) -> None:
         """Stop within about ``grace`` seconds, in the order that loses no work: the
@@ -73,3 +98,7 @@ class ServiceReplica:
             await finish(task, CANCEL_WAIT, task.get_name())
         self._background.clear()
         await self.endpoint.stop_relaying(deadline.remaining())
+        if self.tracing.enabled:
+            # On a thread: an exporter whose collector is away blocks while it retries.
+            exporting = asyncio.to_thread(self.tracing.shutdown)
+            await bounded(exporting, max(1.0, deadline.remaining()), "exporting the last spans")

@@ -1,5 +1,9 @@
 """``ordersaga up``: every service as its own process, logs prefixed, stopped together.
 
+The replicas log in the format the supervisor hands them: readable lines when it runs on
+a terminal (each shown after its replica's name), JSON lines elsewhere (passed on as
+they are: each names its service and replica).
+
 Nothing is restarted silently: when a replica exits on its own, the supervisor says
 which one and how, stops the others and exits non-zero. Every replica asks the kernel
 for SIGTERM when the supervisor dies, so a supervisor killed with SIGKILL leaves no
@@ -7,11 +11,13 @@ replica behind to serve the port or join the consumer groups of the next one.
 """
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ordersaga.runtime.metrics import replica_metrics_port
 from ordersaga.runtime.processes import die_with_parent
 from ordersaga.services.registry import SERVICE_NAMES
 
@@ -28,7 +34,10 @@ class Child:
     process: asyncio.subprocess.Process
 
 
-async def _spawn(service: str, replica: int) -> Child:
+async def _spawn(service: str, replica: int, metrics_port: int, log_format: str) -> Child:
+    """Start replica ``replica`` of ``service``, logging in ``log_format``, its metrics on
+    its own port under the base ``metrics_port`` (0: none)."""
+    port = replica_metrics_port(metrics_port, service, replica) if metrics_port else 0
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -40,6 +49,11 @@ async def _spawn(service: str, replica: int) -> Child:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         preexec_fn=die_with_parent,
+        env={
+            **os.environ,
+            "ORDERSAGA_METRICS_PORT": str(port),
+            "ORDERSAGA_LOG_FORMAT": log_format,
+        },
     )
     return Child(f"{service}-{replica}", service, process)
 
@@ -50,9 +64,24 @@ async def _relay_output(child: Child, show: ShowLine) -> None:
         show(child.name, child.service, raw.decode(errors="replace").rstrip())
 
 
-async def supervise(show: ShowLine, say: Say, replicas: int = 1, grace: float = 15.0) -> int:
-    """Run ``replicas`` of every service until Ctrl-C (exit 0) or one exits (exit 1)."""
-    children = [await _spawn(s, r) for s in SERVICE_NAMES for r in range(1, replicas + 1)]
+async def supervise(
+    show: ShowLine,
+    say: Say,
+    replicas: int = 1,
+    grace: float = 15.0,
+    metrics_port: int = 0,
+    *,
+    log_format: str = "json",
+) -> int:
+    """Run ``replicas`` of every service until Ctrl-C (exit 0) or one exits (exit 1);
+    each serves its metrics on its port under ``metrics_port``
+    (:func:`~ordersaga.runtime.metrics.replica_metrics_port`), none if that is 0, and
+    logs in ``log_format`` (``ORDERSAGA_LOG_FORMAT``)."""
+    children = [
+        await _spawn(s, r, metrics_port, log_format)
+        for s in SERVICE_NAMES
+        for r in range(1, replicas + 1)
+    ]
     output = [asyncio.create_task(_relay_output(c, show)) for c in children]
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

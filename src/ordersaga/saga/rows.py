@@ -1,6 +1,7 @@
 """Saga rows as stored, and back: the columns of an instance and of a history entry."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,13 +12,36 @@ from ordersaga.saga.state import HistoryEntry, SagaState, SagaStatus
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where the message an event came from was read: its topic, partition, offset, and
+    the id of the message that caused it (empty when none did)."""
+
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    causation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message an event sent: its topic and ``message-id``."""
+
+    topic: str
+    message_id: str
+
+
+@dataclass(frozen=True)
 class HistoryRecord:
-    """One stored entry of a saga's history."""
+    """One stored entry of a saga's history: what the event did, the message it came
+    with (``message_id``, ``origin``), what it sent, and the deadline it left set."""
 
     seq: int
     at: datetime
     entry: HistoryEntry
     message_id: str | None
+    origin: Origin | None = None
+    sent: tuple[SentMessage, ...] = ()
+    deadline: datetime | None = None
 
 
 def history_record(row: RowMapping) -> HistoryRecord:
@@ -31,13 +55,31 @@ def history_record(row: RowMapping) -> HistoryRecord:
         step=row["step"],
         note=row["note"],
     )
-    return HistoryRecord(row["seq"], row["at"], entry, row["message_id"])
+    topic = row["source_topic"]
+    origin = (
+        Origin(topic, row["source_partition"], row["source_offset"], row["causation_id"])
+        if topic
+        else None
+    )
+    sent = tuple(SentMessage(s["topic"], s["message_id"]) for s in json.loads(row["sent"] or "[]"))
+    return HistoryRecord(
+        row["seq"], row["at"], entry, row["message_id"], origin, sent, row["deadline"]
+    )
 
 
 def history_row(
-    saga_id: str, seq: int, entry: HistoryEntry, at: datetime, message_id: str | None
+    saga_id: str,
+    seq: int,
+    entry: HistoryEntry,
+    at: datetime,
+    message_id: str | None,
+    *,
+    origin: Origin | None = None,
+    sent: Sequence[SentMessage] = (),
+    deadline: datetime | None = None,
 ) -> dict[str, Any]:
-    """The ``saga_history`` columns of ``entry``, the saga's ``seq``-th."""
+    """The ``saga_history`` columns of ``entry``, the saga's ``seq``-th: came with the
+    message ``message_id`` read at ``origin``, sent ``sent``, left ``deadline`` set."""
     return {
         "saga_id": saga_id,
         "seq": seq,
@@ -49,6 +91,14 @@ def history_row(
         "to_status": entry.to_status.value,
         "step": entry.step,
         "note": entry.note,
+        "source_topic": origin.topic if origin else None,
+        "source_partition": origin.partition if origin else None,
+        "source_offset": origin.offset if origin else None,
+        "causation_id": (origin.causation_id or None) if origin else None,
+        "sent": json.dumps([{"topic": s.topic, "message_id": s.message_id} for s in sent])
+        if sent
+        else None,
+        "deadline": deadline,
     }
 
 

@@ -7,8 +7,11 @@ pure transitions are applied in memory in the order of the events, so that later
 of a saga see what earlier ones did, and then everything is written at once: new sagas
 in one insert, changed sagas in one save with their versions checked, and the history
 in one insert. The messages to send are returned; the caller writes them to its outbox
-in the same transaction. Every transition uses the definition the saga started on (its
-version, looked up in the registry), never merely the newest.
+in the same transaction, each with the ``message-id`` the transition gives it
+(:meth:`~ordersaga.saga.state.Transition.outgoing`): the history names what was sent by
+those ids, and records where each event's message was read (its ``origin``). Every
+transition uses the definition the saga started on (its version, looked up in the
+registry), never merely the newest.
 """
 
 import logging
@@ -16,16 +19,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.contracts.messages import WireMessage
+from ordersaga.observability.logs import log_context
+from ordersaga.observability.recorders import SagaMetrics
 from ordersaga.saga import transitions
 from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition, Send, Timeouts
 from ordersaga.saga.failures import deadline_failed
-from ordersaga.saga.registry import SagaRegistry
-from ordersaga.saga.rows import history_row
+from ordersaga.saga.metered import record
+from ordersaga.saga.registry import SagaRegistry, UnknownSagaVersion
+from ordersaga.saga.rows import Origin, SentMessage, history_row
 from ordersaga.saga.state import HistoryEntry, SagaState, Transition
 from ordersaga.saga.store import SagaStore
 
@@ -41,6 +48,7 @@ class Start:
     data: Mapping[str, Any]
     traceparent: str = ""
     message_id: str | None = None
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,7 @@ class Reply:
     topic: str
     message: WireMessage
     message_id: str | None = None
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,7 @@ class Deadline:
 
     saga_id: str
     message_id: None = None
+    origin: None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,19 @@ class Retry:
 
     saga_id: str
     message_id: None = None
+    origin: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """An operator's cancel of saga ``saga_id``, for ``reason``
+    (:func:`~ordersaga.saga.transitions.cancel`); a saga that cannot be cancelled is left
+    alone, its history too (the transition's outcome is ``ignored``)."""
+
+    saga_id: str
+    reason: str
+    message_id: None = None
+    origin: None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +104,10 @@ class Failed:
     attempt: int
     max_failures: int
     message_id: None = None
+    origin: None = None
 
 
-SagaEvent = Start | Reply | Deadline | Retry | Failed
+SagaEvent = Start | Reply | Deadline | Retry | Cancel | Failed
 
 
 @dataclass(slots=True)
@@ -94,6 +118,9 @@ class _Saga:
     stored_version: int | None
     """The version read, or None for a saga these events start."""
     last_seq: int
+    started_at: datetime
+    changed_at: datetime
+    """When it last changed: when the step it waits on was sent."""
     changed: bool = False
 
 
@@ -108,6 +135,8 @@ class SagaRunner:
     store: SagaStore
     timeouts: Timeouts
     clock: SagaClock = field(default_factory=DatabaseClock)
+    metrics: SagaMetrics | None = None
+    """Where what the sagas do is counted (started, finished, replies, deadlines...)."""
 
     @property
     def definition(self) -> SagaDefinition:
@@ -147,9 +176,13 @@ class SagaRunner:
         """Apply a :class:`Reply`; the messages to send."""
         return await self.sends(conn, [Reply(saga_id, topic, message, message_id)])
 
-    async def deadline(self, conn: AsyncConnection, state: SagaState, now: datetime) -> list[Send]:
-        """Act on the passed deadline of ``state``, a saga read (and locked) in ``conn``."""
-        return await self.sends(conn, [Deadline(state.saga_id)], now)
+    async def deadline(
+        self, conn: AsyncConnection, state: SagaState, now: datetime
+    ) -> Transition | None:
+        """Act on the passed deadline of ``state``, a saga read (and locked) in ``conn``;
+        its transition (carrying the messages to send)."""
+        [transition] = await self.apply(conn, [Deadline(state.saga_id)], now)
+        return transition
 
     async def retry(self, conn: AsyncConnection, saga_id: str) -> Transition | None:
         """Apply a :class:`Retry`; its transition (carrying the messages to send), or None
@@ -157,10 +190,17 @@ class SagaRunner:
         [transition] = await self.apply(conn, [Retry(saga_id)])
         return transition
 
+    async def cancel(self, conn: AsyncConnection, saga_id: str, reason: str) -> Transition | None:
+        """Apply a :class:`Cancel`; its transition (carrying the messages to send), or None
+        if there is no such saga."""
+        [transition] = await self.apply(conn, [Cancel(saga_id, reason)])
+        return transition
+
     async def sends(
         self, conn: AsyncConnection, events: Sequence[SagaEvent], now: datetime | None = None
     ) -> list[Send]:
-        """Apply ``events``; everything they send, in order."""
+        """Apply ``events``; everything they send, in order (without the message ids the
+        history records: a caller that sends uses :meth:`apply`)."""
         return [send for t in await self.apply(conn, events, now) if t for send in t.messages]
 
     async def apply(
@@ -175,28 +215,49 @@ class SagaRunner:
         """
         at = now or await self.clock.now(conn)
         locked = await self.store.load_many_locked(conn, sorted({e.saga_id for e in events}))
-        sagas = {i: _Saga(s.state, s.state.version, s.last_seq) for i, s in locked.items()}
+        sagas = {
+            i: _Saga(
+                s.state, s.state.version, s.last_seq, s.created_at or at, s.updated_at or at
+            )
+            for i, s in locked.items()
+        }
         history: list[dict[str, Any]] = []
         done: list[Transition | None] = []
         for event in events:
             saga = sagas.get(event.saga_id)
             transition = self._transition(saga.state if saga else None, event, at)
-            done.append(transition)
             if transition is None or _left_alone(event, transition):
+                done.append(transition)
                 continue
+            transition = transition._replace(
+                message_ids=tuple(str(uuid4()) for _ in transition.messages)
+            )
+            done.append(transition)
+            if self.metrics is not None:
+                self._record(saga, transition, at)
             if saga is None:
-                saga = sagas[event.saga_id] = _Saga(transition.state, None, 0, changed=True)
+                saga = sagas[event.saga_id] = _Saga(transition.state, None, 0, at, at, changed=True)
             elif transition.state != saga.state:
                 # As one save per changed state would: each counts one version.
                 saga.state = replace(transition.state, version=saga.state.version + 1)
                 saga.changed = True
+                saga.changed_at = at
             saga.last_seq += 1
-            history.append(
-                history_row(event.saga_id, saga.last_seq, transition.entry, at, event.message_id)
-            )
-            log_entry(event.saga_id, transition.entry)
+            history.append(_history_row(event, saga.last_seq, transition, at))
+            with log_context(saga_id=event.saga_id):
+                log_entry(event.saga_id, transition.entry)
         await self._write(conn, [sagas[i] for i in sorted(sagas) if sagas[i].changed], history, at)
         return done
+
+    def _record(self, saga: _Saga | None, transition: Transition, at: datetime) -> None:
+        assert self.metrics is not None
+        before = saga.state if saga else None
+        try:
+            definition = self.definition_of(transition.state)
+        except UnknownSagaVersion:  # a failed deadline may be failing for this reason
+            return
+        started_at, changed_at = (saga.started_at, saga.changed_at) if saga else (at, at)
+        record(self.metrics, definition, before, transition, at, started_at, changed_at)
 
     def _transition(
         self, state: SagaState | None, event: SagaEvent, now: datetime
@@ -221,6 +282,8 @@ class SagaRunner:
             )
         if isinstance(event, Deadline):
             return transitions.on_deadline(definition, state, now, self.timeouts)
+        if isinstance(event, Cancel):
+            return transitions.cancel(definition, state, now, self.timeouts, event.reason)
         return transitions.retry(definition, state, now, self.timeouts)
 
     async def _write(
@@ -241,15 +304,44 @@ class SagaRunner:
 
 
 def _left_alone(event: SagaEvent, transition: Transition) -> bool:
-    # A retry of a saga that is not parked changes nothing, its history included.
-    return isinstance(event, Retry) and transition.entry.outcome == "ignored"
+    # An operator's retry or cancel that is refused changes nothing, its history included.
+    return isinstance(event, Retry | Cancel) and transition.entry.outcome == "ignored"
+
+
+def _history_row(
+    event: SagaEvent, seq: int, transition: Transition, at: datetime
+) -> dict[str, Any]:
+    sent = [
+        SentMessage(topic, message_id)
+        for topic, _, message_id in transition.outgoing()
+        if message_id is not None
+    ]
+    state = transition.state
+    return history_row(
+        event.saga_id,
+        seq,
+        transition.entry,
+        at,
+        event.message_id,
+        origin=event.origin,
+        sent=sent,
+        deadline=state.deadline,
+    )
+
+
+LOUDER: dict[str, int] = {"parked": logging.WARNING, "timed-out": logging.INFO}
+"""The outcomes logged above DEBUG: a parked saga needs a person; a step that timed out
+is worth a line. The usual progress is in the saga's history and counters: at INFO it
+was a line per message handled."""
 
 
 def log_entry(saga_id: str, entry: HistoryEntry) -> None:
     """Log what an event did to saga ``saga_id``, as its history records it."""
-    # A parked saga needs a person: say so louder than the usual progress.
+    level = LOUDER.get(entry.outcome, logging.DEBUG)
+    if not log.isEnabledFor(level):
+        return
     log.log(
-        logging.WARNING if entry.outcome == "parked" else logging.INFO,
+        level,
         "saga %s: %s %s (%s → %s): %s",
         saga_id,
         entry.event,

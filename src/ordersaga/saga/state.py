@@ -5,6 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from ordersaga.contracts.messages import WireMessage
 from ordersaga.saga.definition import Send
 
 
@@ -79,8 +80,18 @@ class HistoryEntry:
 
 
 class Transition(NamedTuple):
-    """The result of a transition: the new state, what to send, and what to record."""
+    """The result of a transition: the new state, what to send, and what to record.
+
+    ``message_ids`` are the ``message-id`` of each of ``messages``, given by whoever
+    stores the transition (the runner), so the history can name what was sent."""
 
     state: SagaState
     messages: list[Send]
     entry: HistoryEntry
+    message_ids: tuple[str, ...] = ()
+
+    def outgoing(self) -> list[tuple[str, "WireMessage", str | None]]:
+        """Each message to send: its topic, the message, and its id if one was given."""
+        ids: list[str | None] = [*self.message_ids]
+        ids += [None] * (len(self.messages) - len(ids))
+        return [(topic, message, i) for (topic, message), i in zip(self.messages, ids, strict=True)]

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Index,
     Integer,
@@ -37,6 +38,8 @@ from ordersaga.saga.rows import (
 )
 from ordersaga.saga.state import ACTIVE_STATUSES, HistoryEntry, SagaState, SagaStatus
 from ordersaga.saga.statements import SagaStatements
+
+_FINISHED = (SagaStatus.COMPLETED.value, SagaStatus.CANCELLED.value)
 
 
 class StaleSaga(Exception):
@@ -83,6 +86,14 @@ def saga_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("to_status", String(16), nullable=False),
         Column("step", Integer, nullable=False),
         Column("note", Text, nullable=True),
+        # Where the event's message was read (null for a deadline or an operator's act),
+        # what the event sent (JSON: topic and message-id of each), the deadline it set.
+        Column("source_topic", String(255), nullable=True),
+        Column("source_partition", Integer, nullable=True),
+        Column("source_offset", BigInteger, nullable=True),
+        Column("causation_id", String(64), nullable=True),
+        Column("sent", Text, nullable=True),
+        Column("deadline", UtcDateTime, nullable=True),
         PrimaryKeyConstraint("saga_id", "seq", name="pk_saga_history"),
     )
     return instances, history
@@ -97,12 +108,19 @@ class StoredSaga:
     updated_at: datetime
 
 
+def stored_saga(row: Any) -> StoredSaga:
+    """A ``saga_instances`` row as a :class:`StoredSaga`."""
+    return StoredSaga(saga_state(row), row["created_at"], row["updated_at"])
+
+
 @dataclass(frozen=True)
 class LockedSaga:
     """A saga read with its row locked, and the sequence number of its last history entry."""
 
     state: SagaState
     last_seq: int
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -160,14 +178,18 @@ class SagaStore:
         if not saga_ids:
             return {}
         result = await conn.execute(self._sql.load_many_locked, {"wanted_saga_ids": saga_ids})
-        states = [saga_state(row) for row in result.mappings()]
+        rows = result.mappings().all()
+        states = [saga_state(row) for row in rows]
         if not states:
             return {}
+        times = {row["saga_id"]: (row["created_at"], row["updated_at"]) for row in rows}
         # Read now that the locks are held (see :meth:`load_locked`).
         found = [s.saga_id for s in states]
         seqs = await conn.execute(self._sql.last_seqs, {"wanted_saga_ids": found})
         last: dict[str, int] = {saga_id: seq for saga_id, seq in seqs.all()}
-        return {s.saga_id: LockedSaga(s, last.get(s.saga_id, 0)) for s in states}
+        return {
+            s.saga_id: LockedSaga(s, last.get(s.saga_id, 0), *times[s.saga_id]) for s in states
+        }
 
     async def save(self, conn: AsyncConnection, state: SagaState, now: datetime) -> SagaState:
         """Store ``state`` if the saga is still at ``state.version``; the state saved.
@@ -321,6 +343,32 @@ class SagaStore:
         for value, number in (await conn.execute(query)).all():
             counts[SagaStatus(value)] = number
         return counts
+
+    async def oldest_unfinished(self, conn: AsyncConnection) -> StoredSaga | None:
+        """The unfinished saga begun first; None when every saga is finished."""
+        table = self.instances
+        query = (
+            select(table)
+            .where(table.c.saga_type == self.saga_type, table.c.status.not_in(_FINISHED))
+            .order_by(table.c.created_at, table.c.saga_id)
+            .limit(1)
+        )
+        row = (await conn.execute(query)).mappings().one_or_none()
+        return None if row is None else stored_saga(row)
+
+    async def finished_since(self, conn: AsyncConnection, since: datetime) -> int:
+        """How many sagas finished (COMPLETED or CANCELLED) at ``since`` or later."""
+        table = self.instances
+        query = (
+            select(func.count())
+            .select_from(table)
+            .where(
+                table.c.saga_type == self.saga_type,
+                table.c.status.in_(_FINISHED),
+                table.c.updated_at >= since,
+            )
+        )
+        return int(await conn.scalar(query) or 0)
 
     async def unfinished_by_version(self, conn: AsyncConnection) -> dict[int, int]:
         """How many sagas not yet COMPLETED or CANCELLED there are of each definition version."""

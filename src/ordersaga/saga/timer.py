@@ -11,18 +11,24 @@ alone, the error is recorded in its history, and the others go on. After
 ``max_failures`` failures in a row the saga is parked (:mod:`~ordersaga.saga.failures`),
 so it stops being scanned. A fault of the surroundings (the database away, a lost race)
 is nobody's failure: the scan is rolled back whole and done again on the next tick.
+
+Each saga's deadline is acted on in a span (``saga deadline``), the child of the span
+that started the saga, and the parent of what the deadline sends.
 """
 
 import asyncio
 import logging
 from datetime import datetime
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.envelope import Trace
 from ordersaga.messaging.transient import is_transient
 from ordersaga.messaging.unit_of_work import Transactions, UnitOfWork
+from ordersaga.observability.logs import log_context, trace_id_of
+from ordersaga.observability.tracing import Traced, Tracing
 from ordersaga.saga.failures import FAILED
 from ordersaga.saga.runner import Failed, SagaRunner
 from ordersaga.saga.state import SagaState
@@ -48,15 +54,40 @@ async def fire_due_deadlines(
     Returns how many sagas were acted on, a failed one included; the messages of those
     that succeeded are in the outbox when it returns.
     """
-    async with transactions.begin() as work:
-        conn = work.conn
-        await _begin_on_sqlite(conn)
-        at = now or await runner.clock.now(conn)
-        # Sagas of versions not registered here are left to replicas that have them.
-        due = await runner.store.due(conn, at, batch, versions=runner.definitions.versions)
-        for state in due:
-            await _fire(work, runner, state, at, max_failures)
+    spans: list[Traced] = []
+    try:
+        async with transactions.begin() as work:
+            conn = work.conn
+            await _begin_on_sqlite(conn)
+            at = now or await runner.clock.now(conn)
+            # Sagas of versions not registered here are left to replicas that have them.
+            due = await runner.store.due(conn, at, batch, versions=runner.definitions.versions)
+            for state in due:
+                spans.append(_deadline_span(transactions.tracing, state))
+                traceparent = spans[-1].traceparent
+                with log_context(saga_id=state.saga_id, trace_id=trace_id_of(traceparent)):
+                    await _fire(work, runner, state, at, max_failures, spans[-1])
+    except BaseException as error:
+        for span in spans:
+            span.end(error)
+        raise
+    for span in spans:
+        span.end()
     return len(due)
+
+
+def _deadline_span(tracing: Tracing, state: SagaState) -> Traced:
+    return tracing.start(
+        "saga deadline",
+        SpanKind.INTERNAL,
+        state.traceparent,
+        lambda: {
+            "ordersaga.saga_id": state.saga_id,
+            "ordersaga.saga.status": state.status.value,
+            "ordersaga.saga.step": state.step,
+            "ordersaga.saga.attempts": state.attempts,
+        },
+    )
 
 
 async def _fire(
@@ -65,15 +96,16 @@ async def _fire(
     state: SagaState,
     at: datetime,
     max_failures: int,
+    span: Traced,
 ) -> None:
     conn = work.conn
     try:
         async with conn.begin_nested():
-            sent = await runner.deadline(conn, state, at)
+            transition = await runner.deadline(conn, state, at)
         # Only what a savepoint that was released sends: a rolled-back one sends nothing.
-        cause = saga_trace(state)
-        for topic, message in sent:
-            work.send(topic, message, cause)
+        cause = Trace(message_id="", saga_id=state.saga_id, traceparent=span.traceparent)
+        for topic, message, message_id in transition.outgoing() if transition else ():
+            work.send(topic, message, cause, message_id=message_id)
     except StaleSaga as stale:
         # Only without row locks (SQLite): a handler saved it first; the next scan sees it.
         log.info("saga %s: deadline raced a handler (%s); next scan", state.saga_id, stale)

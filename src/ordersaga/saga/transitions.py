@@ -48,6 +48,7 @@ from ordersaga.saga.state import (
 START = "start"
 DEADLINE = "deadline"
 OPERATOR_RETRY = "operator-retry"
+OPERATOR_CANCEL = "operator-cancel"
 
 _AWAITING_ACK = (SagaStatus.COMPENSATING, SagaStatus.PARKED)
 _AWAITING_OUTCOME_ACK = (SagaStatus.NOTIFYING, SagaStatus.PARKED)
@@ -170,6 +171,42 @@ def retry(
     messages = [awaited.send]
     note = "retried by an operator; " + _sent(messages)
     return Transition(resumed, messages, _entry(OPERATOR_RETRY, "resumed", state, resumed, note))
+
+
+def cancel(
+    definition: SagaDefinition, state: SagaState, now: datetime, timeouts: Timeouts, reason: str
+) -> Transition:
+    """An operator's cancel: a RUNNING saga at a step before its pivot compensates now,
+    as if that step's deadline had passed (the step may have acted, so it is compensated
+    itself, then the steps before it), with ``reason``.
+
+    Any other saga is left alone (outcome ``ignored``, the note says why): one at its
+    pivot or after it goes forward only, one already compensating or decided has its
+    course, a parked one is retried instead.
+    """
+    refusal = cancel_refusal(definition, state)
+    if refusal is not None:
+        return _ignored(state, OPERATOR_CANCEL, refusal)
+    why = f"cancelled by an operator: {reason}"
+    return _compensate(
+        definition, state, state.step, now, timeouts, OPERATOR_CANCEL, why, "compensating"
+    )
+
+
+def cancel_refusal(definition: SagaDefinition, state: SagaState) -> str | None:
+    """Why saga ``state`` cannot be cancelled now; None when it can."""
+    if state.status is not SagaStatus.RUNNING or _announcing(definition, state):
+        return (
+            f"saga {state.saga_id} is {state.status}: only a RUNNING saga before its pivot "
+            "can be cancelled"
+        )
+    step = definition.steps[state.step]
+    if step.kind is not StepKind.COMPENSATABLE:
+        return (
+            f"saga {state.saga_id} is at {step.name}, a {step.kind} step: only a RUNNING "
+            "saga before its pivot can be cancelled; from its pivot on it only goes forward"
+        )
+    return None
 
 
 def parked_because(definition: SagaDefinition, state: SagaState) -> str:

@@ -17,6 +17,8 @@ BackgroundTask = Callable[[Transactions], Coroutine[Any, Any, None]]
 replica's units of work."""
 StartupCheck = Callable[[AsyncEngine], Awaitable[None]]
 """Run on the service's database before it starts; raises to refuse the start."""
+Sampler = Callable[[AsyncConnection], Awaitable[None]]
+"""Reads figures from the service's database into its gauges (the sagas parked...)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class ServiceSpec:
     startup_checks: Sequence[StartupCheck] = ()
     """What must hold before the service starts (the orchestrator: every unfinished
     saga's definition version is registered); each raises, saying why, if not."""
+    samplers: Sequence[Sampler] = ()
+    """Run every ``ORDERSAGA_METRICS_INTERVAL`` seconds, besides the sampling of the
+    outbox every service gets, to set the service's gauges from its database."""
 
     @property
     def group(self) -> str:

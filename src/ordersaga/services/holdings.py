@@ -162,7 +162,8 @@ def holdings_handler(spec: Holdings) -> BatchHandler:
             known.put(order_id, Hold(holder, wanted, statuses.rejected, reason))
             status = rules.REFUSED
         if reason is not None:
-            log.info("saga %s: refused: %s", ctx.cause.saga_id, reason)
+            # DEBUG: the answer and the saga's history say it; at INFO a line per refusal.
+            log.debug("saga %s: refused: %s", ctx.cause.saga_id, reason)
         ctx.send(*rules.answer_hold(command, status, reason))
 
     async def release_rule(known: Known[Hold[Any]], ctx: HandlerContext, command: Any) -> None:

@@ -107,7 +107,8 @@ def batch_handler(ledger: Ledger[R]) -> BatchHandler:
             },
         )
         for item in items:
-            await _rule_of(ledger, item.message)(known, item.context, item.message)
+            with item.context.logged():
+                await _rule_of(ledger, item.message)(known, item.context, item.message)
         if known.new:
             now = datetime.now(UTC)
             # In the order of their keys, as the locks were taken.

@@ -9,10 +9,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from sqlalchemy import MetaData
+from pydantic import SecretStr
+from sqlalchemy import MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersaga.config import Settings
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.orchestrator import tables as orchestrator_tables
 from ordersaga.services.orchestrator import wiring as orchestrator_wiring
@@ -34,24 +36,47 @@ class Service:
     migrations: str
     """The package of its Alembic history (``env.py`` and ``versions/``)."""
     seed: Callable[[AsyncConnection], Awaitable[None]]
-    wiring: Callable[[Settings], ServiceSpec]
-    """Its subscriptions (handlers), background loops and pruning, for these settings."""
+    wiring: Callable[..., ServiceSpec]
+    """Its subscriptions (handlers), background loops and pruning, for these settings;
+    called as ``wiring(settings, metrics=...)``."""
     url_setting: str
     """The :class:`~ordersaga.config.Settings` field holding its database's URL."""
 
-    def spec(self, settings: Settings) -> ServiceSpec:
-        return self.wiring(settings)
+    def spec(self, settings: Settings, metrics: ServiceMetrics | None = None) -> ServiceSpec:
+        """Its wiring, recording into ``metrics`` (by default, figures nothing serves)."""
+        return self.wiring(settings, metrics=metrics or ServiceMetrics.detached(self.name))
 
     def database_url(self, settings: Settings) -> str:
+        """The URL the service logs in with: its setting, with the password of
+        ``<name>_db_password`` (or its ``_FILE``) in place of the URL's when set."""
         url = getattr(settings, self.url_setting)
         if not isinstance(url, str):
             raise TypeError(f"Settings.{self.url_setting} is not a database URL")
-        return url
+        return with_password(url, getattr(settings, f"{self.name}_db_password"))
+
+    def owner_url(self, settings: Settings) -> str:
+        """The URL of the login that owns the database, which migrations use: the
+        ``<name>_db_owner_url`` setting, or the service's own URL when it is unset."""
+        url = getattr(settings, f"{self.name}_db_owner_url")
+        if url is None:
+            return self.database_url(settings)
+        return with_password(url, getattr(settings, f"{self.name}_db_owner_password"))
 
     @property
     def url_variable(self) -> str:
         """The environment variable that sets its database's URL."""
         return f"ORDERSAGA_{self.url_setting.upper()}"
+
+
+def with_password(url: str, password: SecretStr | None) -> str:
+    """``url`` with ``password`` in place of its own (``url`` as it is when ``None``)."""
+    if password is None:
+        return url
+    return (
+        make_url(url)
+        .set(password=password.get_secret_value())
+        .render_as_string(hide_password=False)
+    )
 
 
 def _service(name: str, tables: ModuleType, wiring: ModuleType) -> Service:
@@ -93,9 +118,11 @@ def service(name: str) -> Service:
     raise UnknownService(name)
 
 
-def service_spec(name: str, settings: Settings) -> ServiceSpec:
-    """The wiring of the service called ``name``, for ``settings``."""
-    return service(name).spec(settings)
+def service_spec(
+    name: str, settings: Settings, metrics: ServiceMetrics | None = None
+) -> ServiceSpec:
+    """The wiring of the service called ``name``, for ``settings``, recording into ``metrics``."""
+    return service(name).spec(settings, metrics)
 
 
 def database_url(settings: Settings, name: str) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.db.migrate import SchemaNotCurrent, require_current
@@ -378,6 +379,7 @@ async def run_chaos(config: ChaosConfig, settings: Settings, say: Say = print) -
             random.Random(config.seed + 1),
             f"chaos-{config.seed}-{os.getpid()}-{int(time.time())}",
             pick,
+            auth_setup.client_tokens(settings),
         )
         run.restart_clock()
         say(f"placing {config.orders_per_second:g} orders/s for {config.duration:g}s")

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from ordersaga.config import Settings
+from ordersaga.observability.serving import MetricsPortInUse, MetricsServer, serve_metrics
 from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.tools.client import OrderClient
 from ordersaga.tools.verify import Check, verify
@@ -70,6 +71,8 @@ class DemoResult:
 ShowPlayed = Callable[[Sequence[Played]], None]
 ShowProgress = Callable[[str, int, int], None]
 """A stage's description, how far it is and its total (called again as it goes)."""
+ShowNote = Callable[[str], None]
+"""One line about the run (where its metrics are)."""
 
 
 async def run_demo(
@@ -79,18 +82,55 @@ async def run_demo(
     *,
     show_played: ShowPlayed,
     show_progress: ShowProgress,
+    show_note: ShowNote = lambda _: None,
+    settings: Settings | None = None,
 ) -> DemoResult:
-    """Play the scenarios, place ``random_orders`` random ones, wait for all, check."""
-    async with EmbeddedSystem(data_dir, Settings()) as system:
-        transport = httpx.ASGITransport(app=system.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
-            client = OrderClient(http)
-            played = await _scenarios(client)
-            show_played(played)
-            rng = random.Random(seed)
-            await _random_orders(client, system, random_orders, rng, show_progress)
-            outcomes = await client.list(limit=500)
-        checks = await verify(system.engines)
+    """Play the scenarios, place ``random_orders`` random ones, wait for all, check.
+
+    While it runs, every service's metrics are on ``settings``' metrics port (for
+    ``ordersaga top --embedded``), unless it is 0 or taken: a demo needs no port."""
+    settings = settings or Settings()
+    async with EmbeddedSystem(data_dir, settings) as system:
+        exposed = _serve_metrics(system, settings, show_note)
+        try:
+            return await _play(system, random_orders, seed, show_played, show_progress)
+        finally:
+            if exposed is not None:
+                exposed.close()
+
+
+def _serve_metrics(
+    system: EmbeddedSystem, settings: Settings, show_note: ShowNote
+) -> MetricsServer | None:
+    if not settings.metrics_port:
+        return None
+    try:
+        exposed = serve_metrics(
+            system.metrics.registry, settings.metrics_host, settings.metrics_port
+        )
+    except MetricsPortInUse as error:
+        show_note(f"no metrics port: {error}")
+        return None
+    show_note(f"metrics on {exposed.url} (`ordersaga top --embedded`)")
+    return exposed
+
+
+async def _play(
+    system: EmbeddedSystem,
+    random_orders: int,
+    seed: int | None,
+    show_played: ShowPlayed,
+    show_progress: ShowProgress,
+) -> DemoResult:
+    transport = httpx.ASGITransport(app=system.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ordersaga") as http:
+        client = OrderClient(http, system.tokens)
+        played = await _scenarios(client)
+        show_played(played)
+        rng = random.Random(seed)
+        await _random_orders(client, system, random_orders, rng, show_progress)
+        outcomes = await client.list(limit=500)
+    checks = await verify(system.engines)
     return DemoResult(played, outcomes["items"], outcomes["total"], checks)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordersaga.contracts import topics
 from ordersaga.contracts.messages import MODEL_BY_TOPIC, OrderCreated, WireMessage
 from ordersaga.messaging.handler import BatchItem, Subscription
+from ordersaga.saga.rows import Origin
 from ordersaga.saga.runner import Reply, SagaEvent, SagaRunner, Start
 from ordersaga.services.orchestrator.place_order import order_data
 
@@ -25,8 +26,8 @@ async def handle_saga_events(
     acknowledgement moves it on."""
     done = await runner.apply(conn, [_event(item) for item in items])
     for item, transition in zip(items, done, strict=True):
-        for topic, message in transition.messages if transition else ():
-            item.context.send(topic, message)
+        for topic, message, message_id in transition.outgoing() if transition else ():
+            item.context.send(topic, message, message_id=message_id)
 
 
 def subscriptions(runner: SagaRunner) -> list[Subscription]:
@@ -47,6 +48,8 @@ def subscriptions(runner: SagaRunner) -> list[Subscription]:
 
 def _event(item: BatchItem) -> SagaEvent:
     message, cause = item.message, item.context.cause
+    origin = Origin(item.topic, item.partition, item.offset, item.causation_id)
     if item.topic == topics.ORDER_CREATED:
-        return Start(str(message.orderID), order_data(message), cause.traceparent, cause.message_id)
-    return Reply(str(message.orderID), item.topic, message, cause.message_id)
+        saga_id, data = str(message.orderID), order_data(message)
+        return Start(saga_id, data, cause.traceparent, cause.message_id, origin)
+    return Reply(str(message.orderID), item.topic, message, cause.message_id, origin)

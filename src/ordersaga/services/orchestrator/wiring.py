@@ -1,20 +1,23 @@
 """The orchestrator as the runtime sees it: tables, subscriptions and the deadline timer."""
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordersaga.config import Settings
 from ordersaga.db.retention import inbox_pruner
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition
 from ordersaga.saga.registry import SagaRegistry
 from ordersaga.saga.retention import saga_pruner
 from ordersaga.saga.runner import SagaRunner
+from ordersaga.saga.sampling import sample_sagas
 from ordersaga.saga.store import SagaStore
 from ordersaga.saga.timer import run_deadlines
-from ordersaga.services.base import ServiceSpec
+from ordersaga.services.base import Sampler, ServiceSpec
 from ordersaga.services.orchestrator.handlers import subscriptions
 from ordersaga.services.orchestrator.place_order import (
     OUTCOME_TOPIC,
@@ -64,11 +67,21 @@ async def seed(conn: AsyncConnection) -> None:
     del conn
 
 
-def spec(settings: Settings, runner: SagaRunner | None = None) -> ServiceSpec:
+def spec(
+    settings: Settings,
+    runner: SagaRunner | None = None,
+    *,
+    metrics: ServiceMetrics | None = None,
+) -> ServiceSpec:
     """The orchestrator: runs the place-order saga (or ``runner``'s), and times out the
     steps that hang. It refuses to start while unfinished sagas need a version it does
-    not register."""
+    not register. What its sagas do is counted in ``metrics``, and the sagas parked,
+    overdue and unfinished are sampled from its database."""
     runner = runner or place_order_runner(settings)
+    samplers: list[Sampler] = []
+    if metrics is not None:
+        runner = replace(runner, metrics=metrics.sagas())
+        samplers.append(partial(sample_sagas, runner, metrics))
     deadlines = partial(run_deadlines, runner=runner, interval=settings.timer_interval)
     return ServiceSpec(
         name="orchestrator",
@@ -86,6 +99,7 @@ def spec(settings: Settings, runner: SagaRunner | None = None) -> ServiceSpec:
         retention_interval=settings.retention_interval,
         background=[deadlines],
         startup_checks=[partial(check_saga_versions, runner)],
+        samplers=samplers,
     )
 
 

@@ -6,35 +6,54 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from ordersaga.auth.verify import TokenVerifier
 from ordersaga.config import Settings
 from ordersaga.messaging.unit_of_work import Transactions
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.services.order.deps import OrderServiceContext
 from ordersaga.services.order.errors import install_error_handlers
 from ordersaga.services.order.limits import MAX_BODY_BYTES, BodySizeLimit
+from ordersaga.services.order.metrics import RequestMetrics
+from ordersaga.services.order.metrics import router as metrics_router
+from ordersaga.services.order.rate_limit import RateLimiter
 from ordersaga.services.order.routers import health, orders, products
 from ordersaga.services.order.schemas import PlaceOrderBody
+from ordersaga.services.order.tracing import ServerSpans
 
 
 def create_app(
     transactions: Transactions,
     settings: Settings,
     *,
+    verifier: TokenVerifier | None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    metrics: ServiceMetrics | None = None,
 ) -> FastAPI:
     """The API on the order service's database, placing orders in ``transactions``' units
     of work (which wake the relay, so an ``order-created`` leaves without waiting for a poll).
 
+    Every route but ``/healthz``, ``/readyz`` (and ``/metrics``, ``/docs``) needs a bearer
+    token ``verifier`` accepts; ``None`` (authentication disabled) lets everyone in as an
+    operator.
+
     A request body over ``max_body_bytes`` is answered 413 without being read whole.
+    Requests are counted in ``metrics``, whose whole registry ``/metrics`` serves.
     """
+    metrics = metrics or ServiceMetrics.detached("order")
     app = FastAPI(
         title="ordersaga order service",
         description="Place orders and follow them through the place-order saga.",
         version="1",
     )
-    app.state.order_service = OrderServiceContext(transactions, settings)
+    limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_limit_burst)
+    app.state.order_service = OrderServiceContext(transactions, settings, verifier, limiter)
     install_error_handlers(app, accepted_body_fields=list(PlaceOrderBody.model_fields))
+    app.state.metrics_registry = metrics.metrics.registry
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    for router in (orders.router, products.router, health.router):
+    app.add_middleware(ServerSpans, tracing=transactions.tracing)
+    # Added last, so it is outermost: it sees the 413s and the errors' answers too.
+    app.add_middleware(RequestMetrics, metrics=metrics.http())
+    for router in (orders.router, products.router, health.router, metrics_router):
         app.include_router(router)
     return app
 

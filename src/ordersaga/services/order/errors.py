@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
+from ordersaga.auth.challenge import NotAuthenticated
 from ordersaga.messaging.transient import is_transient
 from ordersaga.services.order.model import OrderRejected
 from ordersaga.services.order.schemas import ErrorBody, FieldError
@@ -38,6 +39,35 @@ _BOUNDS = {
 _UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's words for it
 _SAMPLE_UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+SERVER_OWNED_FIELDS = frozenset({"orderID", "amount", "status", "reason", "createdAt", "updatedAt"})
+"""Fields of an order the service sets; a client that sends one is told so."""
+
+
+Unauthorized = NotAuthenticated
+"""No token, or one the order API does not accept: 401 with ``WWW-Authenticate``."""
+
+
+class Forbidden(Exception):
+    """The caller is known but may not do this; answered 403."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.detail = detail
+
+
+class TooManyRequests(Exception):
+    """The client is over its rate; answered 429 with ``Retry-After``."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class KeysUnavailable(Exception):
+    """The keys that verify tokens cannot be had (the JWKS is unreachable); 503."""
 
 
 class NotFound(Exception):
@@ -103,6 +133,8 @@ def field_errors(errors: Sequence[Any], accepted: Sequence[str] = ()) -> list[Fi
         field = field_name(error.get("loc", ()))
         message = problem(error)
         if accepted and error.get("type") == "extra_forbidden":
+            if field in SERVER_OWNED_FIELDS:
+                message += " (the server sets it)"
             message += f"; accepted fields: {', '.join(accepted)}"
         if accepted and error.get("type") == "missing" and field == "body":
             message += f": send a JSON object with {', '.join(accepted)}"
@@ -216,6 +248,36 @@ def install_error_handlers(app: FastAPI, accepted_body_fields: Sequence[str] = (
     app.add_exception_handler(OperationalError, on_database_down)
     for kind in (DBAPIError, PoolTimeoutError, OSError):
         app.add_exception_handler(kind, on_database_error)
+
+    async def on_unauthorized(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Unauthorized)
+        response = error_response(
+            401, exc.reason, [FieldError(field="Authorization", message=exc.reason)]
+        )
+        response.headers["WWW-Authenticate"] = exc.challenge
+        return response
+
+    async def on_forbidden(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Forbidden)
+        return error_response(403, exc.detail, [FieldError(field=exc.field, message=exc.detail)])
+
+    async def on_too_many(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TooManyRequests)
+        detail = f"too many orders from this client; retry after {exc.retry_after} s"
+        response = error_response(429, detail)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    async def on_keys_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("cannot verify tokens: %s", exc.__cause__ or exc)
+        response = error_response(503, "tokens cannot be verified right now; retry shortly")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    app.add_exception_handler(Unauthorized, on_unauthorized)
+    app.add_exception_handler(Forbidden, on_forbidden)
+    app.add_exception_handler(TooManyRequests, on_too_many)
+    app.add_exception_handler(KeysUnavailable, on_keys_unavailable)
     app.add_exception_handler(OrderRejected, on_rejected)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(HTTPException, on_http)

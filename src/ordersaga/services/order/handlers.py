@@ -29,7 +29,8 @@ async def apply_order_update(ctx: HandlerContext, message: OrderUpdated) -> None
         return
     reason = final_reason(message.status, message.reason)
     if await repository.finish_order(ctx.conn, message.orderID, message.status, reason, utc_now()):
-        log.info("saga %s: order %s is %s", saga, message.orderID, message.status)
+        # DEBUG: the order row and the saga's history say it; at INFO, a line per order.
+        log.debug("saga %s: order %s is %s", saga, message.orderID, message.status)
         _applied(ctx, message, message.status)
         return
     current = await repository.order_status(ctx.conn, message.orderID)
@@ -39,7 +40,7 @@ async def apply_order_update(ctx: HandlerContext, message: OrderUpdated) -> None
     if current.is_terminal:
         _applied(ctx, message, current)
     log.log(
-        logging.INFO if current is message.status else logging.WARNING,
+        logging.DEBUG if current is message.status else logging.WARNING,
         "saga %s: order-updated to %s; order %s is already %s",
         saga,
         message.status,

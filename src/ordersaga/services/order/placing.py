@@ -17,7 +17,9 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderCreated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.db.timestamps import utc_now
+from ordersaga.messaging.envelope import Trace
 from ordersaga.messaging.unit_of_work import Transactions, UnitOfWork
+from ordersaga.observability.logs import log_context
 from ordersaga.services.order import repository
 from ordersaga.services.order.model import (
     IdempotencyKeyReused,
@@ -36,8 +38,12 @@ async def place_order(
     request: OrderRequest,
     *,
     idempotency_key: str | None,
+    traceparent: str | None = None,
 ) -> Placement:
     """Create the order ``request`` asks for, or return the one its idempotency key made.
+
+    Its ``order-created`` carries ``traceparent`` (the request's span), so the saga is
+    the request's trace; without one, the saga starts a trace of its own.
 
     Raises :class:`UnknownProduct` for a product not in the catalog and
     :class:`IdempotencyKeyReused` when the key was used for a different order.
@@ -49,7 +55,7 @@ async def place_order(
             return replay
     try:
         async with transactions.begin() as work:
-            order = await _create(work, request, idempotency_key)
+            order = await _create(work, request, idempotency_key, traceparent)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -60,7 +66,9 @@ async def place_order(
         return replay
     # DEBUG: one line per order at INFO costs a percent of the service's CPU at load;
     # the saga's outcome is logged where it ends.
-    log.debug("saga %s: order created for user %d", order.id, order.user_id)
+    if log.isEnabledFor(logging.DEBUG):
+        with log_context(saga_id=str(order.id), order_id=str(order.id)):
+            log.debug("saga %s: order created for user %d", order.id, order.user_id)
     return Placement(order, created=True)
 
 
@@ -74,7 +82,9 @@ async def _replay(engine: AsyncEngine, request: OrderRequest, key: str) -> Place
     return Placement(existing, created=False)
 
 
-async def _create(work: UnitOfWork, request: OrderRequest, key: str | None) -> Order:
+async def _create(
+    work: UnitOfWork, request: OrderRequest, key: str | None, traceparent: str | None
+) -> Order:
     conn = work.conn
     price = await repository.product_price(conn, request.product_id)
     if price is None:
@@ -92,7 +102,8 @@ async def _create(work: UnitOfWork, request: OrderRequest, key: str | None) -> O
         updated_at=now,
     )
     await repository.insert_order(conn, order, key)
-    work.send(topics.ORDER_CREATED, order_created(order))
+    cause = Trace("", str(order.id), traceparent) if traceparent else None
+    work.send(topics.ORDER_CREATED, order_created(order), cause)
     return order
 
 

@@ -4,7 +4,8 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from ordersaga.contracts.money import Money
 from ordersaga.contracts.statuses import OrderStatus
@@ -26,8 +27,23 @@ class PlaceOrderBody(BaseModel):
         json_schema_extra={"examples": [{"userID": 1, "productID": 2, "quantity": 1}]},
     )
 
-    userID: Id
+    userID: Annotated[
+        Id | None,
+        Field(
+            description="The customer; a customer's token may name only itself, and "
+            "without userID the order is its own. An operator's token must name one."
+        ),
+        # May be left out, never null: the schema says an integer.
+        WithJsonSchema({"type": "integer", "exclusiveMinimum": 0, "maximum": INT_MAX}),
+    ] = None
     productID: Id
+    @field_validator("userID", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return value
+
     quantity: Annotated[
         int,
         Field(ge=1, description="How many units; at most ORDERSAGA_MAX_QUANTITY (100 by default)."),

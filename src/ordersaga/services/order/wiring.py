@@ -11,6 +11,7 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.messages import OrderUpdated
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.order import tables
 from ordersaga.services.order.handlers import handle_order_updated
@@ -28,9 +29,10 @@ async def seed(conn: AsyncConnection) -> None:
     )
 
 
-def spec(settings: Settings) -> ServiceSpec:
+def spec(settings: Settings, *, metrics: ServiceMetrics | None = None) -> ServiceSpec:
     """The order service: consumes ``order-updated`` and reconciles orders left
-    ORDER_CREATED; the HTTP API is built by ``api``."""
+    ORDER_CREATED; the HTTP API is built by ``api``. Its figures are the runtime's
+    (consumer, relay, outbox, API): ``metrics`` is not needed here."""
     reconciler = partial(run_reconciler, after=settings.reconcile_after)
     return ServiceSpec(
         name="order",

@@ -9,6 +9,7 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.messages import CancelPayment, ProcessPayment
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.holdings import Holdings, holdings_handler
 from ordersaga.services.payment import rules
@@ -33,8 +34,9 @@ async def seed(conn: AsyncConnection) -> None:
     )
 
 
-def spec(settings: Settings) -> ServiceSpec:
-    """The payment service: answers process-payment and cancel-payment."""
+def spec(settings: Settings, *, metrics: ServiceMetrics | None = None) -> ServiceSpec:
+    """The payment service: answers process-payment and cancel-payment. Its figures are
+    the runtime's (consumer, relay, outbox): ``metrics`` is not needed here."""
     return ServiceSpec(
         name="payment",
         metadata=metadata,

@@ -8,6 +8,7 @@ from ordersaga.contracts import topics
 from ordersaga.contracts.messages import CancelProductReservation, ReserveProduct
 from ordersaga.db.retention import inbox_pruner
 from ordersaga.messaging.handler import Subscription
+from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.holdings import Holdings, holdings_handler
 from ordersaga.services.stock import rules
@@ -38,8 +39,9 @@ async def seed(conn: AsyncConnection) -> None:
     )
 
 
-def spec(settings: Settings) -> ServiceSpec:
-    """The stock service: answers reserve-product and cancel-product-reservation."""
+def spec(settings: Settings, *, metrics: ServiceMetrics | None = None) -> ServiceSpec:
+    """The stock service: answers reserve-product and cancel-product-reservation. Its
+    figures are the runtime's (consumer, relay, outbox): ``metrics`` is not needed here."""
     return ServiceSpec(
         name="stock",
         metadata=metadata,

@@ -51,10 +51,14 @@ def take_response(buffer: bytearray) -> tuple[int, bool] | None:
     return status, keep_alive
 
 
-def post_request(host: str, port: int, path: str, body: bytes) -> bytes:
-    """The bytes of ``POST path`` with a JSON ``body``, keep-alive."""
+def post_request(
+    host: str, port: int, path: str, body: bytes, token: str | None = None
+) -> bytes:
+    """The bytes of ``POST path`` with a JSON ``body``, keep-alive, with the bearer
+    ``token`` when there is one."""
+    authorization = f"Authorization: Bearer {token}\r\n" if token else ""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{authorization}"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("ascii") + body

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ordersaga.tools.bench.data import BENCH_PRODUCTS, BENCH_USERS
 from ordersaga.tools.bench.http import HttpPool, ResponseError, post_request
+from ordersaga.tools.client import Tokens
 
 ORDERS_PATH = "/api/v1/orders"
 OPEN_LOOP_CONNECTIONS = 256
@@ -71,8 +72,9 @@ def due_at(rate: float, index: int) -> float:
 class LoadGenerator:
     """Places orders for random bench users and products, quantity 1."""
 
-    def __init__(self, api: str, spec: LoadSpec) -> None:
+    def __init__(self, api: str, spec: LoadSpec, tokens: Tokens | None = None) -> None:
         parts = urlsplit(api)
+        self._tokens = tokens
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
         self.spec = spec
@@ -129,13 +131,16 @@ class LoadGenerator:
                 continue
             await self._post(loop.time())
 
-    def _body(self) -> bytes:
+    def _request(self) -> bytes:
+        """A bench user's order for a bench product, with that user's token."""
         user = self._rng.choice(BENCH_USERS)
         product = self._rng.choice(BENCH_PRODUCTS)
-        return b'{"userID":%d,"productID":%d,"quantity":1}' % (user, product)
+        body = b'{"userID":%d,"productID":%d,"quantity":1}' % (user, product)
+        token = self._tokens.for_user(user) if self._tokens else None
+        return post_request(self._host, self._port, ORDERS_PATH, body, token)
 
     async def _post(self, due: float) -> None:
-        request = post_request(self._host, self._port, ORDERS_PATH, self._body())
+        request = self._request()
         self.stats.sent += 1
         try:
             status = await self.pool.send(request)

@@ -37,6 +37,7 @@ from ordersaga.tools.bench.results import (
     series,
 )
 from ordersaga.tools.bench.stack import NullChain
+from ordersaga.tools.client import Tokens
 from ordersaga.tools.verify import verify
 
 PENDING = "ORDER_CREATED"
@@ -55,6 +56,9 @@ class System(Protocol):
 
     @property
     def engines(self) -> dict[str, AsyncEngine]: ...
+
+    @property
+    def tokens(self) -> Tokens | None: ...
 
     def process_groups(self) -> dict[str, list[int]]: ...
 
@@ -167,7 +171,7 @@ async def run_system(
     during: During = asyncio.sleep,
 ) -> RunResult:
     """Load ``system`` as ``spec`` says, wait for its sagas, check and measure."""
-    generator = LoadGenerator(system.api, spec)
+    generator = LoadGenerator(system.api, spec, system.tokens)
     order_engine = system.engines["order"]
     stop = asyncio.Event()
     loading = asyncio.create_task(generator.run(stop))

@@ -9,6 +9,7 @@
 """
 
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -20,8 +21,11 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.auth import setup as auth_setup
+from ordersaga.auth.tokens import LocalTokens
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
+from ordersaga.db.grants import grant_runtime
 from ordersaga.db.migrate import seed, upgrade
 from ordersaga.runtime.embedded import embedded_engines
 from ordersaga.runtime.processes import (
@@ -38,6 +42,7 @@ from ordersaga.runtime.scratch import (
     delete_topics,
     drop_databases,
     recreate_databases,
+    scratch_environment,
     scratch_urls,
 )
 from ordersaga.services.registry import SERVICE_NAMES, service
@@ -67,6 +72,9 @@ class _ChildProcesses:
 
 class _ServedSystem(_ChildProcesses):
     """A system behind the order API on ``port``, whose databases the bench reads."""
+
+    tokens: LocalTokens | None
+    """Tokens the system's API accepts (none when authentication is disabled)."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -102,10 +110,12 @@ class RealStack(_ServedSystem):
         self.log_dir = log_dir
         self.keep = keep
         self.urls = scratch_urls(settings, SCRATCH_NAME)
+        self.tokens = auth_setup.client_tokens(settings)
         self.env = environment(
             {
                 "ORDERSAGA_API_PORT": str(self.port),
-                **{f"ORDERSAGA_{s.upper()}_DB_URL": url for s, url in self.urls.items()},
+                "ORDERSAGA_ADMIN_PORT": str(free_port()),
+                **scratch_environment(settings, SCRATCH_NAME),
                 **(extra_env or {}),
             }
         )
@@ -129,6 +139,7 @@ class RealStack(_ServedSystem):
         # what `ordersaga db upgrade` and `ordersaga seed` run, without two interpreters
         for name, url in self.urls.items():
             await upgrade(service(name), url)
+            await grant_runtime(url, service(name).database_url(self.settings))
             await seed(service(name), url)
         self.engines = {s: make_engine(url) for s, url in self.urls.items()}
         await add_bench_data(self.engines)
@@ -161,6 +172,7 @@ class EmbeddedStack(_ServedSystem):
         self.log_dir = log_dir
         self.keep = keep
         self.data_dir = Path(tempfile.mkdtemp(prefix="ordersaga-bench-"))
+        self.tokens = auth_setup.client_tokens(settings, self.data_dir)
 
     async def prepare(self) -> None:
         await prepare_embedded_data(self.data_dir, self.settings)
@@ -168,8 +180,10 @@ class EmbeddedStack(_ServedSystem):
 
     async def start(self, ready_timeout: float) -> None:
         argv = [*CLI, "up", "--embedded", "--data-dir", str(self.data_dir)]
-        argv += ["--port", str(self.port)]
-        self.children = [ChildProcess("embedded", argv, self.log_dir)]
+        argv += ["--port", str(self.port), "--admin-port", str(free_port())]
+        # No metrics port: the bench reads none, and must not contend for one.
+        no_metrics_port = {**os.environ, "ORDERSAGA_METRICS_PORT": "0"}
+        self.children = [ChildProcess("embedded", argv, self.log_dir, no_metrics_port)]
         await self.children[0].start()
         await wait_ready(self.api, ready_timeout, watch=self.children)
 

@@ -1,0 +1,1 @@
+"""What a running system shows of itself: metrics, traces and logs."""

@@ -1,0 +1,1 @@
+"""The orchestrator's admin HTTP API: find sagas, read their timelines, act on them."""
