@@ -24,7 +24,7 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
-	bash infra/with-infra.sh --cluster $(BIN)/pytest -q
+	bash infra/with-infra.sh --cluster $(BIN)/pytest -q --durations=30
 
 # Only the failover tests on the three-node cluster (a few minutes).
 test-cluster: $(STAMP)
