@@ -7,6 +7,7 @@ Runs on the listener the environment names (`infra/with-infra.sh` exports it wit
 
 import asyncio
 import json
+import subprocess
 import time
 import uuid
 from decimal import Decimal
@@ -32,7 +33,7 @@ from ordersaga.messaging.kafka import KafkaBroker
 from ordersaga.messaging.kafka_config import PRODUCER_OPTIONS, client_options, for_service
 from tests.auth_support import operator_headers
 from tests.realstack.secure_kafka import SECURE_LISTENER_NEEDED
-from tests.realstack.stack import Stack
+from tests.realstack.stack import CLI, Stack
 from tests.realstack.test_real_stack import place, wait_all
 
 PAYMENT_STEP = "process_payment"
@@ -171,3 +172,25 @@ def test_a_forged_payment_reply_never_reaches_the_orchestrator(
     assert finished[saga_id]["status"] == "ORDER_COMPLETED"
     assert asyncio.run(record_count(stack.settings, topics.PAYMENT_PROCESSED)) == 1
     stack.assert_alive()
+
+
+def test_a_replica_whose_password_kafka_refuses_stops_at_once_saying_so(stack: Stack) -> None:
+    """Not "waiting for Kafka" forever: exit 2, naming the user and what to check, and
+    never the password."""
+    wrong = "wrong-" + uuid.uuid4().hex
+    refused = subprocess.run(
+        [*CLI, "serve", "stock"],
+        env={
+            **stack.env,
+            "ORDERSAGA_STOCK_KAFKA_SASL_PASSWORD": wrong,
+            "ORDERSAGA_STOCK_KAFKA_SASL_PASSWORD_FILE": "",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 2, said
+    assert "refused the login of user 'stock'" in said
+    assert "ORDERSAGA_STOCK_KAFKA_SASL_PASSWORD" in said
+    assert wrong not in said
