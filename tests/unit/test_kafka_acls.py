@@ -11,7 +11,15 @@ from ordersaga.contracts.messages import OrderCreated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.services.orchestrator.place_order import PLACE_ORDER, order_data
 from ordersaga.services.registry import SERVICES, service_spec
-from ordersaga.tools.kafka_acls import Grant, acl_arguments, registry_grants, service_grants
+from ordersaga.tools.kafka_acls import (
+    DEAD_LETTER_ADMIN,
+    Grant,
+    acl_arguments,
+    all_grants,
+    dead_letter_grants,
+    registry_grants,
+    service_grants,
+)
 
 WRITERS = {
     topics.ORDER_CREATED: "order",
@@ -38,8 +46,8 @@ def allowed(grants: list[Grant], operation: str) -> dict[str, set[str]]:
     return found
 
 
-def test_each_topic_of_the_contract_has_exactly_one_writer() -> None:
-    writes = allowed(registry_grants(Settings()), "Write")
+def test_each_topic_of_the_contract_has_exactly_one_writer_in_the_saga() -> None:
+    writes = allowed(all_grants(s.spec(Settings()) for s in SERVICES), "Write")
     writers = {
         topic: sorted(p for p, granted in writes.items() if topic in granted)
         for topic in topics.ALL
@@ -100,3 +108,18 @@ def test_each_grant_is_one_line_of_kafka_acls_arguments() -> None:
         "--allow-principal User:stock --operation Read --operation Describe "
         "--topic reserve-product --group stock-service"
     ]
+
+
+def test_the_admin_api_reads_every_dead_letter_and_forges_nothing_another_service_reads() -> None:
+    grants = dead_letter_grants(DEAD_LETTER_ADMIN)
+    assert set(grants) <= set(registry_grants(Settings()))
+    assert allowed(grants, "Read")[DEAD_LETTER_ADMIN] == {topics.dead_letter(t) for t in topics.ALL}
+    assert [" ".join(g.arguments()) for g in grants if g.groups] == [
+        "--allow-principal User:orchestrator --operation Read --group dlq-inspector- "
+        "--resource-pattern-type prefixed"
+    ]
+    saga = service_grants(service_spec(DEAD_LETTER_ADMIN, Settings()))
+    added = allowed(grants, "Write")[DEAD_LETTER_ADMIN] - allowed(saga, "Write")[DEAD_LETTER_ADMIN]
+    readers = allowed(all_grants(s.spec(Settings()) for s in SERVICES), "Read")
+    for topic in added:
+        assert [who for who, read in readers.items() if topic in read] == [DEAD_LETTER_ADMIN]

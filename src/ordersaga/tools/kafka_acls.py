@@ -19,19 +19,29 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ordersaga.config import Settings
+from ordersaga.contracts import topics
+from ordersaga.contracts.topics import dead_letter
+from ordersaga.messaging.dead_letters import INSPECTOR_GROUP_PREFIX
 from ordersaga.services.base import ServiceSpec
 from ordersaga.services.registry import SERVICES
+
+DEAD_LETTER_ADMIN = "orchestrator"
+"""The service whose replicas serve the admin API, which reads every dead-letter topic
+(as a consumer group of its own, ``dlq-inspector-<uuid>``) and replays a dead letter to
+its source topic. Every source topic it does not write for the saga anyway is one only
+the orchestrator consumes, so the right forges nothing another service reads."""
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
     """Operations a principal may perform on some topics and consumer groups, each
-    resource named literally."""
+    resource named literally (or, when ``prefixed``, every name starting so)."""
 
     principal: str
     operations: tuple[str, ...]
     topics: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    prefixed: bool = False
 
     def arguments(self) -> list[str]:
         """The arguments of ``kafka-acls --add`` that grant it."""
@@ -41,6 +51,7 @@ class Grant:
             *(a for op in self.operations for a in ("--operation", op)),
             *(a for topic in self.topics for a in ("--topic", topic)),
             *(a for group in self.groups for a in ("--group", group)),
+            *(("--resource-pattern-type", "prefixed") if self.prefixed else ()),
         ]
 
 
@@ -56,6 +67,16 @@ def service_grants(spec: ServiceSpec) -> list[Grant]:
     return [grant for grant in grants if grant is not None]
 
 
+def dead_letter_grants(principal: str) -> list[Grant]:
+    """What the admin API needs to list, read and replay dead letters."""
+    letters = tuple(dead_letter(topic) for topic in topics.ALL)
+    return [
+        Grant(principal, ("Read", "Describe"), letters),
+        Grant(principal, ("Read",), groups=(INSPECTOR_GROUP_PREFIX,), prefixed=True),
+        Grant(principal, ("Write", "Describe"), topics.ALL),
+    ]
+
+
 def all_grants(specs: Iterable[ServiceSpec]) -> list[Grant]:
     """Every service's grants, service by service."""
     return [grant for spec in specs for grant in service_grants(spec)]
@@ -64,7 +85,8 @@ def all_grants(specs: Iterable[ServiceSpec]) -> list[Grant]:
 def registry_grants(settings: Settings | None = None) -> list[Grant]:
     """The grants of the services of the registry, wired with ``settings``."""
     settings = settings or Settings()
-    return all_grants(service.spec(settings) for service in SERVICES)
+    saga = all_grants(service.spec(settings) for service in SERVICES)
+    return [*saga, *dead_letter_grants(DEAD_LETTER_ADMIN)]
 
 
 def acl_arguments(grants: Sequence[Grant]) -> list[str]:
