@@ -46,13 +46,16 @@ ORDERS ?= 10-20
 fuzz: $(STAMP)
 	ORDERSAGA_FUZZ_SEEDS=$(SEEDS) ORDERSAGA_FUZZ_ORDERS=$(ORDERS) $(BIN)/pytest -q tests/faults/test_seeds.py
 
-# The benchmark on the real stack: a --max run, a --rate run at half the throughput it
-# measured, and the null-chain ceiling; prints the summary and where bench.json and
+# The benchmark: on the real stack the null-chain ceiling, a --max run, a --rate run at half
+# the throughput it measured and one at 25 orders/s; then the embedded system at --max. Each
+# prints its figures, the targets they meet (docs/performance.md) and where bench.json and
 # bench.png are (.cache/bench/<time>/). More options: make bench BENCH_ARGS="--duration 40".
 BENCH_ARGS ?=
 
 bench: $(STAMP)
-	bash infra/with-infra.sh $(BIN)/ordersaga bench --max --then-half-rate --with-baseline $(BENCH_ARGS)
+	bash infra/with-infra.sh $(BIN)/ordersaga bench --max --then-half-rate --then-rate 25 \
+		--with-baseline $(BENCH_ARGS)
+	$(BIN)/ordersaga bench --embedded --max $(BENCH_ARGS)
 
 # The OCI image ordersaga:<version>, from Debian's packages (as root: mmdebstrap, buildah;
 # the Debian root filesystem and the wheels are cached under ~/.cache/ordersaga/image/). docs/deploy.md.

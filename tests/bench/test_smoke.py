@@ -126,3 +126,29 @@ def test_json_prints_the_document_alone(tmp_path: Path) -> None:
     (run,) = document["runs"]
     assert run["finished"] == run["placed"] > 0
     assert "placed" in done.stderr  # the progress, out of the way
+
+
+def test_a_max_run_then_a_light_rate_judged_against_the_targets(tmp_path: Path) -> None:
+    shown = run_bench(
+        tmp_path, "--embedded", "--max", "--warmup", "1", "--duration", "2", "--then-rate", "10"
+    ).stdout
+    document = json.loads((tmp_path / "bench.json").read_text())
+    top, light = document["runs"]
+    assert (top["name"], top["load"]["mode"]) == ("max", "max")
+    assert (light["name"], light["load"]["rate"]) == ("rate-10", 10)
+    assert_invariants_hold(light)
+    (target,) = document["targets"]
+    assert target["name"] == "embedded at --max"
+    assert target["met"] == (top["throughput"] >= 1500)
+    assert "Against the targets" in shown
+
+
+def test_a_light_rate_follows_only_a_max_run(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ordersaga.cli", "bench", "--rate", "5", "--then-rate", "25"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--then-rate follows a --max run" in done.stdout + done.stderr

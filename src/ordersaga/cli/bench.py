@@ -13,7 +13,7 @@ import typer
 import uvloop
 from rich.console import Console
 
-from ordersaga.cli.bench_view import RunProgress, cpu_table, details, summary_table
+from ordersaga.cli.bench_view import RunProgress, cpu_table, details, summary_table, targets_table
 from ordersaga.cli.errors import USAGE, fail
 from ordersaga.cli.soak import report_soak, soak
 from ordersaga.config import Settings
@@ -24,6 +24,7 @@ from ordersaga.tools.bench.results import RunResult, write_json
 from ordersaga.tools.bench.run import run_null_chain, run_system
 from ordersaga.tools.bench.soak_run import SoakOptions
 from ordersaga.tools.bench.stack import BenchError, EmbeddedStack, NullChain, RealStack
+from ordersaga.tools.bench.targets import against_targets
 
 # The tables need more than the 80 columns rich assumes when output is not a terminal.
 console = Console(width=None if sys.stdout.isatty() else 132)
@@ -41,6 +42,7 @@ class BenchConfig:
     system: bool  # measure the system (not only the baseline)
     baseline: bool
     then_half_rate: bool
+    then_rates: tuple[float, ...]
     out: Path
     keep: bool
     drain_timeout: float
@@ -92,6 +94,14 @@ async def _measure_system(
                     await run_system(stack, half, "half-rate", progress.tick, config.drain_timeout)
                 )
                 progress.done(results[-1])
+        for rate in config.then_rates:
+            light = replace(spec, rate=rate)
+            name = f"rate-{rate:g}"
+            with _progress(screen, name, light) as progress:
+                results.append(
+                    await run_system(stack, light, name, progress.tick, config.drain_timeout)
+                )
+                progress.done(results[-1])
     finally:
         await stack.close()
     return results
@@ -126,6 +136,7 @@ def _document(config: BenchConfig, results: list[RunResult], started: str) -> di
             for r in results
             if ceiling and r.system != "null-chain"
         },
+        "targets": against_targets(results),
         "runs": results,
     }
 
@@ -146,6 +157,7 @@ def report(
         console.print(summary_table(results, ceiling))
         console.print(cpu_table(results))
         console.print(details(results))
+        console.print(targets_table(against_targets(results)))
         console.print(f"results: {json_path}\nplot:    {png_path}\nlogs:    {config.out / 'logs'}")
     return all(r.drained and r.invariants_ok is not False for r in results)
 
@@ -157,6 +169,7 @@ def _config(
     baseline: Baseline | None,
     with_baseline: bool,
     then_half_rate: bool,
+    then_rates: list[float],
     embedded: bool,
     soak: SoakOptions | None,
     **rest: Any,
@@ -169,6 +182,10 @@ def _config(
         )
     if then_half_rate and rate is not None:
         raise typer.BadParameter("--then-half-rate follows a --max run")
+    if then_rates and rate is not None:
+        raise typer.BadParameter("--then-rate follows a --max run")
+    if any(r <= 0 for r in then_rates):
+        raise typer.BadParameter("--then-rate takes orders per second above 0")
     wants_baseline = baseline is not None or with_baseline
     if wants_baseline and embedded:
         raise typer.BadParameter("the null chain runs on Kafka: not with --embedded")
@@ -187,6 +204,7 @@ def _config(
         system=baseline is None or with_baseline,
         baseline=wants_baseline,
         then_half_rate=then_half_rate,
+        then_rates=tuple(then_rates),
         out=out,
         soak=soak,
         **rest,
@@ -231,6 +249,13 @@ def bench_command(
     then_half_rate: Annotated[
         bool, typer.Option(help="After the --max run, a --rate run at half its throughput.")
     ] = False,
+    then_rate: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="After the --max (and half-rate) runs, an open-loop run at this rate; "
+            "repeatable (make bench: 25, the light-load figure)."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Where bench.json, bench.png and the logs go.")
     ] = None,
@@ -290,6 +315,7 @@ def bench_command(
         baseline=baseline,
         with_baseline=with_baseline,
         then_half_rate=then_half_rate,
+        then_rates=then_rate or [],
         embedded=embedded,
         concurrency=concurrency,
         max_in_flight=max_in_flight,

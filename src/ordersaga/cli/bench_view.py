@@ -8,6 +8,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ordersaga.tools.bench.results import RunResult
+from ordersaga.tools.bench.targets import Target
 
 WARM_UP_INCLUDED = "(warm-up included)"
 CEILING_NOTE = "of ceiling: share of the null-chain ceiling measured in this run."
@@ -159,3 +160,16 @@ def details(results: Sequence[RunResult]) -> Group:
                 f"{r.generator['errors']} errors, {r.generator['refused'] or 'none'} refused"
             )
     return Group(*lines)
+
+
+def targets_table(targets: Sequence[Target]) -> Table:
+    """Each performance target: its goal, what this invocation measured, met or not."""
+    table = Table(title="Against the targets", title_justify="left")
+    table.add_column("target")
+    table.add_column("goal")
+    table.add_column("measured")
+    table.add_column("met")
+    verdicts = {True: "[green]yes[/]", False: "[bold red]no[/]", None: "[dim]-[/]"}
+    for target in targets:
+        table.add_row(target.name, target.goal, target.measured, verdicts[target.met])
+    return table

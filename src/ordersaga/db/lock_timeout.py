@@ -15,6 +15,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection, Engine, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordersaga.db.driver import postgres
+
 _OPTION = "ordersaga_lock_timeout"
 
 
@@ -27,8 +29,12 @@ async def bound_lock_waits(conn: AsyncConnection, seconds: float) -> None:
     """
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        milliseconds = max(1, round(seconds * 1000))
-        await conn.execute(select(func.set_config("lock_timeout", f"{milliseconds}ms", True)))
+        setting = f"{max(1, round(seconds * 1000))}ms"
+        pg = await postgres(conn)
+        if pg is not None:
+            await pg.value("SELECT set_config('lock_timeout', $1, true)", setting)
+        else:
+            await conn.execute(select(func.set_config("lock_timeout", setting, True)))
     elif dialect in ("mysql", "mariadb") and getattr(conn.dialect, "is_mariadb", False):
         # Whole seconds (MariaDB's unit), and at least one: 0 would mean "do not wait".
         await conn.execution_options(**{_OPTION: max(1, math.ceil(seconds))})

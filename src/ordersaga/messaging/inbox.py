@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordersaga.db.driver import postgres
 from ordersaga.db.timestamps import UtcDateTime, utc_now
 
 
@@ -22,8 +23,9 @@ def inbox_table(metadata: MetaData) -> Table:
 async def record_once(conn: AsyncConnection, table: Table, message_id: str, topic: str) -> bool:
     """Record ``message_id`` in the caller's transaction; ``False`` if it was handled before.
 
-    Two deliveries racing past the check collide on the primary key; the loser's
-    transaction fails and, when retried, sees the message as handled.
+    Two deliveries racing past the check: on PostgreSQL the second waits for the first
+    and sees the message as handled once it commits; elsewhere they collide on the
+    primary key, and the loser's transaction fails and, when retried, sees it handled.
     """
     return bool(await record_new(conn, table, [(message_id, topic)]))
 
@@ -33,13 +35,24 @@ async def record_new(
 ) -> set[str]:
     """Record the ``(message_id, topic)`` pairs not handled before; their message ids.
 
-    One read and one insert for the lot, in the caller's transaction. A message id given
-    twice is recorded once. As with :func:`record_once`, deliveries racing past the read
-    collide on the primary key and the loser's transaction fails.
+    In the caller's transaction; a message id given twice is recorded once. On
+    PostgreSQL one statement inserts the lot, skipping the ids already there: an id
+    another transaction is inserting at the same moment makes this one wait for it, and
+    counts as handled if that one commits. Elsewhere one read and one insert: as with
+    :func:`record_once`, deliveries racing past the read collide on the primary key and
+    the loser's transaction fails.
     """
     ids = list(dict.fromkeys(message_id for message_id, _ in messages))
     if not ids:
         return set()
+    pg = await postgres(conn)
+    if pg is not None:
+        topic_of = dict(reversed(messages))  # the first topic given for an id
+        ordered = sorted(ids)  # two batches wait for each other's ids in one order
+        inserted = await pg.fetch(
+            _insert_new_sql(table), ordered, [topic_of[m] for m in ordered], utc_now()
+        )
+        return {row[0] for row in inserted}
     seen = set(
         (await conn.scalars(select(table.c.message_id).where(table.c.message_id.in_(ids)))).all()
     )
@@ -54,3 +67,11 @@ async def record_new(
             [{"message_id": m, "topic": t, "processed_at": now} for m, t in new.items()],
         )
     return set(new)
+
+
+def _insert_new_sql(table: Table) -> str:
+    return (
+        f"INSERT INTO {table.name} (message_id, topic, processed_at) "
+        "SELECT m.id, m.topic, $3 FROM unnest($1::varchar[], $2::varchar[]) AS m(id, topic) "
+        "ORDER BY m.id ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+    )

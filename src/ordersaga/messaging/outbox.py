@@ -35,12 +35,10 @@ wrote its row (the row's ``traceparent``); the record sent carries that span's
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cache
 
 from opentelemetry.trace import SpanKind
 from sqlalchemy import (
@@ -50,17 +48,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    insert,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql import Insert
 
 from ordersaga.contracts import headers as h
 from ordersaga.db.lock_timeout import bound_lock_waits
-from ordersaga.db.timestamps import UtcDateTime, utc_now
+from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.db.types import BigId
 from ordersaga.messaging.backoff import Backoff
-from ordersaga.messaging.outbox_rows import FAILED_TABLE, OutboxRow, claim, park, remove
+from ordersaga.messaging.outbox_rows import FAILED_TABLE, OutboxRow, add, claim, park, remove
 from ordersaga.messaging.port import OutgoingMessage, Producer, UndeliverableMessages
 from ordersaga.observability.recorders import RelayMetrics, ServiceMetrics
 from ordersaga.observability.tracing import (
@@ -98,32 +94,11 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-@cache
-def _insert_into(table: Table) -> Insert:
-    # Built once per table: building a statement costs more than running it.
-    return insert(table)
-
-
 async def write_outbox(
     conn: AsyncConnection, table: Table, messages: Sequence[OutgoingMessage]
 ) -> None:
     """Add ``messages`` to the outbox within the transaction of ``conn``, in their order."""
-    if not messages:
-        return
-    now = utc_now()
-    await conn.execute(
-        _insert_into(table),
-        [
-            {
-                "topic": m.topic,
-                "message_key": m.key,
-                "value": m.value,
-                "headers": json.dumps(dict(m.headers)),
-                "created_at": now,
-            }
-            for m in messages
-        ],
-    )
+    await add(conn, table, messages)
 
 
 @dataclass(frozen=True, slots=True)

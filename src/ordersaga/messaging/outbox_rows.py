@@ -7,15 +7,21 @@ key (another relay's held row 3 of a key, this relay's row 7 of it), so after cl
 a relay gives back every row of a key that has an earlier row it does not hold: that
 earlier row is held by another relay or not yet published, and the later ones wait.
 SQLite has no row locks and one writer at a time: there the oldest rows are simply read.
+
+On PostgreSQL the statements run every message (adding rows, claiming and removing them)
+go through asyncpg directly (:mod:`ordersaga.db.driver`).
 """
 
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert
 
+from ordersaga.db.driver import Postgres, insert_sql, postgres
 from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.port import OutgoingMessage
 
@@ -55,8 +61,41 @@ async def backlog(conn: AsyncConnection, outbox: Table) -> Backlog:
     return Backlog(int(waiting), max(0.0, age), int(parked or 0))
 
 
+_COLUMNS = ("topic", "message_key", "value", "headers", "created_at")
+
+
+async def add(conn: AsyncConnection, outbox: Table, messages: Sequence[OutgoingMessage]) -> None:
+    """Add ``messages`` to ``outbox`` in the transaction of ``conn``, in their order."""
+    if not messages:
+        return
+    now = utc_now()
+    rows = [(m.topic, m.key, m.value, json.dumps(dict(m.headers)), now) for m in messages]
+    pg = await postgres(conn)
+    if pg is not None:
+        await pg.execute_many(insert_sql(outbox, _COLUMNS), rows)
+    else:
+        await conn.execute(
+            _insert_into(outbox), [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
+        )
+
+
+@cache
+def _insert_into(table: Table) -> Insert:
+    # Built once per table: building a statement costs more than running it.
+    return insert(table)
+
+
 async def claim(conn: AsyncConnection, outbox: Table, limit: int) -> list[OutboxRow]:
     """Lock and return up to ``limit`` of the oldest rows this relay may publish now."""
+    pg = await postgres(conn)
+    if pg is not None:
+        found = await pg.fetch(
+            f"SELECT id, topic, message_key, value, headers FROM {outbox.name} "
+            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            limit,
+        )
+        rows = [_outbox_row(*r) for r in found]
+        return await _first_of_their_keys(pg, outbox, rows) if rows else rows
     locking = conn.dialect.name != "sqlite"
     query = (
         select(
@@ -71,27 +110,40 @@ async def claim(conn: AsyncConnection, outbox: Table, limit: int) -> list[Outbox
     )
     if locking:
         query = query.with_for_update(skip_locked=True)
-    rows = [
-        OutboxRow(r.id, OutgoingMessage(r.topic, r.message_key, r.value, json.loads(r.headers)))
-        for r in await conn.execute(query)
-    ]
+    rows = [_outbox_row(*r) for r in await conn.execute(query)]
     if locking and rows:
         return await _first_of_their_keys(conn, outbox, rows)
     return rows
 
 
+def _outbox_row(row_id: int, topic: str, key: str, value: bytes, headers: str) -> OutboxRow:
+    return OutboxRow(row_id, OutgoingMessage(topic, key, value, json.loads(headers)))
+
+
 async def _first_of_their_keys(
-    conn: AsyncConnection, outbox: Table, rows: list[OutboxRow]
+    conn: AsyncConnection | Postgres, outbox: Table, rows: list[OutboxRow]
 ) -> list[OutboxRow]:
     """``rows`` without those that come after a row of their key held elsewhere."""
     ours = [r.id for r in rows]
-    others = await conn.execute(
-        select(outbox.c.id, outbox.c.message_key).where(
-            outbox.c.message_key.in_({r.message.key for r in rows}),
-            outbox.c.id < max(ours),
-            outbox.c.id.not_in(ours),
+    keys = {r.message.key for r in rows}
+    if isinstance(conn, Postgres):
+        others = await conn.fetch(
+            f"SELECT id, message_key FROM {outbox.name} "
+            "WHERE message_key = ANY($1) AND id < $2 AND NOT id = ANY($3)",
+            list(keys),
+            max(ours),
+            ours,
         )
-    )
+    else:
+        others = list(
+            await conn.execute(
+                select(outbox.c.id, outbox.c.message_key).where(
+                    outbox.c.message_key.in_(keys),
+                    outbox.c.id < max(ours),
+                    outbox.c.id.not_in(ours),
+                )
+            )
+        )
     held_elsewhere: dict[str, int] = {}
     for row_id, key in others:
         held_elsewhere[key] = min(row_id, held_elsewhere.get(key, row_id))
@@ -99,7 +151,12 @@ async def _first_of_their_keys(
 
 
 async def remove(conn: AsyncConnection, outbox: Table, rows: Sequence[OutboxRow]) -> None:
-    await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+    ids = [r.id for r in rows]
+    pg = await postgres(conn)
+    if pg is not None:
+        await pg.execute(f"DELETE FROM {outbox.name} WHERE id = ANY($1)", ids)
+    else:
+        await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
 
 
 async def park(

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordersaga.db.driver import postgres
 from ordersaga.db.timestamps import utc_now
 
 # The time of the current statement, in UTC with microseconds. PostgreSQL's now() would
@@ -52,7 +53,9 @@ class DatabaseClock:
         statement = _SERVER_NOW.get(conn.dialect.name)
         if statement is None:
             return self.process_clock() + self.offset
-        return _as_utc(await conn.scalar(statement)) + self.offset
+        pg = await postgres(conn)
+        read = await (pg.value(statement.text) if pg else conn.scalar(statement))
+        return _as_utc(read) + self.offset
 
 
 @dataclass(frozen=True)

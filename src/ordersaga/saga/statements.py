@@ -1,15 +1,19 @@
 """The saga store's hot-path statements, built once and run with bound parameters.
 
 Building and compiling a statement costs more than running it, so each is made once
-per store and reused; only the parameters change from one execution to the next.
+per store and reused; only the parameters change from one execution to the next. On
+PostgreSQL the same statements are run as SQL text on asyncpg (:class:`PostgresSaga`,
+through :mod:`ordersaga.db.driver`).
 """
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.sql import Insert, Select, Update
+
+from ordersaga.db.driver import insert_sql
 
 
 @dataclass(frozen=True)
@@ -68,4 +72,47 @@ class SagaStatements:
         return update(self.instances).where(
             self.instances.c.saga_id == bindparam("wanted_saga_id"),
             self.instances.c.version == bindparam("expected_version"),
+        )
+
+
+@dataclass(frozen=True)
+class PostgresSaga:
+    """:class:`SagaStatements`' statements as PostgreSQL text for asyncpg, ids given as one
+    array (``= ANY($1)``)."""
+
+    instances: Table
+    history: Table
+
+    @cached_property
+    def load_many_locked(self) -> str:
+        # Locked in the order of their ids; the history seq read apart (see _locked).
+        columns = ", ".join(c.name for c in self.instances.c)
+        return (
+            f"SELECT {columns} FROM {self.instances.name} WHERE saga_id = ANY($1) "
+            "ORDER BY saga_id FOR UPDATE"
+        )
+
+    @cached_property
+    def last_seqs(self) -> str:
+        return (
+            f"SELECT saga_id, max(seq) FROM {self.history.name} WHERE saga_id = ANY($1) "
+            "GROUP BY saga_id"
+        )
+
+    @cache  # noqa: B019 -- one store per service, kept for the process's life
+    def insert_instance(self, columns: tuple[str, ...]) -> str:
+        return insert_sql(self.instances, columns)
+
+    @cache  # noqa: B019
+    def insert_history(self, columns: tuple[str, ...]) -> str:
+        return insert_sql(self.history, columns)
+
+    @cache  # noqa: B019
+    def save(self, columns: tuple[str, ...]) -> str:
+        """The versioned update setting ``columns`` (then the id and expected version)."""
+        places = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, 1))
+        n = len(columns)
+        return (
+            f"UPDATE {self.instances.name} SET {places} "
+            f"WHERE saga_id = ${n + 1} AND version = ${n + 2}"
         )

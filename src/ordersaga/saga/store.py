@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from ordersaga.db.driver import postgres
 from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.saga.rows import (
     HistoryRecord,
@@ -37,7 +38,7 @@ from ordersaga.saga.rows import (
     save_row,
 )
 from ordersaga.saga.state import ACTIVE_STATUSES, HistoryEntry, SagaState, SagaStatus
-from ordersaga.saga.statements import SagaStatements
+from ordersaga.saga.statements import PostgresSaga, SagaStatements
 
 _FINISHED = (SagaStatus.COMPLETED.value, SagaStatus.CANCELLED.value)
 
@@ -128,7 +129,7 @@ class SagaStore:
     """Reads and writes sagas of one type through the caller's connection and transaction.
 
     The statements of the hot path are built once (:class:`SagaStatements`) and reused
-    with bound parameters.
+    with bound parameters; on PostgreSQL they run on asyncpg (:class:`PostgresSaga`).
     """
 
     instances: Table
@@ -138,6 +139,10 @@ class SagaStore:
     @cached_property
     def _sql(self) -> SagaStatements:
         return SagaStatements(self.instances, self.history)
+
+    @cached_property
+    def _pg(self) -> PostgresSaga:
+        return PostgresSaga(self.instances, self.history)
 
     async def insert(self, conn: AsyncConnection, state: SagaState, now: datetime) -> None:
         """Store a new saga. A second insert of the same id fails on the primary key."""
@@ -149,7 +154,12 @@ class SagaStore:
         """Store new sagas in one statement; any id stored before fails it on the primary key."""
         if states:
             rows = [instance_row(state, self.saga_type, now) for state in states]
-            await conn.execute(self._sql.insert_instance, rows)
+            pg = await postgres(conn)
+            if pg is None:
+                await conn.execute(self._sql.insert_instance, rows)
+                return
+            columns = tuple(rows[0])
+            await pg.execute_many(self._pg.insert_instance(columns), _values(rows))
 
     async def load_for_update(self, conn: AsyncConnection, saga_id: str) -> SagaState | None:
         """The saga ``saga_id``, its row locked until the transaction ends; None if unknown."""
@@ -177,19 +187,25 @@ class SagaStore:
         """
         if not saga_ids:
             return {}
-        result = await conn.execute(self._sql.load_many_locked, {"wanted_saga_ids": saga_ids})
-        rows = result.mappings().all()
+        pg = await postgres(conn)
+        rows: Sequence[Any]
+        if pg is not None:
+            rows = await pg.fetch(self._pg.load_many_locked, list(saga_ids))
+        else:
+            wanted = {"wanted_saga_ids": saga_ids}
+            rows = (await conn.execute(self._sql.load_many_locked, wanted)).mappings().all()
         states = [saga_state(row) for row in rows]
         if not states:
             return {}
         times = {row["saga_id"]: (row["created_at"], row["updated_at"]) for row in rows}
         # Read now that the locks are held (see :meth:`load_locked`).
         found = [s.saga_id for s in states]
-        seqs = await conn.execute(self._sql.last_seqs, {"wanted_saga_ids": found})
-        last: dict[str, int] = {saga_id: seq for saga_id, seq in seqs.all()}
-        return {
-            s.saga_id: LockedSaga(s, last.get(s.saga_id, 0), *times[s.saga_id]) for s in states
-        }
+        if pg is not None:
+            seqs = await pg.fetch(self._pg.last_seqs, found)
+        else:
+            seqs = list(await conn.execute(self._sql.last_seqs, {"wanted_saga_ids": found}))
+        last: dict[str, int] = {saga_id: seq for saga_id, seq in seqs}
+        return {s.saga_id: LockedSaga(s, last.get(s.saga_id, 0), *times[s.saga_id]) for s in states}
 
     async def save(self, conn: AsyncConnection, state: SagaState, now: datetime) -> SagaState:
         """Store ``state`` if the saga is still at ``state.version``; the state saved.
@@ -215,9 +231,20 @@ class SagaStore:
         if not saves:
             return
         rows = [save_row(state, expected, now) for state, expected in saves]
-        result = await conn.execute(self._sql.save, rows)
-        counted = len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount
-        if counted and result.rowcount != len(rows):
+        pg = await postgres(conn)
+        if pg is None:
+            result = await conn.execute(self._sql.save, rows)
+            counted = len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount
+            saved = result.rowcount
+        elif len(rows) == 1:
+            # save_row puts the id and expected version last, as the statement wants them.
+            statement = self._pg.save(tuple(rows[0])[:-2])
+            counted, saved = True, await pg.execute(statement, *rows[0].values())
+        else:
+            statement = self._pg.save(tuple(rows[0])[:-2])
+            counted, saved = False, 0
+            await pg.execute_many(statement, _values(rows))
+        if counted and saved != len(rows):
             stale = ", ".join(f"{s.saga_id}@{v}" for s, v in saves)
             raise StaleSaga(f"not every saga of {stale} is still at that version; retry")
 
@@ -245,8 +272,13 @@ class SagaStore:
     async def insert_history(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert history rows made by :func:`~ordersaga.saga.rows.history_row`, in one
         statement; a seq taken twice fails it on the primary key."""
-        if rows:
+        if not rows:
+            return
+        pg = await postgres(conn)
+        if pg is None:
             await conn.execute(self._sql.insert_history, list(rows))
+        else:
+            await pg.execute_many(self._pg.insert_history(tuple(rows[0])), _values(rows))
 
     async def due(
         self,
@@ -390,3 +422,8 @@ class SagaStore:
         )
         rows = (await conn.execute(query)).mappings().all()
         return [history_record(row) for row in rows]
+
+
+def _values(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows made alike (same keys, same order) as tuples of their values."""
+    return [tuple(row.values()) for row in rows]

@@ -21,13 +21,14 @@ the orders' rows and writes the new ones.
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Column, Row, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Column, bindparam, select, update
 
 from ordersaga.contracts.messages import WireMessage
 from ordersaga.messaging.handler import BatchHandler, HandlerContext
@@ -113,51 +114,117 @@ class Holdings:
     rules: HoldingRules
 
 
+@dataclass(frozen=True)
+class _Writes:
+    """What a rule does to the database beyond the batch's reads and inserts: built once
+    and run with bound parameters (building a statement costs more than running it), on
+    PostgreSQL as text on asyncpg (:mod:`ordersaga.db.driver`)."""
+
+    spec: Holdings
+
+    @cached_property
+    def _take(self) -> Any:
+        spec, amount = self.spec, self.spec.on_hand.type
+        return (
+            update(spec.holder.table)
+            .where(
+                spec.holder == bindparam("wanted_holder"),
+                spec.on_hand >= bindparam("wanted_amount", type_=amount),
+            )
+            .values({spec.on_hand: spec.on_hand - bindparam("wanted_amount", type_=amount)})
+        )
+
+    @cached_property
+    def _on_hand(self) -> Any:
+        return select(self.spec.on_hand).where(self.spec.holder == bindparam("wanted_holder"))
+
+    @cached_property
+    def _give_back(self) -> Any:
+        spec, amount = self.spec, self.spec.on_hand.type
+        return (
+            update(spec.holder.table)
+            .where(spec.holder == bindparam("wanted_holder"))
+            .values({spec.on_hand: spec.on_hand + bindparam("given_amount", type_=amount)})
+        )
+
+    @cached_property
+    def _release(self) -> Any:
+        records, statuses = self.spec.record_holder.table, self.spec.rules.STATUSES
+        return (
+            update(records)
+            .where(
+                records.c.order_id == bindparam("wanted_order"),
+                records.c.status == statuses.held.value,
+            )
+            .values(status=statuses.released.value, updated_at=bindparam("now"))
+        )
+
+    @cached_property
+    def _pg(self) -> dict[str, str]:
+        holders, key, has = (
+            self.spec.holder.table.name,
+            self.spec.holder.name,
+            self.spec.on_hand.name,
+        )
+        records = self.spec.record_holder.table.name
+        return {
+            "take": f"UPDATE {holders} SET {has} = {has} - $2 WHERE {key} = $1 AND {has} >= $2",
+            "on_hand": f"SELECT {has} FROM {holders} WHERE {key} = $1",
+            "give_back": f"UPDATE {holders} SET {has} = {has} + $2 WHERE {key} = $1",
+            "release": f"UPDATE {records} SET status = $3, updated_at = $4 "
+            "WHERE order_id = $1 AND status = $2",
+        }
+
+    async def taken(self, known: Known[Any], holder: int, wanted: Amount) -> bool:
+        """Take ``wanted`` if that much is there, in one statement; True if it was."""
+        if known.pg is not None:
+            return await known.pg.execute(self._pg["take"], holder, wanted) == 1
+        params = {"wanted_holder": holder, "wanted_amount": wanted}
+        return (await known.conn.execute(self._take, params)).rowcount == 1
+
+    async def on_hand(self, known: Known[Any], holder: int) -> Amount:
+        if known.pg is not None:
+            return await known.pg.value(self._pg["on_hand"], holder)
+        return await known.conn.scalar(self._on_hand, {"wanted_holder": holder})
+
+    async def give_back(self, known: Known[Any], holder: int, given: Amount) -> None:
+        if known.pg is not None:
+            await known.pg.execute(self._pg["give_back"], holder, given)
+        else:
+            params = {"wanted_holder": holder, "given_amount": given}
+            await known.conn.execute(self._give_back, params)
+
+    async def released(self, known: Known[Any], order_id: str) -> bool:
+        """Mark the stored row released; False if another release did first."""
+        now = datetime.now(UTC)
+        if known.pg is not None:
+            statuses = self.spec.rules.STATUSES
+            held, released = statuses.held.value, statuses.released.value
+            return await known.pg.execute(self._pg["release"], order_id, held, released, now) == 1
+        params = {"wanted_order": order_id, "now": now}
+        return (await known.conn.execute(self._release, params)).rowcount == 1
+
+
 def holdings_handler(spec: Holdings) -> BatchHandler:
     """The handler of ``spec``'s hold and release commands, as one by one in order."""
-    # Built once and run with bound parameters: building a statement costs more than running it.
-    holders = spec.holder.table
-    amount = spec.on_hand.type
-    take = (
-        update(holders)
-        .where(
-            spec.holder == bindparam("wanted_holder"),
-            spec.on_hand >= bindparam("wanted_amount", type_=amount),
-        )
-        .values({spec.on_hand: spec.on_hand - bindparam("wanted_amount", type_=amount)})
-    )
-    on_hand = select(spec.on_hand).where(spec.holder == bindparam("wanted_holder"))
-    give_back = (
-        update(holders)
-        .where(spec.holder == bindparam("wanted_holder"))
-        .values({spec.on_hand: spec.on_hand + bindparam("given_amount", type_=amount)})
-    )
+    writes = _Writes(spec)
     rules = spec.rules
     records, statuses = spec.record_holder.table, rules.STATUSES
-    release = (
-        update(records)
-        .where(
-            records.c.order_id == bindparam("wanted_order"),
-            records.c.status == statuses.held.value,
-        )
-        .values(status=statuses.released.value, updated_at=bindparam("now"))
-    )
     status_of = type(statuses.held)
 
     async def hold_rule(known: Known[Hold[Any]], ctx: HandlerContext, command: Any) -> None:
         order_id = str(command.orderID)
         holder, wanted = rules.holder_of(command), rules.amount_of(command)
         existing = known.find(order_id)
-        conn = known.conn
         if existing is not None:
             status, reason = rules.answer_existing(existing.status, existing.reason)
-        elif holder in known.holders and await _taken(conn, take, holder, wanted):
+        elif holder in known.holders and await writes.taken(known, holder, wanted):
             known.put(order_id, Hold(holder, wanted, statuses.held, None))
             status, reason = rules.ACCEPTED, None
         else:
             # An unknown holder has no row to take from: nothing to try.
             known_holder = holder in known.holders
-            has = await conn.scalar(on_hand, {"wanted_holder": holder}) if known_holder else None
+            has = await writes.on_hand(known, holder) if known_holder else None
             reason = rules.rejection_reason(holder, has, wanted)
             known.put(order_id, Hold(holder, wanted, statuses.rejected, reason))
             status = rules.REFUSED
@@ -176,20 +243,18 @@ def holdings_handler(spec: Holdings) -> BatchHandler:
         elif existing.status is statuses.held:
             # A row this batch made is not written yet: it is written released. A stored
             # one is released by a guarded update, which of two racing releases wins.
-            if known.is_new(order_id) or await _released(known.conn, release, order_id):
-                params = {"wanted_holder": existing.holder, "given_amount": existing.amount}
-                await known.conn.execute(give_back, params)
+            if known.is_new(order_id) or await writes.released(known, order_id):
+                await writes.give_back(known, existing.holder, existing.amount)
                 given = existing.amount
             known.put(order_id, replace(existing, status=statuses.released))
         ctx.send(*rules.answer_release(command, given))
 
-    def read(row: Row[Any]) -> Hold[Any]:
-        mapping = row._mapping
+    def read(row: Mapping[str, Any]) -> Hold[Any]:
         return Hold(
-            mapping[spec.record_holder.name],
-            mapping[spec.record_amount.name],
-            status_of(row.status),
-            row.reason,
+            row[spec.record_holder.name],
+            row[spec.record_amount.name],
+            status_of(row["status"]),
+            row["reason"],
         )
 
     def write(hold: Hold[Any]) -> dict[str, Any]:
@@ -210,15 +275,3 @@ def holdings_handler(spec: Holdings) -> BatchHandler:
             rules={rules.HOLD: hold_rule, rules.RELEASE: release_rule},
         )
     )
-
-
-async def _taken(conn: AsyncConnection, take: Any, holder: int, wanted: Amount) -> bool:
-    """Take ``wanted`` if that much is there, in one statement; True if it was."""
-    result = await conn.execute(take, {"wanted_holder": holder, "wanted_amount": wanted})
-    return result.rowcount == 1
-
-
-async def _released(conn: AsyncConnection, release: Any, order_id: str) -> bool:
-    """Mark the stored row released; False if another release did first."""
-    result = await conn.execute(release, {"wanted_order": order_id, "now": datetime.now(UTC)})
-    return result.rowcount == 1

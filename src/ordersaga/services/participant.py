@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, Row, Table, bindparam, insert, select
+from sqlalchemy import Column, Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordersaga.db.driver import Postgres, insert_sql, postgres
 from ordersaga.messaging.handler import BatchHandler, BatchItem, HandlerContext
 
 R = TypeVar("R")
@@ -37,6 +38,8 @@ class Known(Generic[R]):
     or new."""
 
     conn: AsyncConnection
+    pg: Postgres | None
+    """The asyncpg route of ``conn``'s transaction on PostgreSQL (:mod:`ordersaga.db.driver`)."""
     holders: set[int]
     """The holders of the batch whose rows exist (locked, where the database can)."""
     stored: dict[str, R]
@@ -73,8 +76,8 @@ class Ledger(Generic[R]):
     """One row per order, keyed by ``order_id``, never deleted."""
     holder_of: Callable[[Any], int]
     """The holder a command debits or credits."""
-    read: Callable[[Row[Any]], R]
-    """An order row as read from ``records``."""
+    read: Callable[[Mapping[str, Any]], R]
+    """An order row as read from ``records`` (its columns by name)."""
     write: Callable[[R], dict[str, Any]]
     """The columns of a new order row, but its order id and timestamps."""
     rules: Mapping[type, Rule[R]]
@@ -93,19 +96,29 @@ def batch_handler(ledger: Ledger[R]) -> BatchHandler:
     records = ledger.records
     find = select(records).where(records.c.order_id.in_(bindparam("wanted_orders", expanding=True)))
     record = insert(records)
+    # The same on PostgreSQL, as text for asyncpg (ids as one array).
+    holder, table = ledger.holder.name, ledger.holder.table.name
+    pg_lock = f"SELECT {holder} FROM {table} WHERE {holder} = ANY($1) ORDER BY {holder} FOR UPDATE"
+    columns = ", ".join(c.name for c in records.c)
+    pg_find = f"SELECT {columns} FROM {records.name} WHERE order_id = ANY($1)"
+
+    async def read(
+        conn: AsyncConnection, pg: Postgres | None, holders: list[int], orders: list[str]
+    ) -> tuple[set[int], Sequence[Mapping[Any, Any]]]:
+        if pg is not None:
+            locked = await pg.fetch(pg_lock, holders)
+            return {r[0] for r in locked}, await pg.fetch(pg_find, orders)
+        locked_ids = (await conn.execute(lock, {"wanted_holders": holders})).scalars()
+        found = await conn.execute(find, {"wanted_orders": orders})
+        return set(locked_ids), [row._mapping for row in found]
 
     async def handle(conn: AsyncConnection, items: Sequence[BatchItem]) -> None:
         commands = [item.message for item in items]
         holders = sorted({ledger.holder_of(c) for c in commands})
         orders = sorted({str(c.orderID) for c in commands})
-        known = Known[R](
-            conn,
-            set((await conn.execute(lock, {"wanted_holders": holders})).scalars()),
-            {
-                r.order_id: ledger.read(r)
-                for r in await conn.execute(find, {"wanted_orders": orders})
-            },
-        )
+        pg = await postgres(conn)
+        locked, found = await read(conn, pg, holders, orders)
+        known = Known[R](conn, pg, locked, {r["order_id"]: ledger.read(r) for r in found})
         for item in items:
             with item.context.logged():
                 await _rule_of(ledger, item.message)(known, item.context, item.message)
@@ -116,7 +129,11 @@ def batch_handler(ledger: Ledger[R]) -> BatchHandler:
                 {"order_id": order_id, **ledger.write(r), "created_at": now, "updated_at": now}
                 for order_id, r in sorted(known.new.items())
             ]
-            await conn.execute(record, rows)
+            if pg is None:
+                await conn.execute(record, rows)
+            else:
+                statement = insert_sql(records, rows[0])
+                await pg.execute_many(statement, [tuple(r.values()) for r in rows])
 
     return handle
 
