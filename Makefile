@@ -81,7 +81,8 @@ INFRA := bash infra/infra.sh
 
 .PHONY: infra-up infra-down infra-status infra-reset infra-up-cluster infra-down-cluster infra-status-cluster
 
-infra-up:
+# Needs the command line: Kafka's ACLs are printed by `ordersaga kafka acls`.
+infra-up: $(STAMP)
 	$(INFRA) up
 
 infra-down:
@@ -92,7 +93,7 @@ infra-status:
 
 # The three-node Kafka cluster (127.0.0.1:29092,29094,29096; replication factor 3,
 # min.insync.replicas 2), beside the single node, which the quick paths keep using.
-infra-up-cluster:
+infra-up-cluster: $(STAMP)
 	$(INFRA) up kafka3
 
 infra-down-cluster:

@@ -6,13 +6,15 @@
 # until they are gone.
 #
 #   infra/infra.sh up|down|status [kafka|postgres|mariadb|prometheus|kafka3]...
-#   infra/infra.sh env     the settings of the services' own logins, as export lines
+#   infra/infra.sh env     the settings of the services' own logins (Kafka's and the
+#                          databases'), as export lines
 #
 # With no part named, all but kafka3. `status` exits 3 when any part is stopped.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$INFRA/secrets.sh"
+source "$INFRA/kafka-security.sh"
 source "$INFRA/kafka.sh"
 source "$INFRA/kafka3.sh"
 source "$INFRA/postgres.sh"
@@ -23,11 +25,13 @@ PARTS=(kafka postgres mariadb prometheus)
 # Started only when named: the three-node Kafka cluster of the replication tests.
 OPTIONAL_PARTS=(kafka3)
 
-# The settings that run the services with least privilege on these servers: each with
-# its own database login (passwords in files), migrations as the owner. Printed as
+# The settings that run the services with least privilege on these servers: Kafka's
+# SASL_SSL listener, each service as its own SCRAM user (the commands as `admin`), each
+# with its own database login (passwords in files), migrations as the owner. Printed as
 # `export` lines for `eval "$(infra/infra.sh env)"`; with-infra.sh (make test) does that.
 print_env() {
     local service
+    kafka_print_env
     printf 'export ORDERSAGA_ORDER_DB_URL=%q\n' "mysql+aiomysql://ordersaga_order@$HOST:$MARIADB_PORT/orders"
     printf 'export ORDERSAGA_ORDER_DB_OWNER_URL=%q\n' "mysql+aiomysql://ordersaga:ordersaga@$HOST:$MARIADB_PORT/orders"
     printf 'export ORDERSAGA_ORDER_DB_PASSWORD_FILE=%q\n' "$(secret_file db-order)"

@@ -1,26 +1,33 @@
 # A three-node Apache Kafka cluster in KRaft mode (each node broker and controller),
-# replication factor 3, min.insync.replicas 2, on 127.0.0.1:29092, 29094, 29096
-# (controllers 29193, 29195, 29197). Run from the same jars as the single node
-# (kafka.sh, sourced first). Sourced by infra/infra.sh as the part `kafka3`.
+# replication factor 3, min.insync.replicas 2, on 127.0.0.1:29092, 29094, 29096, SASL_SSL
+# only (inter-broker 29093, 29095, 29097 and controllers 29193, 29195, 29197, TLS with
+# client certificates). Run from the same jars, CA and SCRAM users as the single node
+# (kafka.sh and kafka-security.sh, sourced first). Sourced by infra/infra.sh as the part
+# `kafka3`. KAFKA3_PORT_BASE and KAFKA3_CONTROLLER_PORT_BASE (default 29090, 29191) and
+# KAFKA3_DIR move it, to run a second cluster beside this one.
 #
 # `up` starts the nodes that are not running, so a test that killed one brings it back
 # with `infra/infra.sh up kafka3`; each node's pid is in .cache/kafka3/node-N/kafka.pid.
 # KAFKA3_UP="2" (node ids, space-separated) starts and waits for those nodes only, as a
 # test does that brings one node of two back.
 
-KAFKA3_DIR="$CACHE/kafka3"
+KAFKA3_DIR=${KAFKA3_DIR:-"$CACHE/kafka3"}
+KAFKA3_PORT_BASE=${KAFKA3_PORT_BASE:-29090}
+KAFKA3_CONTROLLER_PORT_BASE=${KAFKA3_CONTROLLER_PORT_BASE:-29191}
+KAFKA3_GRANTED="$KAFKA3_DIR/granted.sha256"
 KAFKA3_NODES=(1 2 3)
 KAFKA3_TEMPLATE="$INFRA/kafka/cluster.properties"
 
-kafka3_port() { echo $((29090 + 2 * $1)); }
-kafka3_controller_port() { echo $((29191 + 2 * $1)); }
+kafka3_port() { echo $((KAFKA3_PORT_BASE + 2 * $1)); }
+kafka3_internal_port() { echo $((KAFKA3_PORT_BASE + 1 + 2 * $1)); }
+kafka3_controller_port() { echo $((KAFKA3_CONTROLLER_PORT_BASE + 2 * $1)); }
 kafka3_node_dir() { echo "$KAFKA3_DIR/node-$1"; }
 kafka3_config() { echo "$(kafka3_node_dir "$1")/node-$1.properties"; }
 
 # The address clients use: every node, so that any one of them is enough to start.
-kafka3_bootstrap() {
-    local n addresses=()
-    for n in "${KAFKA3_NODES[@]}"; do addresses+=("$HOST:$(kafka3_port "$n")"); done
+kafka3_bootstrap() { # [port-function]
+    local n addresses=() port=${1:-kafka3_port}
+    for n in "${KAFKA3_NODES[@]}"; do addresses+=("$HOST:$($port "$n")"); done
     local IFS=,
     echo "${addresses[*]}"
 }
@@ -42,9 +49,15 @@ kafka3_write_config() { # node
     local n=$1 dir
     dir=$(kafka3_node_dir "$n")
     mkdir -p "$dir"
-    sed -e "s/@ID@/$n/" -e "s/@PORT@/$(kafka3_port "$n")/" \
-        -e "s/@CONTROLLER_PORT@/$(kafka3_controller_port "$n")/" -e "s#@DATA@#$dir/data#" \
-        "$KAFKA3_TEMPLATE" >"$(kafka3_config "$n")"
+    local voters=() v
+    for v in "${KAFKA3_NODES[@]}"; do voters+=("$v@$HOST:$(kafka3_controller_port "$v")"); done
+    {
+        sed -e "s/@ID@/$n/" -e "s/@PORT@/$(kafka3_port "$n")/" \
+            -e "s/@INTERNAL_PORT@/$(kafka3_internal_port "$n")/" \
+            -e "s/@CONTROLLER_PORT@/$(kafka3_controller_port "$n")/" -e "s#@DATA@#$dir/data#" \
+            -e "s/@VOTERS@/$(IFS=,; echo "${voters[*]}")/" "$KAFKA3_TEMPLATE"
+        kafka_security_properties off
+    } >"$(kafka3_config "$n")"
 }
 
 # Format every node's storage with one cluster id, the first time.
@@ -69,13 +82,15 @@ kafka3_format() {
 kafka3_answers() { # node
     timeout 30 java -Xmx128m -XX:TieredStopAtLevel=1 "${KAFKA_LOGGING[@]}" \
         -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
-        --bootstrap-server "$HOST:$(kafka3_port "$1")" --list
+        --bootstrap-server "$HOST:$(kafka3_internal_port "$1")" \
+        --command-config "$KAFKA_BROKER_CLIENT" --list
 }
 
 kafka3_start_node() { # node; prints the pid
     local n=$1 dir
     dir=$(kafka3_node_dir "$n")
-    require_free_ports kafka3 "$(kafka3_port "$n")" "$(kafka3_controller_port "$n")"
+    require_free_ports kafka3 "$(kafka3_port "$n")" "$(kafka3_internal_port "$n")" \
+        "$(kafka3_controller_port "$n")"
     [[ -f $dir/console.log ]] && mv -f "$dir/console.log" "$dir/console.log.1"
     spawn "$dir/console.log" java -Xms128m -Xmx"${KAFKA3_HEAP:-384m}" -XX:+UseG1GC \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
@@ -88,6 +103,7 @@ kafka3_up() {
     local n pid started=$SECONDS status
     local -A pids=()
     kafka_libs
+    kafka_security_files
     for n in "${KAFKA3_NODES[@]}"; do kafka3_write_config "$n"; done
     kafka3_format
     local wanted
@@ -118,6 +134,8 @@ kafka3_up() {
                    "$(kafka3_node_dir "$n")/console.log" "$(kafka3_node_dir "$n")/broker.log" ;;
         esac
     done
+    kafka_grant kafka3 "$(kafka3_bootstrap kafka3_internal_port)" "$(cat "$KAFKA3_DIR/cluster.id")" \
+        "$KAFKA3_GRANTED"
     say kafka3 "ready on $(kafka3_bootstrap) ($((SECONDS - started))s)"
 }
 

@@ -194,10 +194,48 @@ class Settings(BaseSettings):
     )
     kafka_sasl_mechanism: str | None = Field(None, description="e.g. SCRAM-SHA-512, PLAIN.")
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="ORDERSAGA_KAFKA_SASL_PASSWORD_FILE: from a file."
+    )
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
+    order_kafka_sasl_username: str | None = Field(
+        None,
+        description="The Kafka user the order service's replicas log in as, in place of "
+        "kafka_sasl_username (which the commands keep using).",
+    )
+    order_kafka_sasl_password: SecretStr | None = Field(
+        None,
+        description="Its password (ORDERSAGA_ORDER_KAFKA_SASL_PASSWORD_FILE: from a file).",
+    )
+    orchestrator_kafka_sasl_username: str | None = Field(
+        None,
+        description="The Kafka user the orchestrator's replicas log in as, in place of "
+        "kafka_sasl_username (which the commands keep using).",
+    )
+    orchestrator_kafka_sasl_password: SecretStr | None = Field(
+        None,
+        description="Its password (ORDERSAGA_ORCHESTRATOR_KAFKA_SASL_PASSWORD_FILE: from a file).",
+    )
+    stock_kafka_sasl_username: str | None = Field(
+        None,
+        description="The Kafka user the stock service's replicas log in as, in place of "
+        "kafka_sasl_username (which the commands keep using).",
+    )
+    stock_kafka_sasl_password: SecretStr | None = Field(
+        None,
+        description="Its password (ORDERSAGA_STOCK_KAFKA_SASL_PASSWORD_FILE: from a file).",
+    )
+    payment_kafka_sasl_username: str | None = Field(
+        None,
+        description="The Kafka user the payment service's replicas log in as, in place of "
+        "kafka_sasl_username (which the commands keep using).",
+    )
+    payment_kafka_sasl_password: SecretStr | None = Field(
+        None,
+        description="Its password (ORDERSAGA_PAYMENT_KAFKA_SASL_PASSWORD_FILE: from a file).",
+    )
     order_db_url: str = "mysql+aiomysql://ordersaga:ordersaga@127.0.0.1:3306/orders"
     order_db_password: SecretStr | None = Field(
         None,

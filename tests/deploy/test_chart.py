@@ -126,12 +126,16 @@ def test_every_setting_reaches_every_replica_and_the_migrations(
     deployments = of_kind(production, "Deployment")
     everything = {variable(name) for name in Settings.model_fields}
     logins = {variable(n) for n in Settings.model_fields if n.split("_db_")[0] in SERVICES}
+    logins |= {variable(f"{s}_kafka_sasl_password") for s in SERVICES}
     owners = {v for v in logins if "_OWNER_" in v}
-    runtime_passwords = {variable(f"{s}_db_password") for s in SERVICES}
+    runtime_passwords = {
+        variable(f"{s}_{p}_password") for s in SERVICES for p in ("db", "kafka_sasl")
+    }
     for service in SERVICES:
         env = environment(production, deployments[f"ordersaga-{service}"])
-        # Each replica gets its own database's login only, never the owner's.
-        own = {variable(f"{service}_db_url"), variable(f"{service}_db_password")}
+        # Each replica gets its own database's login and Kafka password only, never the
+        # owner's nor another service's.
+        own = {variable(f"{service}_{p}") for p in ("db_url", "db_password", "kafka_sasl_password")}
         expected = everything - logins | own
         assert expected <= set(env), f"{service} lacks {expected - set(env)}"
         assert not (logins - own) & set(env)
@@ -150,6 +154,10 @@ def test_passwords_come_from_the_named_secrets(production: list[Manifest]) -> No
     assert stock[variable("kafka_sasl_password")] == {
         "secretKeyRef": {"name": "ordersaga", "key": "kafka-sasl-password"}
     }
+    assert stock[variable("stock_kafka_sasl_password")] == {
+        "secretKeyRef": {"name": "ordersaga", "key": "stock-kafka-sasl-password"}
+    }
+    assert variable("payment_kafka_sasl_password") not in stock
     job = environment(production, of_kind(production, "Job")["ordersaga-migrations"])
     assert job[variable("order_db_url")] == {
         "secretKeyRef": {"name": "ordersaga-migrations", "key": "order-db-url"}

@@ -14,8 +14,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
+from ordersaga.config import Settings
 from ordersaga.contracts import topics
 from ordersaga.db.engine import make_engine
+from ordersaga.messaging.kafka_config import client_options
 
 # The orchestrator's commands, in the order a saga may send them for the first time; the
 # outcome (order-updated) comes only after every one it sent.
@@ -94,13 +96,14 @@ class BrokerView:
 
 async def _read(bootstrap: str) -> BrokerView:
     names = list(topics.with_dead_letters())
+    options = client_options(Settings(kafka_bootstrap_servers=bootstrap))
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **options,
         group_id=None,
         enable_auto_commit=False,
         client_id=f"broker-view-{uuid.uuid4().hex[:6]}",
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         described = await admin.describe_topics(names)

@@ -19,16 +19,19 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ordersaga.config import Settings
 from ordersaga.contracts import topics
+from ordersaga.messaging.kafka_config import client_options
+from ordersaga.tools.chaos_kafka import CLUSTER_BOOTSTRAP, node_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = (1, 2, 3)
 HOST = "127.0.0.1"
-BOOTSTRAP = ",".join(f"{HOST}:{29090 + 2 * n}" for n in NODES)
+BOOTSTRAP = CLUSTER_BOOTSTRAP
 
 
 def port(node: int) -> int:
-    return 29090 + 2 * node
+    return node_port(node)
 
 
 def pid(node: int) -> int | None:
@@ -99,7 +102,8 @@ def until(condition: Callable[[], bool], within: float, what: str) -> float:
 
 
 async def _partitions() -> list[dict[str, Any]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10_000)
+    options = client_options(Settings(kafka_bootstrap_servers=BOOTSTRAP))
+    admin = AIOKafkaAdminClient(**options, request_timeout_ms=10_000)
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics.with_dead_letters()))

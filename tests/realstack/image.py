@@ -76,11 +76,16 @@ class MountedImage:
         return dict(item.split("=", 1) for item in self.config.get("Env", []))
 
     def command(
-        self, args: list[str], env: dict[str, str], entrypoint: list[str] | None = None
+        self,
+        args: list[str],
+        env: dict[str, str],
+        entrypoint: list[str] | None = None,
+        files: dict[str, Path] | None = None,
     ) -> list[str]:
         """The command line that runs the image's entrypoint (or ``entrypoint``) with
         ``args`` as its user, on its read-only root, with the image's environment and
-        then ``env``."""
+        then ``env``; ``files`` (name: host file) are copied into its ``/tmp`` first, as
+        a container would have them mounted (a CA certificate)."""
         tree = shlex.quote(str(self.tree))
         user = self.config["User"]
         assert ":" in user, f"the image's user {user!r} has no group"
@@ -93,6 +98,10 @@ class MountedImage:
                 f"mount -t proc proc {tree}/proc",
                 f"mount --rbind /dev {tree}/dev",
                 f"mount -t tmpfs -o mode=1777,size=64m tmpfs {tree}/tmp",
+                *(
+                    f"install -m 644 {shlex.quote(str(path))} {tree}/tmp/{shlex.quote(name)}"
+                    for name, path in (files or {}).items()
+                ),
                 "cd /",
                 "exec env -i "
                 + " ".join(shlex.quote(v) for v in variables)

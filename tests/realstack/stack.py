@@ -27,7 +27,6 @@ from ordersaga.runtime.scratch import (
 )
 
 CLI = list(PROCESS_CLI)
-KAFKA = Settings().kafka_bootstrap_servers
 SCRATCH_NAME = "{database}_test_"
 
 
@@ -37,7 +36,7 @@ class Stack:
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
-    kafka: str = KAFKA
+    kafka: str = field(default_factory=lambda: Settings().kafka_bootstrap_servers)
     """The bootstrap servers of the Kafka the stack runs on (the single node by default)."""
     replication: int = 1
     """ORDERSAGA_KAFKA_REPLICATION_FACTOR for the services."""
@@ -97,10 +96,16 @@ class Stack:
         )
 
     def start_all(self, replicas: int = 1) -> None:
-        for service in ("order", "orchestrator", "stock", "payment"):
+        """Every replica started, and ready: the API answers, and each other replica
+        created its topics (each service creates its own) and consumes."""
+        services = ("order", "orchestrator", "stock", "payment")
+        for service in services:
             for replica in range(1, replicas + 1):
                 self.start(service, replica)
         self.wait_ready()
+        for service in services[1:]:
+            for replica in range(1, replicas + 1):
+                self.wait_logged(f"{service}-{replica}", f"{service} replica {replica} ready", 1)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

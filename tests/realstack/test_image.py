@@ -21,6 +21,7 @@ from ordersaga.contracts.messages import ProductReserved, ReserveProduct
 from ordersaga.contracts.statuses import OrderStatus, StockStatus
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.envelope import envelope
+from ordersaga.messaging.kafka_config import client_options
 from tests.realstack.image import CACHE, ROOT, MountedImage, build_from_clone, run
 from tests.realstack.stack import Stack
 
@@ -88,10 +89,15 @@ def test_serve_stock_in_the_image_answers_a_reserve_product_command(
         path = env.pop(name)
         if path:
             env[name.removesuffix("_FILE")] = Path(path).read_text().rstrip("\r\n")
+    # and the CA of Kafka's secure listener, at a path inside the container
+    files = {}
+    if env.get("ORDERSAGA_KAFKA_SSL_CAFILE"):
+        files["kafka-ca.crt"] = Path(env["ORDERSAGA_KAFKA_SSL_CAFILE"])
+        env["ORDERSAGA_KAFKA_SSL_CAFILE"] = "/tmp/kafka-ca.crt"
     log_path = tmp_path / "stock-image.log"
     with MountedImage(image) as mounted, open(log_path, "wb") as log:
         process = subprocess.Popen(
-            mounted.command(["serve", "stock", "--replica", "image"], env),
+            mounted.command(["serve", "stock", "--replica", "image"], env, files=files),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -129,10 +135,9 @@ async def reserve(stack: Stack, order_id: uuid.UUID) -> ProductReserved:
         status=OrderStatus.ORDER_CREATED,
     )
     record = envelope(topics.RESERVE_PRODUCT, command)
-    consumer = AIOKafkaConsumer(
-        topics.PRODUCT_RESERVED, bootstrap_servers=stack.kafka, auto_offset_reset="earliest"
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka)
+    options = client_options(stack.settings)  # as the tests' own Kafka user
+    consumer = AIOKafkaConsumer(topics.PRODUCT_RESERVED, **options, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(**options)
     await consumer.start()
     await producer.start()
     try:

@@ -1,7 +1,8 @@
 """Each service logs in to its own database with a login that owns nothing: it reads and
 writes its rows, and can neither change a schema nor reach another service's database.
 Migrations run as the owner. PostgreSQL is reached over TLS with the server's name
-checked against the infra's CA. No password appears in anything ordersaga prints.
+checked against the infra's CA. No password (a database's or Kafka's) appears in anything
+ordersaga prints.
 
 The logins, their password files and the CA are what `make infra-up` makes;
 `infra/with-infra.sh` (what `make test` runs) exports their settings
@@ -131,8 +132,8 @@ def test_postgres_over_tls_checks_the_server_against_the_ca(
 
 def test_saga_over_tls_with_own_logins_prints_no_secret(stack: Stack, tmp_path: Path) -> None:
     """The four services on their own logins, PostgreSQL over verify-full TLS: an order
-    completes; then every log line and command output is searched for the passwords,
-    the signing key and the bearer token."""
+    completes; then every log line and command output is searched for the passwords
+    (the databases' and Kafka's), the signing key and the bearer token."""
     tls = f"ssl=verify-full&sslrootcert={_ca()}"
     for name in POSTGRES_SERVICES:
         variable = f"ORDERSAGA_{name.upper()}_DB_URL"
@@ -170,6 +171,9 @@ def test_saga_over_tls_with_own_logins_prints_no_secret(stack: Stack, tmp_path: 
     secrets = {wrong, token, key_body[:40], key_body[-40:]}
     for name in ("order", *POSTGRES_SERVICES):
         secrets.add(Path(os.environ[f"ORDERSAGA_{name.upper()}_DB_PASSWORD_FILE"]).read_text())
+        # and the SCRAM passwords the replicas and the commands log in to Kafka with
+        secrets.add(Path(os.environ[f"ORDERSAGA_{name.upper()}_KAFKA_SASL_PASSWORD_FILE"]).read_text())
+    secrets.add(Path(os.environ["ORDERSAGA_KAFKA_SASL_PASSWORD_FILE"]).read_text())
     said = [p.read_text(errors="replace") for p in stack.logs.glob("*.log")]
     said += [o.stdout + o.stderr for o in outputs]
     said.append(refused.stdout + refused.stderr)

@@ -1,5 +1,5 @@
-"""What is on the wire, read with a plain Kafka client: the contract's topic names,
-field names, JSON types, statuses, keys and headers."""
+"""What is on the wire, read with a plain Kafka client (aiokafka, as ``admin``): the
+contract's topic names, field names, JSON types, statuses, keys and headers."""
 
 import asyncio
 import json
@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
+from ordersaga.config import Settings
+from ordersaga.messaging.kafka_config import client_options
 from tests.auth_support import operator_headers
-from tests.realstack.stack import KAFKA, Stack
+from tests.realstack.stack import Stack
 from tests.realstack.test_real_stack import place, wait_all
 
 ORDER_FIELDS = {"orderID", "userID", "productID", "quantity", "amount", "status"}
@@ -48,7 +50,7 @@ HEADERS = {
 async def read_topics(names: list[str], expected: int) -> list[Any]:
     consumer = AIOKafkaConsumer(
         *names,
-        bootstrap_servers=KAFKA,
+        **client_options(Settings()),  # as admin, on the secure listener
         group_id=f"wire-check-{uuid.uuid4()}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -2,13 +2,19 @@
 
 import os
 import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from ordersaga.config import Settings
-from ordersaga.messaging.kafka_config import CONSUMER_OPTIONS, PRODUCER_OPTIONS, client_options
+from ordersaga.messaging.kafka_config import (
+    CONSUMER_OPTIONS,
+    PRODUCER_OPTIONS,
+    client_options,
+    for_service,
+)
 
 
 class SslContexts:
@@ -26,7 +32,7 @@ class SslContexts:
 def no_kafka_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only what a test passes counts, whatever the machine's environment says."""
     for name in list(os.environ):
-        if name.startswith("ORDERSAGA_KAFKA_"):
+        if name.startswith("ORDERSAGA_") and "KAFKA_" in name:
             monkeypatch.delenv(name)
 
 
@@ -135,3 +141,55 @@ def test_the_consumer_commits_only_when_told_and_starts_from_the_beginning() -> 
     assert CONSUMER_OPTIONS["auto_offset_reset"] == "earliest"
     # Heartbeats must be well inside the session, or members drop out between them.
     assert CONSUMER_OPTIONS["heartbeat_interval_ms"] * 3 <= CONSUMER_OPTIONS["session_timeout_ms"]
+
+
+SCRAM = {"kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "SCRAM-SHA-512"}
+
+
+def test_the_password_may_come_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "admin.password"
+    secret.write_text("from-the-file\n")
+    monkeypatch.setenv("ORDERSAGA_KAFKA_SASL_PASSWORD_FILE", str(secret))
+    options = client_options(settings(**SCRAM, kafka_sasl_username="admin"), SslContexts())
+    assert options["sasl_plain_password"] == "from-the-file"
+
+
+def test_a_password_is_refused_without_sasl() -> None:
+    with pytest.raises(ValueError, match="SASL_PLAINTEXT or SASL_SSL"):
+        client_options(settings(kafka_sasl_password=SecretStr("p")), SslContexts())
+
+
+def test_each_service_logs_in_as_itself_with_its_own_password_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("stock", "payment"):
+        path = tmp_path / f"{name}.password"
+        path.write_text(f"{name}-secret\n")
+        monkeypatch.setenv(f"ORDERSAGA_{name.upper()}_KAFKA_SASL_PASSWORD_FILE", str(path))
+    shared = settings(
+        **SCRAM,
+        kafka_sasl_username="admin",
+        kafka_sasl_password=SecretStr("admin-secret"),
+        stock_kafka_sasl_username="svc-stock",
+        payment_kafka_sasl_username="svc-payment",
+    )
+    logins = {
+        name: client_options(for_service(shared, name), SslContexts())
+        for name in ("stock", "payment")
+    }
+    found = {n: (o["sasl_plain_username"], o["sasl_plain_password"]) for n, o in logins.items()}
+    assert found == {
+        "stock": ("svc-stock", "stock-secret"),
+        "payment": ("svc-payment", "payment-secret"),
+    }
+    assert client_options(shared, SslContexts())["sasl_plain_username"] == "admin"
+
+
+def test_without_service_credentials_a_service_uses_the_shared_ones() -> None:
+    shared = settings(**SCRAM, kafka_sasl_username="u", kafka_sasl_password=SecretStr("p"))
+    assert for_service(shared, "stock") == shared
+
+
+def test_a_service_user_without_its_password_is_refused() -> None:
+    with pytest.raises(ValueError, match="ORDERSAGA_STOCK_KAFKA_SASL_PASSWORD_FILE"):
+        for_service(settings(stock_kafka_sasl_username="stock"), "stock")

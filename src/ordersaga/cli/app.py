@@ -12,6 +12,7 @@ from ordersaga.cli.demo import demo_command
 from ordersaga.cli.dlq import dlq_app
 from ordersaga.cli.errors import CommandGroup
 from ordersaga.cli.help import for_terminal
+from ordersaga.cli.kafka import kafka_app
 from ordersaga.cli.orders import orders_command, place_order_command
 from ordersaga.cli.outbox import outbox_app
 from ordersaga.cli.prune import prune_command
@@ -52,6 +53,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(kafka_app, name="kafka")
 app.command("seed")(seed_command)
 app.command("chaos")(chaos_command)
 app.command("prune")(prune_command)

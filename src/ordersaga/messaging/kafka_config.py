@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context  # type: ignore[import-untyped]
+from pydantic import SecretStr
 
 from ordersaga.config import Settings
 
@@ -78,13 +79,32 @@ def _sasl_options(settings: Settings) -> dict[str, Any]:
     if not settings.kafka_sasl_username or password is None:
         raise ValueError(
             "SASL needs credentials: set ORDERSAGA_KAFKA_SASL_USERNAME and "
-            "ORDERSAGA_KAFKA_SASL_PASSWORD"
+            "ORDERSAGA_KAFKA_SASL_PASSWORD (or ORDERSAGA_KAFKA_SASL_PASSWORD_FILE)"
         )
     return {
         "sasl_mechanism": mechanism,
         "sasl_plain_username": settings.kafka_sasl_username,
         "sasl_plain_password": password.get_secret_value(),
     }
+
+
+def for_service(settings: Settings, service: str) -> Settings:
+    """The settings a replica of ``service`` reaches Kafka with: logged in as its own
+    user when ``<service>_kafka_sasl_username`` is set (with its
+    ``<service>_kafka_sasl_password``), else ``settings`` unchanged."""
+    username: str | None = getattr(settings, f"{service}_kafka_sasl_username")
+    if not username:
+        return settings
+    password: SecretStr | None = getattr(settings, f"{service}_kafka_sasl_password")
+    if password is None:
+        variable = f"ORDERSAGA_{service.upper()}_KAFKA_SASL_PASSWORD"
+        raise ValueError(
+            f"ORDERSAGA_{service.upper()}_KAFKA_SASL_USERNAME is set without {variable} "
+            f"(or {variable}_FILE); set both, or neither"
+        )
+    return settings.model_copy(
+        update={"kafka_sasl_username": username, "kafka_sasl_password": password}
+    )
 
 
 def _ssl_options(settings: Settings, make_context: SslContextFactory) -> dict[str, Any]:
@@ -104,7 +124,9 @@ def _ssl_options(settings: Settings, make_context: SslContextFactory) -> dict[st
 def _refuse_unused(settings: Settings, protocol: str) -> None:
     """Credentials or certificates that the chosen protocol would silently not use."""
     if protocol not in _WITH_SASL and (
-        settings.kafka_sasl_username or settings.kafka_sasl_mechanism
+        settings.kafka_sasl_username
+        or settings.kafka_sasl_mechanism
+        or settings.kafka_sasl_password
     ):
         raise ValueError(
             f"SASL settings are given but ORDERSAGA_KAFKA_SECURITY_PROTOCOL is {protocol}; "

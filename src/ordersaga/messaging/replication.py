@@ -35,8 +35,11 @@ class TopicReplication:
 class ReplicationMismatch(Exception):
     """Saga topics whose replication is not what the settings ask for."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], unknown: Sequence[str] = ()) -> None:
         self.problems = list(problems)
+        self.unknown = list(unknown)
+        """The topics the cluster did not describe (yet: a topic just created may not have
+        reached every broker's metadata)."""
         super().__init__(
             "the Kafka cluster does not give the saga topics the replication "
             f"{SETTING} asks for:\n  "
@@ -130,4 +133,4 @@ async def check_replication(
     found = await describe_replication(options, topics, with_min_insync=expected > 1)
     problems = replication_problems(found, expected)
     if problems:
-        raise ReplicationMismatch(problems)
+        raise ReplicationMismatch(problems, [t.topic for t in found if not t.replicas])

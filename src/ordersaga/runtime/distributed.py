@@ -6,7 +6,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import uvicorn
@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersaga.auth import setup as auth_setup
 from ordersaga.config import Settings
-from ordersaga.contracts import topics
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.dead_letters import KAFKA_LIMITS
 from ordersaga.messaging.factory import make_broker
-from ordersaga.messaging.kafka_config import client_options
+from ordersaga.messaging.kafka_config import client_options, for_service
+from ordersaga.messaging.kafka_login import login_refusal
 from ordersaga.messaging.port import Broker
 from ordersaga.messaging.replication import ReplicationMismatch, check_replication
 from ordersaga.messaging.stopping import Deadline, bounded
@@ -58,6 +58,7 @@ async def serve(
     use, :class:`~ordersaga.observability.serving.MetricsPortInUse`, ends it at once too),
     and the order replica's also on the API's ``/metrics``.
     """
+    settings = for_service(settings, service)  # its own Kafka user, if configured
     sock = admin_sock = None
     if service == "order":
         sock = bind_api(settings.api_host, settings.api_port, shared=True)
@@ -101,7 +102,7 @@ async def serve(
     try:
         await _wait_for_database(engine, service, url)
         await run_startup_checks(spec, engine)
-        await _create_topics(broker, settings, noise)
+        await _create_topics(broker, settings, service, spec.topics, noise)
         running.start()
         if admin_sock is not None:
             runner = place_order_runner(settings)
@@ -141,8 +142,16 @@ async def serve(
 
 
 class LoginRefused(RuntimeError):
-    """The database refused the service's login: its settings are wrong, waiting will
-    not help."""
+    """The database or Kafka refused the service's login: its settings are wrong,
+    waiting will not help."""
+
+
+def _kafka_login_hint(service: str) -> str:
+    own = f"ORDERSAGA_{service.upper()}_KAFKA_SASL"
+    return (
+        f"Check {own}_USERNAME and {own}_PASSWORD (or _PASSWORD_FILE), or "
+        "ORDERSAGA_KAFKA_SASL_USERNAME and its password when the service has no user of its own"
+    )
 
 
 async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> None:
@@ -179,18 +188,25 @@ async def _wait_for_database(engine: AsyncEngine, service: str, url: str) -> Non
 
 
 async def _create_topics(
-    broker: Broker, settings: Settings, noise: StartupNoise | None = None
+    broker: Broker,
+    settings: Settings,
+    service: str,
+    names: Sequence[str],
+    noise: StartupNoise | None = None,
 ) -> None:
-    """Create the contract's topics, waiting for the broker if it is not up yet: said
-    once, then retried quietly (aiokafka's connection errors are held back meanwhile);
-    then check they have the replication the settings ask for.
+    """Create the topics ``names`` (``service``'s own: those its principal may create),
+    waiting for the broker if it is not up yet: said once, then retried quietly
+    (aiokafka's connection errors are held back meanwhile); then check they have the
+    replication the settings ask for.
 
     Raises :class:`ReplicationMismatch` when they do not: a replica that ran on them
-    would acknowledge messages a single broker's loss can take away.
+    would acknowledge messages a single broker's loss can take away; and
+    :class:`LoginRefused` when Kafka refuses the service's login, which waiting would
+    not change.
     """
     backoff = Backoff(first=0.5, cap=5.0)
-    names = topics.with_dead_letters()
     waiting = False
+    unknown_since: float | None = None
     if noise is not None:
         noise.waiting_for_kafka = True  # until the topics are there: said below, once
     try:
@@ -201,10 +217,19 @@ async def _create_topics(
                     client_options(settings), names, settings.kafka_replication_factor
                 )
                 break
-            except ReplicationMismatch:
-                raise
+            except ReplicationMismatch as mismatch:
+                # Topics just created may not be in every broker's metadata yet: only
+                # topics still unknown after a while are a mismatch.
+                now = time.monotonic()
+                unknown_since = unknown_since or now
+                if len(mismatch.unknown) < len(mismatch.problems) or now - unknown_since > 30:
+                    raise
+                await backoff.sleep()
             except Exception as error:  # the broker may still be starting
                 if not waiting:
+                    refusal = await login_refusal(settings)
+                    if refusal is not None:
+                        raise LoginRefused(f"{refusal}. {_kafka_login_hint(service)}") from None
                     log.warning(
                         "waiting for Kafka at %s (%r); `make infra-up` starts the local "
                         "servers. Retrying quietly.",

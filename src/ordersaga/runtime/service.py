@@ -54,7 +54,7 @@ class ServiceReplica:
         self.metrics = metrics or ServiceMetrics.detached(spec.name)
         self._metrics_interval = metrics_interval
         self.endpoint = Endpoint(
-            name=f"{spec.name}-service",
+            name=spec.group,
             broker=broker,
             engine=engine,
             inbox=spec.inbox,

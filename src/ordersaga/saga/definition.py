@@ -159,6 +159,14 @@ class SagaDefinition:
         return (*replies, self.outcome_ack_topic)
 
     @property
+    def commands(self) -> tuple[str, ...]:
+        """Every topic this saga sends a step's command or compensation on (the outcome's
+        topic is the outcome functions' own)."""
+        return tuple(
+            t for s in self.steps for t in (s.command_topic, s.compensation_topic) if t is not None
+        )
+
+    @property
     def reply_models(self) -> dict[str, type[WireMessage]]:
         """The models of replies on topics outside the contract, by topic."""
         return {s.reply_topic: s.reply_model for s in self.steps if s.reply_model is not None}

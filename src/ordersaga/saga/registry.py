@@ -103,6 +103,12 @@ class SagaRegistry:
         return tuple(dict.fromkeys(ordered))
 
     @property
+    def commands(self) -> tuple[str, ...]:
+        """Every topic any registered version sends a command or compensation on, each once."""
+        ordered = (t for number in sorted(self.versions) for t in self.versions[number].commands)
+        return tuple(dict.fromkeys(ordered))
+
+    @property
     def reply_models(self) -> dict[str, type[WireMessage]]:
         """The models of replies on topics outside the contract, of every version."""
         models: dict[str, type[WireMessage]] = {}

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ordersaga.contracts.topics import dead_letter
 from ordersaga.db.retention import Pruner
 from ordersaga.messaging.handler import Subscription
 from ordersaga.messaging.unit_of_work import Transactions
@@ -28,6 +29,9 @@ class ServiceSpec:
     outbox: Table
     subscriptions: Sequence[Subscription]
     seed: Callable[[AsyncConnection], Awaitable[None]]
+    produces: Sequence[str] = ()
+    """Every topic the service sends on (through its outbox), besides the dead-letter
+    topics of what it consumes: what its Kafka principal may write."""
     background: Sequence[BackgroundTask] = ()
     retention: Sequence[Pruner] = ()
     """What the service prunes (its inbox; the orchestrator its finished sagas), run in
@@ -39,6 +43,26 @@ class ServiceSpec:
     samplers: Sequence[Sampler] = ()
     """Run every ``ORDERSAGA_METRICS_INTERVAL`` seconds, besides the sampling of the
     outbox every service gets, to set the service's gauges from its database."""
+
+    @property
+    def group(self) -> str:
+        """Its consumer group, which every replica joins."""
+        return f"{self.name}-service"
+
+    @property
+    def consumes(self) -> tuple[str, ...]:
+        """The topics it subscribes to, each once, in order."""
+        return tuple(dict.fromkeys(s.topic for s in self.subscriptions))
+
+    @property
+    def dead_letters(self) -> tuple[str, ...]:
+        """The dead-letter topics it writes poison to: those of the topics it consumes."""
+        return tuple(dead_letter(topic) for topic in self.consumes)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic it uses, each once: what a replica creates if absent and checks."""
+        return tuple(dict.fromkeys((*self.produces, *self.consumes, *self.dead_letters)))
 
 
 async def run_startup_checks(spec: ServiceSpec, engine: AsyncEngine) -> None:

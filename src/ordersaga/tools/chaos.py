@@ -33,6 +33,7 @@ from ordersaga.auth import setup as auth_setup
 from ordersaga.config import Settings
 from ordersaga.db.engine import make_engine
 from ordersaga.db.migrate import SchemaNotCurrent, require_current
+from ordersaga.messaging.kafka_config import client_options
 from ordersaga.runtime.processes import (
     ChildProcess,
     NotReady,
@@ -278,7 +279,7 @@ class ChaosRun:
         """kill -9 the node leading the most saga partitions; start it again."""
         started = self.elapsed()
         self.infra_touched = True
-        node = await busiest_leader(self.settings.kafka_bootstrap_servers)
+        node = await busiest_leader(client_options(self.settings))
         if not await kill_node(node):
             self._record("leader kill -9", f"node-{node}", started, "already down: skipped")
             return
@@ -291,7 +292,7 @@ class ChaosRun:
         started = self.elapsed()
         self.infra_touched = True
         try:
-            node = await busiest_leader(self.settings.kafka_bootstrap_servers)
+            node = await busiest_leader(client_options(self.settings))
         except Exception:  # no leader known now: any node will do
             node = CLUSTER_NODES[0]
         hung = await hang_node(node, fault.pause)

@@ -9,19 +9,22 @@ import asyncio
 import os
 import signal
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
 from ordersaga.contracts import topics
 
 CLUSTER_NODES = (1, 2, 3)
-CLUSTER_BOOTSTRAP = ",".join(f"127.0.0.1:{29090 + 2 * n}" for n in CLUSTER_NODES)
+# infra/kafka3.sh's client ports are KAFKA3_PORT_BASE + 2 * node (29092, 29094, 29096).
+PORT_BASE = int(os.environ.get("KAFKA3_PORT_BASE", "29090"))
+CLUSTER_BOOTSTRAP = ",".join(f"127.0.0.1:{PORT_BASE + 2 * n}" for n in CLUSTER_NODES)
 CLUSTER_REPLICATION = 3
 
 
 def node_port(node: int) -> int:
-    return 29090 + 2 * node
+    return PORT_BASE + 2 * node
 
 
 async def node_pid(node: int) -> int | None:
@@ -48,9 +51,10 @@ def busiest(leaders: Sequence[int]) -> int:
     return counted.most_common(1)[0][0]
 
 
-async def busiest_leader(bootstrap: str) -> int:
-    """The node leading the most partitions of the saga topics now."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def busiest_leader(options: Mapping[str, Any]) -> int:
+    """The node leading the most partitions of the saga topics now, asked with the
+    client ``options`` (``kafka_config.client_options``)."""
+    admin = AIOKafkaAdminClient(**options, request_timeout_ms=10_000)
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics.ALL))

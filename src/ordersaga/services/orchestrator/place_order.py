@@ -77,14 +77,18 @@ def _cancel_payment(data: SagaData) -> WireMessage:
     return CancelPayment.model_validate(_order(data, OrderStatus.ORDER_CANCELLED))
 
 
+OUTCOME_TOPIC = topics.ORDER_UPDATED
+"""Where the saga announces its outcome to the order service."""
+
+
 def _completed(data: SagaData) -> Send:
-    return topics.ORDER_UPDATED, OrderUpdated.model_validate(
+    return OUTCOME_TOPIC, OrderUpdated.model_validate(
         _order(data, OrderStatus.ORDER_COMPLETED)
     )
 
 
 def _cancelled(data: SagaData, reason: str) -> Send:
-    return topics.ORDER_UPDATED, OrderUpdated.model_validate(
+    return OUTCOME_TOPIC, OrderUpdated.model_validate(
         _order(data, OrderStatus.ORDER_CANCELLED, reason)
     )
 

@@ -19,7 +19,12 @@ from ordersaga.saga.store import SagaStore
 from ordersaga.saga.timer import run_deadlines
 from ordersaga.services.base import Sampler, ServiceSpec
 from ordersaga.services.orchestrator.handlers import subscriptions
-from ordersaga.services.orchestrator.place_order import PLACE_ORDER, place_order_saga, timeouts
+from ordersaga.services.orchestrator.place_order import (
+    OUTCOME_TOPIC,
+    PLACE_ORDER,
+    place_order_saga,
+    timeouts,
+)
 from ordersaga.services.orchestrator.tables import (
     inbox,
     metadata,
@@ -84,6 +89,8 @@ def spec(
         inbox=inbox,
         outbox=outbox,
         subscriptions=subscriptions(runner),
+        # Every version's commands and compensations, and the outcome (place_order.py).
+        produces=[*runner.definitions.commands, OUTCOME_TOPIC],
         seed=seed,
         retention=[
             inbox_pruner(inbox, settings.inbox_window),

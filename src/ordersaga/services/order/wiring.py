@@ -40,6 +40,8 @@ def spec(settings: Settings, *, metrics: ServiceMetrics | None = None) -> Servic
         inbox=tables.inbox,
         outbox=tables.outbox,
         subscriptions=[Subscription(topics.ORDER_UPDATED, OrderUpdated, handle_order_updated)],
+        # Orders placed and reconciled; acknowledgements of order-updated.
+        produces=[topics.ORDER_CREATED, topics.ORDER_STATUS_APPLIED],
         seed=seed,
         retention=[inbox_pruner(tables.inbox, settings.inbox_window)],
         retention_interval=settings.retention_interval,

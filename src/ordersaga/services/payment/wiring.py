@@ -47,6 +47,7 @@ def spec(settings: Settings, *, metrics: ServiceMetrics | None = None) -> Servic
             Subscription(topics.PROCESS_PAYMENT, ProcessPayment, handle_payment),
             Subscription(topics.CANCEL_PAYMENT, CancelPayment, handle_payment),
         ],
+        produces=[topics.PAYMENT_PROCESSED, topics.PAYMENT_CANCELLED],
         seed=seed,
         retention=[inbox_pruner(inbox, settings.inbox_window)],
         retention_interval=settings.retention_interval,

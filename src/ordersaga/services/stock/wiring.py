@@ -52,6 +52,7 @@ def spec(settings: Settings, *, metrics: ServiceMetrics | None = None) -> Servic
             Subscription(topics.RESERVE_PRODUCT, ReserveProduct, handle_stock),
             Subscription(topics.CANCEL_PRODUCT_RESERVATION, CancelProductReservation, handle_stock),
         ],
+        produces=[topics.PRODUCT_RESERVED, topics.PRODUCT_RESERVATION_CANCELLED],
         seed=seed,
         retention=[inbox_pruner(inbox, settings.inbox_window)],
         retention_interval=settings.retention_interval,
