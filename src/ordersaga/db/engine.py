@@ -10,6 +10,7 @@ upgrade of SQLAlchemy reads differently.
 import asyncio
 import sqlite3
 import ssl
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
@@ -72,11 +73,49 @@ def _create(url: str, options: dict[str, Any]) -> AsyncEngine:
         options.setdefault("isolation_level", "READ COMMITTED")
     if url.startswith("postgresql"):
         url = _postgres_tls(url, options)
-    engine = create_async_engine(url, pool_pre_ping=True, **options)
+    engine = create_async_engine(url, **options)
+    ping_after_idle(engine, PING_AFTER_IDLE)
     if engine.dialect.name in ("mysql", "mariadb"):
         event.listen(engine.sync_engine, "handle_error", _check_violation_is_integrity_error)
         prefix_lock_timeouts(engine.sync_engine)
     return engine
+
+
+PING_AFTER_IDLE = 1.0
+"""Seconds a pooled connection may lie unused before it is pinged on its next checkout."""
+
+_RETURNED_AT = "ordersaga.returned_at"
+
+
+def ping_after_idle(engine: AsyncEngine, idle: float) -> None:
+    """Ping a pooled connection on checkout only if it lay unused for over ``idle`` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per transaction,
+    to both the service and its database, whatever the load (at 25 sagas a second a
+    saga's transactions are each a batch of one). A connection in steady use needs no
+    ping: if its server went away meanwhile, the statement fails as a disconnect, which
+    invalidates every connection of the pool, and the transaction is retried as for any
+    database fault. One that lay idle (a quiet service, a restarted database) is pinged,
+    and replaced if the ping finds it dead.
+    """
+    dialect = engine.sync_engine.dialect
+
+    def returned(_dbapi: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def taken(dbapi: DBAPIConnection, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        returned_at = record.info.pop(_RETURNED_AT, None)
+        if returned_at is None or time.monotonic() - returned_at <= idle:
+            return  # just connected, or in steady use
+        try:
+            dialect.do_ping(dbapi)
+        except Exception as error:
+            if dialect.is_disconnect(error, dbapi, None):  # type: ignore[arg-type]
+                raise DisconnectionError(f"a pooled connection was dead: {error}") from error
+            raise
+
+    event.listen(engine.sync_engine, "checkin", returned)
+    event.listen(engine.sync_engine, "checkout", taken)
 
 
 def _postgres_tls(url: str, options: dict[str, Any]) -> str:
