@@ -89,6 +89,16 @@ class Settings(BaseSettings):
         "publishes them, so that messages close together share one transaction, offset "
         "commit and produce request; 0 turns it off.",
     )
+    offset_commit_interval: float = Field(
+        0.5,
+        ge=0,
+        le=60,
+        description="Seconds a consumer may hold the offsets of records it has handled "
+        "(their transaction committed) before it commits them to the broker, so that a "
+        "lightly loaded consumer commits twice a second rather than once per message; a "
+        "crash or a rebalance meanwhile has those records delivered again, which the "
+        "inbox skips. 0 commits after every batch.",
+    )
     log_format: Literal["json", "console"] | None = Field(
         None,
         description="How a replica writes its log: `json`, one JSON object per line (the "
@@ -113,9 +123,7 @@ class Settings(BaseSettings):
         "logged as a warning at every start.",
     )
     auth_issuer: str = Field("ordersaga", description="The `iss` every token must carry.")
-    auth_audience: str = Field(
-        "ordersaga-api", description="The `aud` every token must carry."
-    )
+    auth_audience: str = Field("ordersaga-api", description="The `aud` every token must carry.")
     auth_leeway: float = Field(
         30.0, ge=0, le=300, description="Seconds of clock skew allowed on `exp`, `nbf`, `iat`."
     )

@@ -29,7 +29,8 @@ instead of paid for each. One wait per batch, never a poll loop.
 Each polled batch is handled in one unit of work (:mod:`.batch`): inbox, handlers and
 outbox together, the relay woken after it commits. Offsets are committed only after that transaction
 commits, so a crash in between means redelivery, which the inbox turns into a counted
-no-op.
+no-op; and at most every ``commit_every`` seconds (half a second by default), or when a
+poll finds nothing more, rather than after each batch (:mod:`.offsets`).
 
 :meth:`ConsumerLoop.stop` ends the loop cleanly: no more polls; a batch in hand is
 handled and its offsets committed; then the consumer leaves its group, so its partitions
@@ -51,6 +52,7 @@ from ordersaga.contracts.topics import dead_letter
 from ordersaga.messaging.backoff import Backoff
 from ordersaga.messaging.batch import BatchOutcome, handle_batch
 from ordersaga.messaging.handler import Decoded, InvalidMessage, Subscription
+from ordersaga.messaging.offsets import DEFAULT_COMMIT_EVERY, PendingOffsets
 from ordersaga.messaging.outbox import DEFAULT_LINGER
 from ordersaga.messaging.port import (
     Broker,
@@ -67,6 +69,9 @@ from ordersaga.observability.recorders import ConsumerMetrics, ServiceMetrics
 
 LAG_EVERY = 1.0
 """Seconds between two updates of the lag metric (read after a committed batch)."""
+
+COMMIT_ON_LEAVING = 2.0
+"""Seconds a consumer leaving its group waits to commit the offsets it still holds."""
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +139,11 @@ class ConsumerLoop:
         schema_version: str = h.CURRENT_SCHEMA_VERSION,
         metrics: ConsumerMetrics | None = None,
         linger: float = DEFAULT_LINGER,
+        commit_every: float = DEFAULT_COMMIT_EVERY,
     ) -> None:
         self._broker = broker
         self._linger = linger
+        self._pending = PendingOffsets(commit_every)
         self.group = group
         self._client_id = client_id
         self._transactions = transactions
@@ -182,6 +189,7 @@ class ConsumerLoop:
             try:
                 await self._consume(consumer, consuming, waiting)
             except SimulatedCrash:
+                self._pending.drop()  # a crash commits nothing more
                 self.stats.crashes += 1
             except WaitingForNewerReader as held:
                 self._report_held(held)
@@ -196,7 +204,20 @@ class ConsumerLoop:
                     with self._idling():
                         await consuming.failed(error)
             finally:
-                await consumer.close()
+                await self._leave(consumer)
+
+    async def _leave(self, consumer: Consumer) -> None:
+        """Close ``consumer``, committing first the offsets it holds, if that takes no
+        more than a moment: those it cannot commit mean their records come again. After
+        a crash it holds none."""
+        try:
+            if self._pending:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(COMMIT_ON_LEAVING):
+                        await self._pending.commit(consumer)
+        finally:
+            self._pending.drop()
+            await consumer.close()
 
     @contextlib.contextmanager
     def _idling(self) -> Iterator[None]:
@@ -211,9 +232,10 @@ class ConsumerLoop:
     async def _consume(self, consumer: Consumer, consuming: Retrying, waiting: Backoff) -> None:
         while not self._stopping:
             with self._idling():
-                records = await consumer.poll(self._max_records, timeout=1.0)
+                records = await consumer.poll(self._max_records, timeout=self._pending.wait(1.0))
             consuming.succeeded()
             if not records:
+                await self._pending.commit(consumer)  # nothing more came meanwhile
                 self._read_lag(consumer)
                 continue
             records += await self._lingered(consumer, len(records))
@@ -222,11 +244,12 @@ class ConsumerLoop:
             if polled.readable:
                 await self._handle(polled.readable)
             self._crash_points_after(polled.done)
-            if polled.done:
-                await consumer.commit(next_offsets(polled.done))
-            self._read_lag(consumer)
+            self._pending.add(next_offsets(polled.done))
             if polled.held:
+                await self._pending.commit(consumer)
                 raise WaitingForNewerReader(polled.held)
+            await self._pending.commit_if_due(consumer)
+            self._read_lag(consumer)
             waiting.reset()
             self._reported_held.clear()
 

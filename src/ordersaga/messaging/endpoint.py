@@ -66,6 +66,7 @@ class Endpoint:
             crash_points=crash_points,
             metrics=self.metrics.consumer(name),
             linger=relay_limits.linger,
+            commit_every=relay_limits.commit_every,
         )
         self._consuming: asyncio.Task[None] | None = None
         self._relaying: asyncio.Task[None] | None = None

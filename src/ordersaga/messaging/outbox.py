@@ -59,6 +59,7 @@ from ordersaga.db.lock_timeout import bound_lock_waits
 from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.db.types import BigId
 from ordersaga.messaging.backoff import Backoff
+from ordersaga.messaging.offsets import DEFAULT_COMMIT_EVERY
 from ordersaga.messaging.outbox_rows import FAILED_TABLE, OutboxRow, add, claim, park, remove
 from ordersaga.messaging.port import OutgoingMessage, Producer, UndeliverableMessages
 from ordersaga.observability.recorders import RelayMetrics, ServiceMetrics
@@ -111,12 +112,15 @@ async def write_outbox(
 @dataclass(frozen=True, slots=True)
 class RelayLimits:
     """How long a relay waits on the broker and on row locks, and for more rows after
-    a wake-up (from the settings)."""
+    a wake-up; and the batching of the service's consumer (from the settings)."""
 
     send_timeout: float = 10.0
     lock_timeout: float = 5.0
     linger: float = DEFAULT_LINGER
     """Also how long the service's consumer waits for more records after a short poll."""
+    commit_every: float = DEFAULT_COMMIT_EVERY
+    """For the service's consumer: how long a handled record's offset may wait for its
+    commit (:mod:`.offsets`)."""
 
 
 class PublishTimeout(TimeoutError):

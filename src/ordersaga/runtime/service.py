@@ -20,11 +20,12 @@ from ordersaga.services.base import ServiceSpec
 
 
 def relay_limits(settings: Settings) -> RelayLimits:
-    """The outbox relay's timeouts and linger (its consumer's too), from the settings."""
+    """The outbox relay's timeouts and linger, and its consumer's batching, from the settings."""
     return RelayLimits(
         send_timeout=settings.relay_send_timeout,
         lock_timeout=settings.relay_lock_timeout,
         linger=settings.batch_linger,
+        commit_every=settings.offset_commit_interval,
     )
 
 

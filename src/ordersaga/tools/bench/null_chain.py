@@ -33,6 +33,7 @@ from ordersaga.contracts.messages import OrderCreated
 from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.factory import make_broker
+from ordersaga.messaging.offsets import PendingOffsets
 from ordersaga.messaging.port import Broker, OutgoingMessage, Record, TopicPartition
 from ordersaga.saga.definition import SagaDefinition
 from ordersaga.services.orchestrator.place_order import PLACE_ORDER
@@ -86,13 +87,17 @@ async def forward(broker: Broker, stage: str, stop: asyncio.Event) -> None:
     subscribed = [*stage_routes, *taken().get(stage, [])]
     consumer = broker.consumer(f"null-chain-{stage}", subscribed, f"null-{stage}-1")
     producer = broker.producer()
+    pending = PendingOffsets()  # committed as the services commit theirs
     try:
         while not stop.is_set():
-            records = await consumer.poll(MAX_RECORDS, timeout=0.5)
+            records = await consumer.poll(MAX_RECORDS, timeout=pending.wait(0.5))
             if records:
                 onward = [r for r in records if r.topic in stage_routes]
                 await producer.send_batch([_forwarded(r, stage_routes[r.topic]) for r in onward])
-                await consumer.commit(_next_offsets(records))
+                pending.add(_next_offsets(records))
+                await pending.commit_if_due(consumer)
+            else:
+                await pending.commit(consumer)
     finally:
         await consumer.close()
         await producer.close()
@@ -123,9 +128,10 @@ class Source:
     async def take_finished(self, stop: asyncio.Event) -> None:
         consumer = self._broker.consumer("null-chain-source", [topics.ORDER_UPDATED], "null-1")
         producer = self._broker.producer()
+        pending = PendingOffsets()
         try:
             while not stop.is_set():
-                records = await consumer.poll(MAX_RECORDS, timeout=0.5)
+                records = await consumer.poll(MAX_RECORDS, timeout=pending.wait(0.5))
                 now = time.time()
                 for record in records:
                     started = self.running.pop(record.key, None)
@@ -135,8 +141,11 @@ class Source:
                     # Acknowledged as the order service does, after the update is taken.
                     ack = PLACE_ORDER.outcome_ack_topic
                     await producer.send_batch([_forwarded(r, ack) for r in records])
-                    await consumer.commit(_next_offsets(records))
+                    pending.add(_next_offsets(records))
+                    await pending.commit_if_due(consumer)
                     self._room.set()
+                else:
+                    await pending.commit(consumer)
         finally:
             await consumer.close()
             await producer.close()
