@@ -151,8 +151,9 @@ class Sqlite:
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         """Run ``sql`` once per row of parameters, in order; how many rows it affected."""
         text = sqlite_sql(sql)
+        bound = _Bound()
         try:
-            cursor = self._raw.executemany(text, [[_bound(v) for v in row] for row in rows])
+            cursor = self._raw.executemany(text, [bound.row(row) for row in rows])
         except sqlite3.Error as error:
             raise self._translated(error, text, rows) from error
         count: int = cursor.rowcount
@@ -162,7 +163,7 @@ class Sqlite:
     def _run(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
         text = sqlite_sql(sql)
         try:
-            return self._raw.execute(text, [_bound(v) for v in args])
+            return self._raw.execute(text, _Bound().row(args))
         except sqlite3.Error as error:
             raise self._translated(error, text, args) from error
 
@@ -185,12 +186,32 @@ def sqlite_sql(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql)
 
 
-def _bound(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return sqlite_time(value)
-    if isinstance(value, list | tuple):
-        return json.dumps(value)
-    return value
+_AS_THEY_ARE = frozenset({str, int, bytes, float, type(None)})
+
+
+class _Bound:
+    """Parameters as sqlite3 binds them; a timestamp that recurs (a batch's ``now`` in
+    every row) is converted once."""
+
+    __slots__ = ("_times",)
+
+    def __init__(self) -> None:
+        self._times: dict[datetime, str] = {}
+
+    def row(self, values: Sequence[Any]) -> Sequence[Any]:
+        if all(type(v) in _AS_THEY_ARE for v in values):
+            return values
+        return [v if type(v) in _AS_THEY_ARE else self._value(v) for v in values]
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            text = self._times.get(value)
+            if text is None:
+                text = self._times[value] = sqlite_time(value)
+            return text
+        if isinstance(value, list | tuple):
+            return json.dumps(value)
+        return value
 
 
 def sqlite_time(value: datetime) -> str:
