@@ -100,14 +100,7 @@ async def postgres(conn: AsyncConnection) -> Postgres | None:
     SQLAlchemy statements)."""
     if conn.dialect.driver != "asyncpg":
         return None
-    if not conn.in_transaction():
-        await conn.begin()  # as a statement would: the caller's commit or rollback ends it
-    sync = conn.sync_connection
-    if sync is not None and not sync.invalidated and not sync.closed:
-        # No I/O for a valid connection, and a twentieth of the awaited way's cost.
-        adapter: Any = sync.connection.dbapi_connection
-    else:  # reconnects, or raises as a statement would
-        adapter = (await conn.get_raw_connection()).dbapi_connection
+    adapter = await _adapter_in_transaction(conn)
     if adapter._transaction is None and not adapter.autocommit:
         try:
             await adapter._start_transaction()
@@ -230,15 +223,21 @@ async def driver(conn: AsyncConnection) -> Driver | None:
     MariaDB (then use the SQLAlchemy statements)."""
     if conn.dialect.name != "sqlite":
         return await postgres(conn)
+    adapter = await _adapter_in_transaction(conn)
+    # The dialect's adapter, over the inline adapter, over sqlite3 (db/engine.py).
+    return Sqlite(conn, adapter._connection._conn)
+
+
+async def _adapter_in_transaction(conn: AsyncConnection) -> Any:
+    """The SQLAlchemy dialect's DBAPI adapter under ``conn``, in SQLAlchemy's transaction."""
     if not conn.in_transaction():
         await conn.begin()  # as a statement would: the caller's commit or rollback ends it
     sync = conn.sync_connection
     if sync is not None and not sync.invalidated and not sync.closed:
-        adapter: Any = sync.connection.dbapi_connection
-    else:  # reconnects, or raises as a statement would
-        adapter = (await conn.get_raw_connection()).dbapi_connection
-    # The dialect's adapter, over the inline adapter, over sqlite3 (db/engine.py).
-    return Sqlite(conn, adapter._connection._conn)
+        # No I/O for a valid connection, and a twentieth of the awaited way's cost.
+        return sync.connection.dbapi_connection
+    # Reconnects, or raises as a statement would.
+    return (await conn.get_raw_connection()).dbapi_connection
 
 
 def insert_sql(table: Table, columns: Iterable[str]) -> str:
