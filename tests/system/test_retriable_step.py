@@ -57,6 +57,10 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 30.0)
         await asyncio.sleep(0.02)
 
 
+async def closed(ops: SagaOperations, saga_id: str) -> bool:
+    return (await ops.show(saga_id)).saga.status is SagaStatus.COMPLETED
+
+
 def completed_by(detail: SagaDetail) -> str:
     """The event that decided the saga's completion."""
     return next(r.entry.event for r in detail.history if r.entry.outcome == "completed")
@@ -94,6 +98,9 @@ async def test_a_late_answer_and_an_answer_only_after_resends_still_complete(
         placed = [await api.place(user=u, product=1, quantity=1) for u in (1, 2)]
         orders = [await api.wait(p["orderID"]) for p in placed]
         assert [o["status"] for o in orders] == ["ORDER_COMPLETED"] * 2
+        # The order is completed before its saga closes (on order-status-applied).
+        for p in placed:
+            await until(lambda: closed(ops, p["orderID"]))  # noqa: B023
         details = [await ops.show(p["orderID"]) for p in placed]
         await assert_invariants(system)
     for detail in details:

@@ -31,7 +31,7 @@ from ordersaga.runtime.admin import (
     check_admin_host,
     listening_line,
 )
-from ordersaga.runtime.embedded import EmbeddedSystem
+from ordersaga.runtime.embedded import EmbeddedSystem, collect_garbage_less
 from ordersaga.runtime.metrics import MAX_REPLICAS_WITH_PORTS
 from ordersaga.runtime.ports import ADMIN_PORT_CHOICE, PortInUse, bind_api, check_port
 from ordersaga.runtime.startup_logs import quiet_start
@@ -187,6 +187,7 @@ async def _serve_embedded(
     with _on_stop_signals(stopping.set):
         try:
             async with EmbeddedSystem(data_dir, settings) as system:
+                collect_garbage_less()
                 exposed = _serve_embedded_metrics(system, settings)
                 admin = await AdminServer.start(system.admin_app, admin_sock)
                 server = _Server(server_config(system.app))

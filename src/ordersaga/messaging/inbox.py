@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordersaga.db.driver import postgres
+from ordersaga.db.driver import Postgres, driver
 from ordersaga.db.timestamps import UtcDateTime, utc_now
 
 
@@ -36,22 +36,21 @@ async def record_new(
     """Record the ``(message_id, topic)`` pairs not handled before; their message ids.
 
     In the caller's transaction; a message id given twice is recorded once. On
-    PostgreSQL one statement inserts the lot, skipping the ids already there: an id
-    another transaction is inserting at the same moment makes this one wait for it, and
-    counts as handled if that one commits. Elsewhere one read and one insert: as with
-    :func:`record_once`, deliveries racing past the read collide on the primary key and
-    the loser's transaction fails.
+    PostgreSQL and SQLite one statement inserts the lot, skipping the ids already there:
+    on PostgreSQL an id another transaction is inserting at the same moment makes this
+    one wait for it, and counts as handled if that one commits (SQLite has one writer at
+    a time). On MariaDB one read and one insert: as with :func:`record_once`, deliveries
+    racing past the read collide on the primary key and the loser's transaction fails.
     """
     ids = list(dict.fromkeys(message_id for message_id, _ in messages))
     if not ids:
         return set()
-    pg = await postgres(conn)
-    if pg is not None:
+    db = await driver(conn)
+    if db is not None:
         topic_of = dict(reversed(messages))  # the first topic given for an id
         ordered = sorted(ids)  # two batches wait for each other's ids in one order
-        inserted = await pg.fetch(
-            _insert_new_sql(table), ordered, [topic_of[m] for m in ordered], utc_now()
-        )
+        sql = _insert_new_sql(table) if isinstance(db, Postgres) else _sqlite_insert_new(table)
+        inserted = await db.fetch(sql, ordered, [topic_of[m] for m in ordered], utc_now())
         return {row[0] for row in inserted}
     seen = set(
         (await conn.scalars(select(table.c.message_id).where(table.c.message_id.in_(ids)))).all()
@@ -74,4 +73,15 @@ def _insert_new_sql(table: Table) -> str:
         f"INSERT INTO {table.name} (message_id, topic, processed_at) "
         "SELECT m.id, m.topic, $3 FROM unnest($1::varchar[], $2::varchar[]) AS m(id, topic) "
         "ORDER BY m.id ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+    )
+
+
+def _sqlite_insert_new(table: Table) -> str:
+    # The two arrays side by side by their index; WHERE true keeps SQLite's parser from
+    # reading ON CONFLICT as a join's.
+    return (
+        f"INSERT INTO {table.name} (message_id, topic, processed_at) "
+        "SELECT m.value, t.value, $3 FROM json_each($1) AS m JOIN json_each($2) AS t "
+        "ON t.key = m.key WHERE true "
+        "ORDER BY m.value ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
     )

@@ -8,8 +8,8 @@ a relay gives back every row of a key that has an earlier row it does not hold: 
 earlier row is held by another relay or not yet published, and the later ones wait.
 SQLite has no row locks and one writer at a time: there the oldest rows are simply read.
 
-On PostgreSQL the statements run every message (adding rows, claiming and removing them)
-go through asyncpg directly (:mod:`ordersaga.db.driver`).
+On PostgreSQL and SQLite the statements run every message (adding rows, claiming and
+removing them) go through the driver directly (:mod:`ordersaga.db.driver`).
 """
 
 import json
@@ -21,7 +21,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert
 
-from ordersaga.db.driver import Postgres, insert_sql, postgres
+from ordersaga.db.driver import Postgres, driver, insert_sql
 from ordersaga.db.timestamps import utc_now
 from ordersaga.messaging.port import OutgoingMessage
 
@@ -70,9 +70,9 @@ async def add(conn: AsyncConnection, outbox: Table, messages: Sequence[OutgoingM
         return
     now = utc_now()
     rows = [(m.topic, m.key, m.value, json.dumps(dict(m.headers)), now) for m in messages]
-    pg = await postgres(conn)
-    if pg is not None:
-        await pg.execute_many(insert_sql(outbox, _COLUMNS), rows)
+    db = await driver(conn)
+    if db is not None:
+        await db.execute_many(insert_sql(outbox, _COLUMNS), rows)
     else:
         await conn.execute(
             _insert_into(outbox), [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
@@ -87,15 +87,17 @@ def _insert_into(table: Table) -> Insert:
 
 async def claim(conn: AsyncConnection, outbox: Table, limit: int) -> list[OutboxRow]:
     """Lock and return up to ``limit`` of the oldest rows this relay may publish now."""
-    pg = await postgres(conn)
-    if pg is not None:
-        found = await pg.fetch(
+    db = await driver(conn)
+    if db is not None:
+        found = await db.fetch(
             f"SELECT id, topic, message_key, value, headers FROM {outbox.name} "
             "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             limit,
         )
         rows = [_outbox_row(*r) for r in found]
-        return await _first_of_their_keys(pg, outbox, rows) if rows else rows
+        if rows and isinstance(db, Postgres):  # SQLite: one writer, nothing held elsewhere
+            return await _first_of_their_keys(db, outbox, rows)
+        return rows
     locking = conn.dialect.name != "sqlite"
     query = (
         select(
@@ -152,9 +154,9 @@ async def _first_of_their_keys(
 
 async def remove(conn: AsyncConnection, outbox: Table, rows: Sequence[OutboxRow]) -> None:
     ids = [r.id for r in rows]
-    pg = await postgres(conn)
-    if pg is not None:
-        await pg.execute(f"DELETE FROM {outbox.name} WHERE id = ANY($1)", ids)
+    db = await driver(conn)
+    if db is not None:
+        await db.execute(f"DELETE FROM {outbox.name} WHERE id = ANY($1)", ids)
     else:
         await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
 

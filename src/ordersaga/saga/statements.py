@@ -2,8 +2,8 @@
 
 Building and compiling a statement costs more than running it, so each is made once
 per store and reused; only the parameters change from one execution to the next. On
-PostgreSQL the same statements are run as SQL text on asyncpg (:class:`PostgresSaga`,
-through :mod:`ordersaga.db.driver`).
+PostgreSQL and SQLite the writes and the history read are run as SQL text on the driver
+(:class:`PostgresSaga`, through :mod:`ordersaga.db.driver`).
 """
 
 from dataclasses import dataclass
@@ -77,8 +77,9 @@ class SagaStatements:
 
 @dataclass(frozen=True)
 class PostgresSaga:
-    """:class:`SagaStatements`' statements as PostgreSQL text for asyncpg, ids given as one
-    array (``= ANY($1)``)."""
+    """:class:`SagaStatements`' statements as PostgreSQL text for the driver route, ids
+    given as one array (``= ANY($1)``); on SQLite rewritten by
+    :func:`~ordersaga.db.driver.sqlite_sql`."""
 
     instances: Table
     history: Table

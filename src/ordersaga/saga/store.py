@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from ordersaga.db.driver import postgres
+from ordersaga.db.driver import driver, postgres
 from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.saga.rows import (
     HistoryRecord,
@@ -154,12 +154,12 @@ class SagaStore:
         """Store new sagas in one statement; any id stored before fails it on the primary key."""
         if states:
             rows = [instance_row(state, self.saga_type, now) for state in states]
-            pg = await postgres(conn)
-            if pg is None:
+            db = await driver(conn)
+            if db is None:
                 await conn.execute(self._sql.insert_instance, rows)
                 return
             columns = tuple(rows[0])
-            await pg.execute_many(self._pg.insert_instance(columns), _values(rows))
+            await db.execute_many(self._pg.insert_instance(columns), _values(rows))
 
     async def load_for_update(self, conn: AsyncConnection, saga_id: str) -> SagaState | None:
         """The saga ``saga_id``, its row locked until the transaction ends; None if unknown."""
@@ -200,8 +200,9 @@ class SagaStore:
         times = {row["saga_id"]: (row["created_at"], row["updated_at"]) for row in rows}
         # Read now that the locks are held (see :meth:`load_locked`).
         found = [s.saga_id for s in states]
-        if pg is not None:
-            seqs = await pg.fetch(self._pg.last_seqs, found)
+        db = pg or await driver(conn)
+        if db is not None:
+            seqs = await db.fetch(self._pg.last_seqs, found)
         else:
             seqs = list(await conn.execute(self._sql.last_seqs, {"wanted_saga_ids": found}))
         last: dict[str, int] = {saga_id: seq for saga_id, seq in seqs}
@@ -231,20 +232,17 @@ class SagaStore:
         if not saves:
             return
         rows = [save_row(state, expected, now) for state, expected in saves]
-        pg = await postgres(conn)
-        if pg is None:
+        db = await driver(conn)
+        saved: int | None
+        if db is None:
             result = await conn.execute(self._sql.save, rows)
             counted = len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount
-            saved = result.rowcount
-        elif len(rows) == 1:
+            saved = result.rowcount if counted else None
+        else:
             # save_row puts the id and expected version last, as the statement wants them.
             statement = self._pg.save(tuple(rows[0])[:-2])
-            counted, saved = True, await pg.execute(statement, *rows[0].values())
-        else:
-            statement = self._pg.save(tuple(rows[0])[:-2])
-            counted, saved = False, 0
-            await pg.execute_many(statement, _values(rows))
-        if counted and saved != len(rows):
+            saved = await db.execute_many(statement, _values(rows))
+        if saved is not None and saved != len(rows):
             stale = ", ".join(f"{s.saga_id}@{v}" for s, v in saves)
             raise StaleSaga(f"not every saga of {stale} is still at that version; retry")
 
@@ -274,11 +272,11 @@ class SagaStore:
         statement; a seq taken twice fails it on the primary key."""
         if not rows:
             return
-        pg = await postgres(conn)
-        if pg is None:
+        db = await driver(conn)
+        if db is None:
             await conn.execute(self._sql.insert_history, list(rows))
         else:
-            await pg.execute_many(self._pg.insert_history(tuple(rows[0])), _values(rows))
+            await db.execute_many(self._pg.insert_history(tuple(rows[0])), _values(rows))
 
     async def due(
         self,

@@ -46,6 +46,9 @@ def create_app(
         title="ordersaga order service",
         description="Place orders and follow them through the place-order saga.",
         version="1",
+        # The service's own spans and metrics (ServerSpans, RequestMetrics) are its
+        # telemetry; FastAPI's would ask OpenTelemetry's globals on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_limit_burst)
     placing = GroupCommit(transactions, CatalogCache(transactions.engine))
