@@ -31,7 +31,8 @@ from ordersaga.runtime.admin import (
     check_admin_host,
     listening_line,
 )
-from ordersaga.runtime.embedded import EmbeddedSystem, collect_garbage_less
+from ordersaga.runtime.collector import collect_garbage_less
+from ordersaga.runtime.embedded import EmbeddedSystem
 from ordersaga.runtime.metrics import MAX_REPLICAS_WITH_PORTS
 from ordersaga.runtime.ports import ADMIN_PORT_CHOICE, PortInUse, bind_api, check_port
 from ordersaga.runtime.startup_logs import quiet_start

@@ -32,6 +32,7 @@ from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.observability.serving import MetricsServer, serve_metrics
 from ordersaga.observability.tracing import tracing_from_env
 from ordersaga.runtime.admin import AdminServer, admin_app, bind_admin, listening_line
+from ordersaga.runtime.collector import collect_garbage_less
 from ordersaga.runtime.ports import bind_api
 from ordersaga.runtime.service import ServiceReplica, relay_limits
 from ordersaga.runtime.startup_logs import StartupNoise
@@ -104,6 +105,7 @@ async def serve(
         await run_startup_checks(spec, engine)
         await _create_topics(broker, settings, service, spec.topics, noise)
         running.start()
+        collect_garbage_less()
         if admin_sock is not None:
             runner = place_order_runner(settings)
             verifier = auth_setup.verifier(settings)

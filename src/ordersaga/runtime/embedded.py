@@ -5,7 +5,6 @@ service keeps its own database file and talks to the others only through topics.
 """
 
 import asyncio
-import gc
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,26 +33,6 @@ from ordersaga.services.orchestrator.wiring import place_order_runner
 from ordersaga.services.order.api import create_app
 from ordersaga.services.order.tables import orders
 from ordersaga.services.registry import SERVICE_NAMES, service_spec
-
-GC_THRESHOLDS = (50_000, 20, 10)
-"""The collector's thresholds for a process running the embedded system (see
-:func:`collect_garbage_less`)."""
-
-
-def collect_garbage_less() -> None:
-    """Let the cyclic garbage collector run less often in this process, and never over
-    what exists once it has started.
-
-    The embedded system allocates a few hundred short-lived objects per message (records,
-    messages, rows, contexts) and keeps the broker's log in memory, so with Python's
-    default thresholds (700, 10, 10) the collector ran about 50 times a second and its
-    older generations went through an ever larger heap. Freezing what start-up made
-    and a young generation of 50,000 objects keep it to a few runs a second. Nothing in
-    the services relies on cycles being freed early. For a process that serves (``ordersaga
-    up --embedded``), not for tests that start many systems in one process.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def database_path(data_dir: Path, service: str) -> Path:
