@@ -84,10 +84,49 @@ main() {
         say infra "waiting for another infra/infra.sh to finish"
         flock -w 600 9 || fail infra "another infra/infra.sh has held $CACHE/infra.lock for 10 minutes"
     fi
+    if [[ $action == up ]]; then
+        up_together "${parts[@]}"
+        return 0
+    fi
     for part in "${parts[@]}"; do
         CURRENT_PART=$part
         "${part}_${action}"
     done
+}
+
+# Start the parts: the Kafka ones (each mostly waiting for its JVMs and its brokers) in the
+# background, the others one after another meanwhile (they may install packages with
+# apt-get, one at a time). What the Kafka parts share -- the jars, the certificates, the
+# passwords -- is made first, once.
+up_together() { # part...
+    local part failed=()
+    local -A background=()
+    if [[ " $* " == *" kafka"* ]]; then
+        CURRENT_PART=kafka
+        kafka_libs
+        kafka_security_files
+    fi
+    for part in "$@"; do
+        [[ $part == kafka || $part == kafka3 ]] || continue
+        (
+            CURRENT_PART=$part
+            trap report_unexpected_exit EXIT
+            "${part}_up"
+        ) &
+        background[$part]=$!
+    done
+    for part in "$@"; do
+        [[ -v "background[$part]" ]] && continue
+        CURRENT_PART=$part
+        "${part}_up"
+    done
+    for part in "${!background[@]}"; do
+        wait "${background[$part]}" || failed+=("$part")
+    done
+    if ((${#failed[@]})); then
+        REPORTED=1
+        exit 1
+    fi
 }
 
 trap report_unexpected_exit EXIT

@@ -21,6 +21,8 @@ KAFKA_ADMIN_CLIENT="$KAFKA_SECURITY_DIR/admin-client.properties"
 # The services that log in as themselves (the principals of `ordersaga kafka acls`).
 KAFKA_SERVICE_USERS=(order orchestrator stock payment)
 KAFKA_SCRAM_ITERATIONS=8192
+# How many of the tools that create the users and grant the ACLs run at once.
+KAFKA_GRANT_JOBS=${KAFKA_GRANT_JOBS:-4}
 # The command line that prints the ACLs (and so the service principals) from the code.
 ORDERSAGA_CLI=${ORDERSAGA_CLI:-"$ROOT/.venv/bin/ordersaga"}
 
@@ -60,6 +62,8 @@ kafka_certificates() {
     chmod 644 "$KAFKA_CA"
 }
 
+# Written to a new file and renamed: the single node and the cluster start side by side,
+# and a tool of one must never read the file half written by the other.
 kafka_client_files() {
     local admin_password user
     admin_password=$(cat "$(kafka_password_file "$KAFKA_ADMIN_USER")")
@@ -67,10 +71,12 @@ kafka_client_files() {
         umask 077
         printf '%s\n' "security.protocol=SSL" "ssl.keystore.type=PEM" \
             "ssl.keystore.location=$KAFKA_BROKER_PEM" "ssl.truststore.type=PEM" \
-            "ssl.truststore.location=$KAFKA_CA" >"$KAFKA_BROKER_CLIENT"
+            "ssl.truststore.location=$KAFKA_CA" >"$KAFKA_BROKER_CLIENT.$BASHPID"
+        mv -f "$KAFKA_BROKER_CLIENT.$BASHPID" "$KAFKA_BROKER_CLIENT"
         printf '%s\n' "security.protocol=SASL_SSL" "sasl.mechanism=SCRAM-SHA-512" \
             "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$KAFKA_ADMIN_USER\" password=\"$admin_password\";" \
-            "ssl.truststore.type=PEM" "ssl.truststore.location=$KAFKA_CA" >"$KAFKA_ADMIN_CLIENT"
+            "ssl.truststore.type=PEM" "ssl.truststore.location=$KAFKA_CA" >"$KAFKA_ADMIN_CLIENT.$BASHPID"
+        mv -f "$KAFKA_ADMIN_CLIENT.$BASHPID" "$KAFKA_ADMIN_CLIENT"
     )
 }
 
@@ -126,7 +132,9 @@ kafka_tool() { # class args...
 
 # Create the SCRAM users and grant the ACLs through the broker's own listener, when the
 # cluster (its id), a password or the ACLs changed since the last time: what is done is
-# kept in the cluster's metadata, and each tool run costs a JVM start.
+# kept in the cluster's metadata, and each tool run costs a JVM start. The runs are
+# independent of each other (a user's ACLs do not need the user), so a few go at once:
+# each mostly waits for its JVM to load and for the broker to answer.
 kafka_grant() { # part bootstrap cluster-id stamp-file
     local part=$1 bootstrap=$2 cluster_id=$3 stamp=$4 user want line
     local users
@@ -138,26 +146,34 @@ kafka_grant() { # part bootstrap cluster-id stamp-file
     } | sha256sum | cut -d' ' -f1)
     [[ $(cat "$stamp" 2>/dev/null || true) == "$want" ]] && return 0
     say "$part" "creating the SCRAM users and granting the ACLs"
-    local log="$KAFKA_SECURITY_DIR/grant.log" config
-    : >"$log"
+    local logs="$KAFKA_SECURITY_DIR/grant-$part" runs=()
+    rm -rf "$logs"
+    mkdir -p "$logs"
     # The password is on the tool's command line for the second it runs (ConfigCommand
     # reads no SCRAM credential from a file): this machine's root, which runs it, already
     # reads the password files.
     for user in $users; do
-        kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$bootstrap" \
-            --command-config "$KAFKA_BROKER_CLIENT" --alter --entity-type users \
-            --entity-name "$user" --add-config \
-            "SCRAM-SHA-512=[iterations=$KAFKA_SCRAM_ITERATIONS,password=$(cat "$(kafka_password_file "$user")")]" \
-            >>"$log" 2>&1 || fail "$part" "could not create the SCRAM user $user" "$log"
+        runs+=("kafka.admin.ConfigCommand --alter --entity-type users --entity-name $user --add-config SCRAM-SHA-512=[iterations=$KAFKA_SCRAM_ITERATIONS,password=$(cat "$(kafka_password_file "$user")")]")
     done
     while IFS= read -r line; do
-        [[ -z $line ]] && continue
-        local args
-        read -r -a args <<<"$line"
-        kafka_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$bootstrap" \
-            --command-config "$KAFKA_BROKER_CLIENT" --add --force "${args[@]}" >>"$log" 2>&1 ||
-            fail "$part" "could not grant: kafka-acls --add $line" "$log"
+        [[ -n $line ]] && runs+=("org.apache.kafka.tools.AclCommand --add --force $line")
     done <<<"$KAFKA_ACLS"
+    local i args failed=()
+    local -A pids=()
+    for i in "${!runs[@]}"; do
+        read -r -a args <<<"${runs[$i]}"
+        while (($(jobs -rp | wc -l) >= KAFKA_GRANT_JOBS)); do wait -n || true; done
+        kafka_tool "${args[0]}" --bootstrap-server "$bootstrap" \
+            --command-config "$KAFKA_BROKER_CLIENT" "${args[@]:1}" >"$logs/$i.log" 2>&1 &
+        pids[$i]=$!
+    done
+    for i in "${!runs[@]}"; do
+        wait "${pids[$i]}" || failed+=("$i")
+    done
+    if ((${#failed[@]})); then
+        read -r -a args <<<"${runs[${failed[0]}]}"
+        fail "$part" "could not create the SCRAM users and grant the ACLs (${#failed[@]} of ${#runs[@]} failed, first: ${args[0]##*.} ${args[*]:1:5} ...)" "$logs/${failed[0]}.log"
+    fi
     echo "$want" >"$stamp"
 }
 

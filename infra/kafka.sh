@@ -45,6 +45,7 @@ kafka_libs() {
     if [[ -d $KAFKA_LIBS && $(cat "$KAFKA_LIBS_STAMP" 2>/dev/null || true) == "$want" ]]; then
         return 0
     fi
+    mkdir -p "$KAFKA_DIR"
     command -v java >/dev/null || fail kafka "java is not installed (Kafka needs Java 17 or later)"
     command -v mvn >/dev/null || fail kafka "mvn is not installed (it resolves the Kafka jars)"
     say kafka "resolving the Kafka jars with Maven into ${KAFKA_LIBS#"$ROOT"/} (once)"

@@ -69,12 +69,18 @@ kafka3_format() {
             fail kafka3 "could not generate a cluster id"
         echo "$cluster_id" >"$id_file"
     fi
+    # The nodes side by side: each format is a JVM start.
+    local -A formats=()
     for n in "${KAFKA3_NODES[@]}"; do
         [[ -f $(kafka3_node_dir "$n")/data/meta.properties ]] && continue
         say kafka3 "formatting node $n's storage"
         java -cp "$KAFKA_LIBS/*" "${KAFKA_LOGGING[@]}" kafka.tools.StorageTool format \
             --config "$(kafka3_config "$n")" --cluster-id "$cluster_id" \
-            >"$(kafka3_node_dir "$n")/format.log" 2>&1 ||
+            >"$(kafka3_node_dir "$n")/format.log" 2>&1 &
+        formats[$n]=$!
+    done
+    for n in "${!formats[@]}"; do
+        wait "${formats[$n]}" ||
             fail kafka3 "could not format node $n's storage" "$(kafka3_node_dir "$n")/format.log"
     done
 }
@@ -101,7 +107,7 @@ kafka3_start_node() { # node; prints the pid
 kafka3_up() {
     mkdir -p "$KAFKA3_DIR"
     local n pid started=$SECONDS status
-    local -A pids=()
+    local -A pids=() running=()
     kafka_libs
     kafka_security_files
     for n in "${KAFKA3_NODES[@]}"; do kafka3_write_config "$n"; done
@@ -110,9 +116,13 @@ kafka3_up() {
     read -r -a wanted <<<"${KAFKA3_UP:-${KAFKA3_NODES[*]}}"
     for n in "${wanted[@]}"; do
         if pid=$(kafka3_pid "$n"); then
-            # A stopped (SIGSTOP) node is running but answers nothing: let it go on.
-            kill -CONT "$pid" 2>/dev/null || true
             pids[$n]=$pid
+            if [[ $(ps -o state= -p "$pid" 2>/dev/null) == T* ]]; then
+                # A stopped (SIGSTOP) node is running but answers nothing: let it go on.
+                kill -CONT "$pid" 2>/dev/null || true
+            else
+                running[$n]=1
+            fi
             continue
         fi
         say kafka3 "starting node $n on $HOST:$(kafka3_port "$n")"
@@ -124,7 +134,10 @@ kafka3_up() {
     for n in "${wanted[@]}"; do
         status=0
         wait_ready kafka3 120 "${pids[$n]}" port_open "$(kafka3_port "$n")" || status=$?
-        ((status == 0)) && { wait_ready kafka3 90 "${pids[$n]}" kafka3_answers "$n" || status=$?; }
+        # A node that was running, and not stopped, has answered before: asking it again
+        # costs a JVM start, at every `up` a test runs to bring back a node it killed.
+        ((status == 0)) && [[ -z ${running[$n]:-} ]] &&
+            { wait_ready kafka3 90 "${pids[$n]}" kafka3_answers "$n" || status=$?; }
         case $status in
             0) ;;
             2) rm -f "$(kafka3_node_dir "$n")/kafka.pid"
