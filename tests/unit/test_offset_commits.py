@@ -4,7 +4,8 @@ stop commits what is held, and a crash commits nothing more (its records come ag
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -98,22 +99,29 @@ def loop_on(
     return engine, loop
 
 
-async def test_a_long_interval_holds_the_offsets_until_a_clean_stop(tmp_path: Path) -> None:
-    broker = InProcessBroker(partitions=1)
-    engine, loop = loop_on(broker, tmp_path / "svc.sqlite3", every=3600)
-    await create_schema(engine, metadata)
+@asynccontextmanager
+async def running(loop: ConsumerLoop, engine: AsyncEngine) -> AsyncIterator["asyncio.Task[None]"]:
+    """``loop`` running; stopped cleanly (and its engine disposed) on the way out."""
     task = asyncio.create_task(loop.run())
     try:
-        for sent in range(1, 4):
-            await broker.producer().send_batch([an_update()])
-            await until(lambda: loop.stats.handled == sent, timeout=5.0, what="handled")  # noqa: B023
-        assert loop.stats.batches == 3  # one at a time, yet none of them committed:
-        assert broker.committed("committing") == {}
+        yield task
     finally:
         loop.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await engine.dispose()
+
+
+async def test_a_long_interval_holds_the_offsets_until_a_clean_stop(tmp_path: Path) -> None:
+    broker = InProcessBroker(partitions=1)
+    engine, loop = loop_on(broker, tmp_path / "svc.sqlite3", every=3600)
+    await create_schema(engine, metadata)
+    async with running(loop, engine):
+        for sent in range(1, 4):
+            await broker.producer().send_batch([an_update()])
+            await until(lambda: loop.stats.handled == sent, timeout=5.0, what="handled")  # noqa: B023
+        assert loop.stats.batches == 3  # one at a time, yet none of them committed:
+        assert broker.committed("committing") == {}
     assert broker.committed("committing") == {(TOPIC, 0): 3}  # the stop committed them
 
 
@@ -121,8 +129,7 @@ async def test_a_short_interval_commits_while_running(tmp_path: Path) -> None:
     broker = InProcessBroker(partitions=1)
     engine, loop = loop_on(broker, tmp_path / "svc.sqlite3", every=0.05)
     await create_schema(engine, metadata)
-    task = asyncio.create_task(loop.run())
-    try:
+    async with running(loop, engine) as task:
         await broker.producer().send_batch([an_update(), an_update()])
         await until(
             lambda: broker.committed("committing") == {(TOPIC, 0): 2},
@@ -130,11 +137,6 @@ async def test_a_short_interval_commits_while_running(tmp_path: Path) -> None:
             what="the offsets committed with the loop still running",
         )
         assert not task.done()
-    finally:
-        loop.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await engine.dispose()
 
 
 async def test_a_crash_commits_nothing_more_and_its_records_come_again(tmp_path: Path) -> None:
@@ -150,15 +152,9 @@ async def test_a_crash_commits_nothing_more_and_its_records_come_again(tmp_path:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    engine2, again = loop_on(broker, tmp_path / "svc.sqlite3", every=3600)
-    task = asyncio.create_task(again.run())
-    try:
+        await engine.dispose()
+    engine, again = loop_on(broker, tmp_path / "svc.sqlite3", every=3600)
+    async with running(again, engine):
         await until(lambda: again.stats.duplicates >= 1, timeout=5.0, what="the redelivery")
         assert again.stats.handled == 0  # the inbox knew it: handled once in all
-    finally:
-        again.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await engine.dispose()
-        await engine2.dispose()
     assert broker.committed("committing") == {(TOPIC, 0): 1}
