@@ -237,7 +237,13 @@ def bench_command(
     max_in_flight: Annotated[
         int, typer.Option(help="--max and the null chain: sagas started, not finished.", min=1)
     ] = 2000,
-    warmup: Annotated[float, typer.Option(help="Seconds of load before measuring.", min=0)] = 5,
+    warmup: Annotated[
+        float,
+        typer.Option(
+            help="Seconds of load before measuring, and at least until the first saga finished.",
+            min=0,
+        ),
+    ] = 5,
     duration: Annotated[float, typer.Option(help="Seconds measured.", min=1)] = 20,
     replicas: Annotated[int, typer.Option(help="Processes of each service (real).", min=1)] = 1,
     baseline: Annotated[

@@ -43,6 +43,7 @@ from ordersaga.tools.verify import verify
 
 PENDING = "ORDER_CREATED"
 TICK = 0.5  # seconds between progress updates (and the closed loop's brake)
+FIRST_SAGA_WAIT = 60.0  # seconds the warm-up goes on, at most, for the first saga to finish
 
 Tick = Callable[[float, int, int], None]
 """Progress: seconds since the load started, orders placed, sagas finished."""
@@ -105,10 +106,18 @@ async def _window(
     groups: Callable[[], Mapping[str, Sequence[int]]],
     sent: Callable[[], int] = lambda: 0,
     during: During = asyncio.sleep,
+    first_finished: asyncio.Event | None = None,
 ) -> Window:
+    """The warm-up, then the measured window. With ``first_finished`` the warm-up also
+    lasts until the system has finished its first saga (at most ``FIRST_SAGA_WAIT``
+    longer): a system still joining its groups and opening its connections is not warm,
+    and a window that opens before anything can finish measures the start-up."""
     loop = asyncio.get_running_loop()
     load_start = time.time()
     await asyncio.sleep(spec.warmup)
+    if first_finished is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_finished.wait(), FIRST_SAGA_WAIT)
     start, loop_start, sent_start = time.time(), loop.time(), sent()
     cpu_start = take_sample(groups)
     await during(spec.duration)
@@ -125,13 +134,17 @@ async def _pending(engine: AsyncEngine) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
-async def _watch(engine: AsyncEngine, generator: LoadGenerator, tick: Tick) -> None:
+async def _watch(
+    engine: AsyncEngine, generator: LoadGenerator, tick: Tick, first_finished: asyncio.Event
+) -> None:
     started = time.monotonic()
     while True:
         with contextlib.suppress(Exception):  # a slow count must not end the run
             accepted = generator.stats.accepted
             finished = max(0, accepted - await _pending(engine))
             generator.note_finished(finished)
+            if finished:
+                first_finished.set()
             tick(time.monotonic() - started, accepted, finished)
         await asyncio.sleep(TICK)
 
@@ -175,11 +188,13 @@ async def run_system(
     """Load ``system`` as ``spec`` says, wait for its sagas, check and measure."""
     generator = LoadGenerator(system.api, spec, system.tokens)
     order_engine = system.engines["order"]
-    stop = asyncio.Event()
+    stop, first_finished = asyncio.Event(), asyncio.Event()
     loading = asyncio.create_task(generator.run(stop))
-    watching = asyncio.create_task(_watch(order_engine, generator, tick))
+    watching = asyncio.create_task(_watch(order_engine, generator, tick, first_finished))
     try:
-        window = await _window(spec, groups_of(system), lambda: generator.stats.sent, during)
+        window = await _window(
+            spec, groups_of(system), lambda: generator.stats.sent, during, first_finished
+        )
         stop.set()
         await loading
         drained = await _drain(system.engines, drain_timeout)
