@@ -44,31 +44,41 @@ class Committing:
         self.commits.append(dict(offsets))
 
 
+def at(offset: int) -> Record:
+    """A handled record of TOPIC's partition 0 at ``offset``."""
+    return Record(TOPIC, 0, offset, "key", b"{}", {})
+
+
 async def test_offsets_wait_for_the_interval_then_go_in_one_commit() -> None:
     clock, consumer = Clock(), Committing()
     pending = PendingOffsets(0.5, clock)
     assert pending.wait(1.0) == 1.0  # nothing held: a poll may wait its longest
 
-    for offset in (1, 2, 3):
-        pending.add({TP: offset})
+    for offset in (0, 1, 2):
+        await pending.handled(consumer, [at(offset)])  # type: ignore[arg-type]
         clock.now += 0.125
-        await pending.commit_if_due(consumer)  # type: ignore[arg-type]
     assert consumer.commits == []
     assert pending.wait(1.0) == 0.125  # due 0.5 s after the first was held
 
     clock.now += 0.125
-    await pending.commit_if_due(consumer)  # type: ignore[arg-type]
-    assert consumer.commits == [{TP: 3}]
+    await pending.handled(consumer, [])  # type: ignore[arg-type]
+    assert consumer.commits == [{TP: 3}]  # the offset after the last handled
     assert not pending and pending.wait(1.0) == 1.0
 
 
 async def test_an_interval_of_zero_commits_after_every_batch() -> None:
     consumer = Committing()
     pending = PendingOffsets(0.0, Clock())
-    for offset in (1, 2):
-        pending.add({TP: offset})
-        await pending.commit_if_due(consumer)  # type: ignore[arg-type]
-    assert consumer.commits == [{TP: 1}, {TP: 2}]
+    await pending.handled(consumer, [at(0), at(1)])  # type: ignore[arg-type]
+    await pending.handled(consumer, [at(2)])  # type: ignore[arg-type]
+    assert consumer.commits == [{TP: 2}, {TP: 3}]
+
+
+async def test_records_held_for_a_newer_reader_commit_what_came_before_at_once() -> None:
+    consumer = Committing()
+    pending = PendingOffsets(60.0, Clock())
+    await pending.handled(consumer, [at(4)], at_once=True)  # type: ignore[arg-type]
+    assert consumer.commits == [{TP: 5}]
 
 
 def loop_on(

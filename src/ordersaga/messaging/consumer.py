@@ -119,11 +119,6 @@ class _Polled:
     held: dict[TopicPartition, tuple[Record, NewerSchema]] = field(default_factory=dict)
 
 
-def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
-    """Per partition, the offset after the last of ``records``."""
-    return {record.topic_partition: record.offset + 1 for record in records}
-
-
 class ConsumerLoop:
     def __init__(
         self,
@@ -244,11 +239,9 @@ class ConsumerLoop:
             if polled.readable:
                 await self._handle(polled.readable)
             self._crash_points_after(polled.done)
-            self._pending.add(next_offsets(polled.done))
+            await self._pending.handled(consumer, polled.done, at_once=bool(polled.held))
             if polled.held:
-                await self._pending.commit(consumer)
                 raise WaitingForNewerReader(polled.held)
-            await self._pending.commit_if_due(consumer)
             self._read_lag(consumer)
             waiting.reset()
             self._reported_held.clear()

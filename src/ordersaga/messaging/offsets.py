@@ -13,12 +13,17 @@ a consumer that stops cleanly commits what it holds before it leaves its group.
 """
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-from ordersaga.messaging.port import Consumer, TopicPartition
+from ordersaga.messaging.port import Consumer, Record, TopicPartition
 
 DEFAULT_COMMIT_EVERY = 0.5
 """Seconds the offset of a handled record may wait for its commit (0: at once)."""
+
+
+def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the last of ``records``."""
+    return {record.topic_partition: record.offset + 1 for record in records}
 
 
 class PendingOffsets:
@@ -57,8 +62,13 @@ class PendingOffsets:
         offsets, self._offsets, self._since = self._offsets, {}, None
         await consumer.commit(offsets)
 
-    async def commit_if_due(self, consumer: Consumer) -> None:
-        if self.due():
+    async def handled(
+        self, consumer: Consumer, records: Sequence[Record], *, at_once: bool = False
+    ) -> None:
+        """``records``' transaction has committed: their offsets are pending, and
+        committed now if the oldest pending one is due (or ``at_once``)."""
+        self.add(next_offsets(records))
+        if at_once or self.due():
             await self.commit(consumer)
 
     def drop(self) -> None:

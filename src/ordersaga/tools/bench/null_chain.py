@@ -34,7 +34,7 @@ from ordersaga.contracts.statuses import OrderStatus
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.factory import make_broker
 from ordersaga.messaging.offsets import PendingOffsets
-from ordersaga.messaging.port import Broker, OutgoingMessage, Record, TopicPartition
+from ordersaga.messaging.port import Broker, OutgoingMessage, Record
 from ordersaga.saga.definition import SagaDefinition
 from ordersaga.services.orchestrator.place_order import PLACE_ORDER
 
@@ -77,10 +77,6 @@ def _forwarded(record: Record, topic: str) -> OutgoingMessage:
     return OutgoingMessage(topic, record.key, record.value, headers)
 
 
-def _next_offsets(records: list[Record]) -> dict[TopicPartition, int]:
-    return {r.topic_partition: r.offset + 1 for r in records}
-
-
 async def forward(broker: Broker, stage: str, stop: asyncio.Event) -> None:
     """Forward every record of the stage's topics to the next topic until ``stop``."""
     stage_routes = routes()[stage]
@@ -94,8 +90,7 @@ async def forward(broker: Broker, stage: str, stop: asyncio.Event) -> None:
             if records:
                 onward = [r for r in records if r.topic in stage_routes]
                 await producer.send_batch([_forwarded(r, stage_routes[r.topic]) for r in onward])
-                pending.add(_next_offsets(records))
-                await pending.commit_if_due(consumer)
+                await pending.handled(consumer, records)
             else:
                 await pending.commit(consumer)
     finally:
@@ -141,8 +136,7 @@ class Source:
                     # Acknowledged as the order service does, after the update is taken.
                     ack = PLACE_ORDER.outcome_ack_topic
                     await producer.send_batch([_forwarded(r, ack) for r in records])
-                    pending.add(_next_offsets(records))
-                    await pending.commit_if_due(consumer)
+                    await pending.handled(consumer, records)
                     self._room.set()
                 else:
                     await pending.commit(consumer)
