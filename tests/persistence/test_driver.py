@@ -89,7 +89,7 @@ async def test_the_route_writes_and_reads_money_and_times_as_sqlalchemy_does(
         assert route is not None
         values = tuple(route.bind(payments.c[k].type, v) for k, v in written.items())
         await route.execute_many(insert_sql(payments, written), [values])
-        # Both rows through the route, in the order of their ids.
+        # Both rows, the route's and SQLAlchemy's, read through the route.
         ids = ["driver-route-1", "driver-route-2"]
         read = await route.fetch_rows(find, payments, ids)
         taken = route.bind(balances.c.balance.type, Decimal("0.01"))
