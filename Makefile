@@ -19,12 +19,13 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/ordersaga up --embedded --data-dir data
 
-# Starts Kafka, PostgreSQL, MariaDB, Prometheus, and the three-node cluster kafka3 that
-# tests/realstack/test_cluster.py runs on, when they are not running; stops those it started.
+# Starts Kafka, PostgreSQL, MariaDB and Prometheus when they are not running; stops those it
+# started. tests/realstack/test_cluster.py starts the three-node cluster kafka3 for itself
+# and stops it after its tests.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
-	bash infra/with-infra.sh --cluster $(BIN)/pytest -q --durations=30
+	bash infra/with-infra.sh $(BIN)/pytest -q --durations=30
 
 # Only the failover tests on the three-node cluster (a few minutes).
 test-cluster: $(STAMP)

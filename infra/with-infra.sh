@@ -5,8 +5,8 @@
 #
 #   infra/with-infra.sh [--cluster] COMMAND [ARGS]...
 #
-# `make test` passes --cluster: tests/realstack/test_cluster.py runs on kafka3, every other
-# suite on the single node. `make bench` does not.
+# `make test-cluster` passes --cluster: tests/realstack/test_cluster.py runs on kafka3
+# (and starts it itself when it is not running), every other suite on the single node.
 #
 # Exits with the command's status, or with infra's when the servers could not start.
 set -uo pipefail

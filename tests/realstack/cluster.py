@@ -8,12 +8,13 @@ checkout, set INFRA_CACHE to that checkout's .cache (its pids and data are there
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,31 @@ def up(*nodes: int) -> float:
     )
     assert done.returncode == 0, f"infra.sh up kafka3 failed:\n{done.stdout}{done.stderr}"
     return time.monotonic() - start
+
+
+def down() -> None:
+    """Stop the three nodes, as ``infra/infra.sh down kafka3`` does."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra" / "infra.sh"), "down", "kafka3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"infra.sh down kafka3 failed:\n{done.stdout}{done.stderr}"
+
+
+@contextlib.contextmanager
+def started_for_these_tests() -> Iterator[None]:
+    """The cluster up for the tests inside; stopped after them if it was started here,
+    so it does not idle on the machine through every other suite."""
+    already = all(pid(n) for n in NODES)
+    if not already:
+        up()
+    try:
+        yield
+    finally:
+        if not already:
+            down()
 
 
 def require_cluster() -> None:

@@ -5,8 +5,9 @@ nothing is left in an outbox, every message on the wire was handled exactly once
 its consumer, and the topics read back with a plain client show each saga's messages
 in order.
 
-The cluster is `infra/infra.sh up kafka3` (`make infra-up-cluster`); a test brings back
-whatever it took down. It does not touch the single node on 9092, so these tests need
+The cluster is `infra/infra.sh up kafka3` (`make infra-up-cluster`): started for these
+tests when it is not running, and then stopped after them; a test brings back whatever
+it took down. It does not touch the single node on 9092, so these tests need
 no lock against the other real-stack tests.
 """
 
@@ -39,6 +40,12 @@ from tests.realstack.test_real_stack import assert_verified, place, wait_all
 
 RATE = 12.0  # orders a second: a steady load two cores carry beside three brokers
 PRODUCER_REPLACED = re.compile(r"the Kafka producer is unusable")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _the_cluster() -> Iterator[None]:
+    with cluster.started_for_these_tests():
+        yield
 
 
 @pytest.fixture
