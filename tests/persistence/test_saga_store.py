@@ -60,6 +60,30 @@ async def test_a_saga_reads_back_as_it_was_stored(db: Databases) -> None:
     assert await load(engine, str(uuid4())) is None
 
 
+async def test_sagas_locked_together_read_back_as_stored_with_their_times(
+    db: Databases,
+) -> None:
+    engine = await db.fresh("orchestrator")
+    waiting = saga(deadline=NOW + timedelta(seconds=30))
+    without_deadline = saga(deadline=None)
+    await inserted(engine, waiting)
+    await inserted(engine, without_deadline)
+
+    async with engine.begin() as conn:
+        wanted = [waiting.saga_id, without_deadline.saga_id, str(uuid4())]
+        locked = await STORE.load_many_locked(conn, wanted)
+
+    assert {i: s.state for i, s in locked.items()} == {
+        waiting.saga_id: waiting,
+        without_deadline.saga_id: without_deadline,
+    }
+    assert {(s.created_at, s.updated_at) for s in locked.values()} == {(NOW, NOW)}
+    assert all(
+        s.created_at is not None and s.created_at.utcoffset() == timedelta(0)
+        for s in locked.values()
+    )
+
+
 async def test_a_saga_is_inserted_once(db: Databases) -> None:
     engine = await db.fresh("orchestrator")
     state = saga()

@@ -28,8 +28,10 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeEngine
 
 
 class Postgres:
@@ -55,6 +57,19 @@ class Postgres:
             return await self._raw.fetchval(sql, *args)
         except Exception as error:
             raise await self._translated(error, sql, args) from error
+
+    async def fetch_rows(self, sql: str, table: Table, *args: Any) -> list[Any]:
+        """The rows of ``sql``, which selects every column of ``table`` in order, by column
+        name and as SQLAlchemy reads them (asyncpg's records are that already)."""
+        return await self.fetch(sql, *args)
+
+    def bind(self, type_: TypeEngine[Any], value: Any) -> Any:
+        """``value`` of a column of ``type_`` as the driver takes it (asyncpg: as it is)."""
+        return value
+
+    def read(self, type_: TypeEngine[Any], value: Any) -> Any:
+        """``value`` read from a column of ``type_`` as SQLAlchemy reads it (asyncpg: as it is)."""
+        return value
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run ``sql``; how many rows it affected."""
@@ -116,7 +131,9 @@ class Sqlite:
     bound as JSON arrays (read back by ``json_each``), timestamps as SQLAlchemy stores
     them on SQLite (naive UTC text). sqlite3 begins the transaction before the first
     write, as it does under SQLAlchemy; its commit and rollback stay SQLAlchemy's.
-    Rows read come back as tuples.
+    Rows read come back as tuples, but from :meth:`fetch_rows`; a column whose type
+    SQLAlchemy converts on SQLite (``Money`` in cents, ``UtcDateTime``) is converted
+    the same way by :meth:`bind`, :meth:`read` and :meth:`fetch_rows`.
     """
 
     __slots__ = ("_conn", "_raw")
@@ -133,6 +150,32 @@ class Sqlite:
         """The first column of the first row of ``sql``; None without rows."""
         row = self._run(sql, args).fetchone()
         return None if row is None else row[0]
+
+    async def fetch_rows(self, sql: str, table: Table, *args: Any) -> list[dict[str, Any]]:
+        """The rows of ``sql``, which selects every column of ``table`` in order, by column
+        name and as SQLAlchemy reads them."""
+        names, readers = _readers(table, self._conn.dialect)
+        rows = self._run(sql, args).fetchall()
+        if not readers:
+            return [dict(zip(names, row, strict=True)) for row in rows]
+        read = []
+        for row in rows:
+            values = list(row)
+            for i, process in readers:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            read.append(dict(zip(names, values, strict=True)))
+        return read
+
+    def bind(self, type_: TypeEngine[Any], value: Any) -> Any:
+        """``value`` of a column of ``type_`` as SQLAlchemy binds it on SQLite."""
+        process = type_._cached_bind_processor(self._conn.dialect)
+        return value if process is None else process(value)
+
+    def read(self, type_: TypeEngine[Any], value: Any) -> Any:
+        """``value`` read from a column of ``type_`` as SQLAlchemy reads it on SQLite."""
+        process = type_._cached_result_processor(self._conn.dialect, None)
+        return value if process is None or value is None else process(value)
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run ``sql``; how many rows it affected."""
@@ -163,6 +206,15 @@ class Sqlite:
     def _translated(self, error: sqlite3.Error, sql: str, args: Any) -> Exception:
         """``error`` as SQLAlchemy would have raised it for ``sql``."""
         return DBAPIError.instance(sql, args, error, sqlite3.Error, dialect=self._conn.dialect)
+
+
+@lru_cache(maxsize=64)
+def _readers(table: Table, dialect: Dialect) -> tuple[tuple[str, ...], list[tuple[int, Any]]]:
+    """The names of ``table``'s columns, and the position and result processor of each
+    column whose type ``dialect`` converts."""
+    names = tuple(column.name for column in table.c)
+    processors = [c.type._cached_result_processor(dialect, None) for c in table.c]
+    return names, [(i, process) for i, process in enumerate(processors) if process is not None]
 
 
 _ANY = re.compile(r"= ANY\((\$\d+)\)")

@@ -1,7 +1,7 @@
 """Saga rows as stored, and back: the columns of an instance and of a history entry."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,7 +138,7 @@ def changed_columns(state: SagaState, now: datetime) -> dict[str, Any]:
     }
 
 
-def saga_state(row: RowMapping) -> SagaState:
+def saga_state(row: Mapping[Any, Any]) -> SagaState:
     """A ``saga_instances`` row as a :class:`SagaState`."""
     return SagaState(
         saga_id=row["saga_id"],

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from ordersaga.db.driver import driver, postgres
+from ordersaga.db.driver import driver
 from ordersaga.db.timestamps import UtcDateTime
 from ordersaga.saga.rows import (
     HistoryRecord,
@@ -129,7 +129,8 @@ class SagaStore:
     """Reads and writes sagas of one type through the caller's connection and transaction.
 
     The statements of the hot path are built once (:class:`SagaStatements`) and reused
-    with bound parameters; on PostgreSQL they run on asyncpg (:class:`PostgresSaga`).
+    with bound parameters; on PostgreSQL and SQLite they run as text on the driver
+    (:class:`PostgresSaga`).
     """
 
     instances: Table
@@ -187,10 +188,10 @@ class SagaStore:
         """
         if not saga_ids:
             return {}
-        pg = await postgres(conn)
+        db = await driver(conn)
         rows: Sequence[Any]
-        if pg is not None:
-            rows = await pg.fetch(self._pg.load_many_locked, list(saga_ids))
+        if db is not None:
+            rows = await db.fetch_rows(self._pg.load_many_locked, self.instances, list(saga_ids))
         else:
             wanted = {"wanted_saga_ids": saga_ids}
             rows = (await conn.execute(self._sql.load_many_locked, wanted)).mappings().all()
@@ -200,7 +201,6 @@ class SagaStore:
         times = {row["saga_id"]: (row["created_at"], row["updated_at"]) for row in rows}
         # Read now that the locks are held (see :meth:`load_locked`).
         found = [s.saga_id for s in states]
-        db = pg or await driver(conn)
         if db is not None:
             seqs = await db.fetch(self._pg.last_seqs, found)
         else:

@@ -118,7 +118,7 @@ class Holdings:
 class _Writes:
     """What a rule does to the database beyond the batch's reads and inserts: built once
     and run with bound parameters (building a statement costs more than running it), on
-    PostgreSQL as text on asyncpg (:mod:`ordersaga.db.driver`)."""
+    PostgreSQL and SQLite as text on the driver (:mod:`ordersaga.db.driver`)."""
 
     spec: Holdings
 
@@ -160,7 +160,7 @@ class _Writes:
         )
 
     @cached_property
-    def _pg(self) -> dict[str, str]:
+    def _text(self) -> dict[str, str]:
         holders, key, has = (
             self.spec.holder.table.name,
             self.spec.holder.name,
@@ -177,19 +177,22 @@ class _Writes:
 
     async def taken(self, known: Known[Any], holder: int, wanted: Amount) -> bool:
         """Take ``wanted`` if that much is there, in one statement; True if it was."""
-        if known.pg is not None:
-            return await known.pg.execute(self._pg["take"], holder, wanted) == 1
+        if known.db is not None:
+            amount = known.db.bind(self.spec.on_hand.type, wanted)
+            return await known.db.execute(self._text["take"], holder, amount) == 1
         params = {"wanted_holder": holder, "wanted_amount": wanted}
         return (await known.conn.execute(self._take, params)).rowcount == 1
 
     async def on_hand(self, known: Known[Any], holder: int) -> Amount:
-        if known.pg is not None:
-            return await known.pg.value(self._pg["on_hand"], holder)
+        if known.db is not None:
+            has = await known.db.value(self._text["on_hand"], holder)
+            return known.db.read(self.spec.on_hand.type, has)
         return await known.conn.scalar(self._on_hand, {"wanted_holder": holder})
 
     async def give_back(self, known: Known[Any], holder: int, given: Amount) -> None:
-        if known.pg is not None:
-            await known.pg.execute(self._pg["give_back"], holder, given)
+        if known.db is not None:
+            amount = known.db.bind(self.spec.on_hand.type, given)
+            await known.db.execute(self._text["give_back"], holder, amount)
         else:
             params = {"wanted_holder": holder, "given_amount": given}
             await known.conn.execute(self._give_back, params)
@@ -197,10 +200,11 @@ class _Writes:
     async def released(self, known: Known[Any], order_id: str) -> bool:
         """Mark the stored row released; False if another release did first."""
         now = datetime.now(UTC)
-        if known.pg is not None:
+        if known.db is not None:
             statuses = self.spec.rules.STATUSES
             held, released = statuses.held.value, statuses.released.value
-            return await known.pg.execute(self._pg["release"], order_id, held, released, now) == 1
+            text = self._text["release"]
+            return await known.db.execute(text, order_id, held, released, now) == 1
         params = {"wanted_order": order_id, "now": now}
         return (await known.conn.execute(self._release, params)).rowcount == 1
 

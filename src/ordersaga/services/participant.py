@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Column, Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordersaga.db.driver import Postgres, insert_sql, postgres
+from ordersaga.db.driver import Driver, driver, insert_sql
 from ordersaga.messaging.handler import BatchHandler, BatchItem, HandlerContext
 
 R = TypeVar("R")
@@ -38,8 +38,9 @@ class Known(Generic[R]):
     or new."""
 
     conn: AsyncConnection
-    pg: Postgres | None
-    """The asyncpg route of ``conn``'s transaction on PostgreSQL (:mod:`ordersaga.db.driver`)."""
+    db: Driver | None
+    """The driver route of ``conn``'s transaction on PostgreSQL and SQLite
+    (:mod:`ordersaga.db.driver`); None on MariaDB."""
     holders: set[int]
     """The holders of the batch whose rows exist (locked, where the database can)."""
     stored: dict[str, R]
@@ -96,18 +97,18 @@ def batch_handler(ledger: Ledger[R]) -> BatchHandler:
     records = ledger.records
     find = select(records).where(records.c.order_id.in_(bindparam("wanted_orders", expanding=True)))
     record = insert(records)
-    # The same on PostgreSQL, as text for asyncpg (ids as one array).
+    # The same as text for the driver route (ids as one array).
     holder, table = ledger.holder.name, ledger.holder.table.name
-    pg_lock = f"SELECT {holder} FROM {table} WHERE {holder} = ANY($1) ORDER BY {holder} FOR UPDATE"
+    db_lock = f"SELECT {holder} FROM {table} WHERE {holder} = ANY($1) ORDER BY {holder} FOR UPDATE"
     columns = ", ".join(c.name for c in records.c)
-    pg_find = f"SELECT {columns} FROM {records.name} WHERE order_id = ANY($1)"
+    db_find = f"SELECT {columns} FROM {records.name} WHERE order_id = ANY($1)"
 
     async def read(
-        conn: AsyncConnection, pg: Postgres | None, holders: list[int], orders: list[str]
+        conn: AsyncConnection, db: Driver | None, holders: list[int], orders: list[str]
     ) -> tuple[set[int], Sequence[Mapping[Any, Any]]]:
-        if pg is not None:
-            locked = await pg.fetch(pg_lock, holders)
-            return {r[0] for r in locked}, await pg.fetch(pg_find, orders)
+        if db is not None:
+            locked = await db.fetch(db_lock, holders)
+            return {r[0] for r in locked}, await db.fetch_rows(db_find, records, orders)
         locked_ids = (await conn.execute(lock, {"wanted_holders": holders})).scalars()
         found = await conn.execute(find, {"wanted_orders": orders})
         return set(locked_ids), [row._mapping for row in found]
@@ -116,9 +117,9 @@ def batch_handler(ledger: Ledger[R]) -> BatchHandler:
         commands = [item.message for item in items]
         holders = sorted({ledger.holder_of(c) for c in commands})
         orders = sorted({str(c.orderID) for c in commands})
-        pg = await postgres(conn)
-        locked, found = await read(conn, pg, holders, orders)
-        known = Known[R](conn, pg, locked, {r["order_id"]: ledger.read(r) for r in found})
+        db = await driver(conn)
+        locked, found = await read(conn, db, holders, orders)
+        known = Known[R](conn, db, locked, {r["order_id"]: ledger.read(r) for r in found})
         for item in items:
             with item.context.logged():
                 await _rule_of(ledger, item.message)(known, item.context, item.message)
@@ -129,11 +130,13 @@ def batch_handler(ledger: Ledger[R]) -> BatchHandler:
                 {"order_id": order_id, **ledger.write(r), "created_at": now, "updated_at": now}
                 for order_id, r in sorted(known.new.items())
             ]
-            if pg is None:
+            if db is None:
                 await conn.execute(record, rows)
             else:
                 statement = insert_sql(records, rows[0])
-                await pg.execute_many(statement, [tuple(r.values()) for r in rows])
+                types = [records.c[name].type for name in rows[0]]
+                values = [tuple(map(db.bind, types, r.values())) for r in rows]
+                await db.execute_many(statement, values)
 
     return handle
 
