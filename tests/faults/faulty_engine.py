@@ -16,6 +16,11 @@ fault window is open it
 - lets a commit go through and then loses its answer (the caller sees a connection
   error for work that is durable).
 
+Statements on the driver route (:mod:`ordersaga.db.driver`: the hot statements, run on
+asyncpg or sqlite3 under SQLAlchemy's transaction) do not pass through the connection's
+``execute``; :func:`reach_the_driver_route` makes the route's own methods ask the same
+schedule first, so the statement and drop faults reach them too.
+
 In some seeds one service's pool also runs dry for a while (an *outage*): every checkout
 times out, for up to a bit over a second. Every decision comes from the seed's one
 ``random.Random``; after the window (and the outage) the database works again, so every
@@ -24,13 +29,16 @@ and where (``<service> <consumer|relay|timer|api>``) in its ``places``.
 """
 
 import asyncio
+import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from ordersaga.db.driver import Postgres, Sqlite
 from tests.driver_errors import CATALOG, DbFault, Dialects, Phase, of_phase
 from tests.faults.injector import FaultLog
 
@@ -98,10 +106,48 @@ def _statement_text(conn: AsyncConnection, statement: object) -> str:
         return type(statement).__name__
 
 
+_ROUTE_METHODS = ("fetch", "value", "fetch_rows", "execute", "execute_many")
+_in_route: ContextVar[bool] = ContextVar("in_route", default=False)
+
+
+def _faulty_route(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def asked_first(route: Postgres | Sqlite, sql: str, *args: Any) -> Any:
+        conn = route._conn
+        if _in_route.get() or not isinstance(conn, FaultyConnection):
+            return await method(route, sql, *args)
+        faults, service = conn._faults()
+        try:
+            await faults.at_statement(conn, service, sql)
+        except Exception:
+            faults.log.on_driver_route[f"{service} {_role()}"] += 1
+            raise
+        inside = _in_route.set(True)  # a method calling another is one statement
+        try:
+            return await method(route, sql, *args)
+        finally:
+            _in_route.reset(inside)
+
+    asked_first.faulty = True  # type: ignore[attr-defined]
+    return asked_first
+
+
+def reach_the_driver_route() -> None:
+    """Make the driver route's statements ask the faults of their connection first, as
+    :meth:`FaultyConnection.execute` does (once per process; harmless elsewhere: only a
+    :class:`FaultyConnection`'s route is affected)."""
+    for route in (Postgres, Sqlite):
+        for name in _ROUTE_METHODS:
+            method = getattr(route, name)
+            if not getattr(method, "faulty", False):
+                setattr(route, name, _faulty_route(method))
+
+
 class DatabaseFaults:
     """The schedule shared by the four services' engines; create it in the event loop."""
 
     def __init__(self, rng: random.Random, plan: DbFaultPlan, log: FaultLog) -> None:
+        reach_the_driver_route()
         self.rng = rng
         self.plan = plan
         self.log = log

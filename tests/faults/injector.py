@@ -74,10 +74,12 @@ class FaultPlan:
 @dataclass
 class FaultLog:
     """What was injected: counts per kind, and the first few occurrences in detail;
-    ``places`` counts where database faults struck (``"<service> <part>"``)."""
+    ``places`` counts where database faults struck (``"<service> <part>"``), and
+    ``on_driver_route`` those of them that struck a statement of the driver route."""
 
     counts: Counter[str] = field(default_factory=Counter)
     places: Counter[str] = field(default_factory=Counter)
+    on_driver_route: Counter[str] = field(default_factory=Counter)
     details: list[str] = field(default_factory=list)
     keep: int = 40
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordersaga.db.driver import driver
 from ordersaga.db.engine import create_schema, make_engine, sqlite_url
 from tests.driver_errors import CATALOG, DbFault, Dialects, Phase
 from tests.faults.faulty_engine import DatabaseFaults, DbFaultPlan
@@ -121,6 +122,24 @@ async def test_a_connection_dropped_mid_transaction_loses_the_transaction_not_th
     assert await count(engine) == 0
     async with engine.begin() as conn:  # the pool opens a new connection
         await conn.execute(insert(rows).values(id=2))
+    assert await count(engine) == 1
+
+
+async def test_a_statement_on_the_driver_route_meets_the_faults_too(engine: AsyncEngine) -> None:
+    log = FaultLog()
+    faulty = DatabaseFaults(random.Random(5), always(statement=1.0), log).wrap("stock", engine)
+    with pytest.raises(DBAPIError) as raised:
+        async with faulty.begin() as conn:
+            db = await driver(conn)
+            assert db is not None
+            await db.execute_many("INSERT INTO rows (id) VALUES ($1)", [(1,), (2,)])
+    assert "INSERT INTO rows" in str(raised.value)
+    assert sum(log.places.values()) == 1  # one statement, one fault asked for
+    assert await count(engine) == 0
+    async with engine.begin() as conn:  # the plain engine's route is left alone
+        db = await driver(conn)
+        assert db is not None
+        await db.execute("INSERT INTO rows (id) VALUES ($1)", 3)
     assert await count(engine) == 1
 
 

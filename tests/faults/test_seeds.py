@@ -271,9 +271,14 @@ def test_the_seeds_between_them_inject_every_kind_of_database_fault_everywhere(
 ) -> None:
     injected: set[str] = set()
     places: set[str] = set()
+    on_route: set[str] = set()
     for _, log, _, _ in outcomes.values():
         injected |= set(log.counts)
         places |= set(log.places)
+        on_route |= set(log.on_driver_route)
     if len(outcomes) >= 50:
         assert injected >= DB_FAULT_KINDS, f"never injected: {sorted(DB_FAULT_KINDS - injected)}"
         assert places >= PLACES, f"never struck: {sorted(PLACES - places)}"
+        # The hot statements (inbox, outbox, saga store, holdings) run on the driver.
+        hot = {p for p in PLACES if p.endswith((" consumer", " relay"))}
+        assert on_route >= hot, f"never struck on the driver route: {sorted(hot - on_route)}"
