@@ -46,31 +46,29 @@ def pid(node: int) -> int | None:
     return None
 
 
-def up(*nodes: int) -> float:
-    """Start the nodes that are down (only ``nodes`` when given), resume a stopped one;
-    seconds it took."""
-    start = time.monotonic()
-    env = {**os.environ, "KAFKA3_UP": " ".join(map(str, nodes))} if nodes else None
+def _infra(action: str, env: dict[str, str] | None = None) -> None:
+    """``infra/infra.sh ACTION kafka3``, failing the test with its output if it fails."""
     done = subprocess.run(
-        ["bash", str(ROOT / "infra" / "infra.sh"), "up", "kafka3"],
+        ["bash", str(ROOT / "infra" / "infra.sh"), action, "kafka3"],
         capture_output=True,
         text=True,
         timeout=300,
         env=env,
     )
-    assert done.returncode == 0, f"infra.sh up kafka3 failed:\n{done.stdout}{done.stderr}"
+    assert done.returncode == 0, f"infra.sh {action} kafka3 failed:\n{done.stdout}{done.stderr}"
+
+
+def up(*nodes: int) -> float:
+    """Start the nodes that are down (only ``nodes`` when given), resume a stopped one;
+    seconds it took."""
+    start = time.monotonic()
+    _infra("up", {**os.environ, "KAFKA3_UP": " ".join(map(str, nodes))} if nodes else None)
     return time.monotonic() - start
 
 
 def down() -> None:
-    """Stop the three nodes, as ``infra/infra.sh down kafka3`` does."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "infra" / "infra.sh"), "down", "kafka3"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, f"infra.sh down kafka3 failed:\n{done.stdout}{done.stderr}"
+    """Stop the three nodes."""
+    _infra("down")
 
 
 @contextlib.contextmanager
