@@ -1,5 +1,6 @@
 """Turning a message model into an outgoing record with the contract's headers."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -20,15 +21,20 @@ class Trace:
     traceparent: str
 
     @classmethod
-    def from_headers(cls, headers: dict[str, str] | None, fallback_saga: UUID | str) -> "Trace":
+    def from_headers(
+        cls,
+        headers: Mapping[str, str] | None,
+        fallback_saga: UUID | str,
+        traceparent: str | None = None,
+    ) -> "Trace":
         """The trace in ``headers``; a message without one starts saga ``fallback_saga``
-        (its key)."""
+        (its key). ``traceparent``, when given, replaces the headers' (the span handling
+        the message)."""
         headers = headers or {}
-        saga_id = headers.get(h.SAGA_ID) or str(fallback_saga)
         return cls(
             message_id=headers.get(h.MESSAGE_ID, ""),
-            saga_id=saga_id,
-            traceparent=headers.get(h.TRACEPARENT) or new_traceparent(),
+            saga_id=headers.get(h.SAGA_ID) or str(fallback_saga),
+            traceparent=traceparent or headers.get(h.TRACEPARENT) or new_traceparent(),
         )
 
 

@@ -148,9 +148,7 @@ def context_for(
     """A fresh context for handling ``item`` in the transaction of ``conn``; what it sends
     carries ``traceparent`` (the span handling it), or else the record's own."""
     keyed: Keyed = item.message
-    cause = Trace.from_headers(dict(item.record.headers), keyed.key)
-    if traceparent is not None:
-        cause = Trace(cause.message_id, cause.saga_id, traceparent)
+    cause = Trace.from_headers(item.record.headers, keyed.key, traceparent)
     return HandlerContext(conn, cause, record=item.record)
 
 

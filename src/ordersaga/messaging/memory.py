@@ -18,7 +18,6 @@ again (the consumers' inboxes skip what they had handled of it).
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import threading
@@ -27,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ordersaga.messaging.header_text import headers_of, headers_text
 from ordersaga.messaging.port import OutgoingMessage, Record, TopicPartition
 
 DEFAULT_PARTITIONS = 6
@@ -81,7 +81,7 @@ class _Store:
             'SELECT topic, partition, "offset", key, value, headers FROM records '
             'ORDER BY topic, partition, "offset"'
         )
-        return [Record(t, p, o, k, bytes(v), json.loads(h)) for t, p, o, k, v, h in rows]
+        return [Record(t, p, o, k, bytes(v), headers_of(h)) for t, p, o, k, v, h in rows]
 
     def load_offsets(self) -> dict[str, dict[TopicPartition, int]]:
         groups: dict[str, dict[TopicPartition, int]] = {}
@@ -105,7 +105,7 @@ class _Store:
             self._db.executemany(
                 "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (r.topic, r.partition, r.offset, r.key, r.value, json.dumps(dict(r.headers)))
+                    (r.topic, r.partition, r.offset, r.key, r.value, headers_text(r.headers))
                     for r in records
                 ],
             )

@@ -12,7 +12,6 @@ On PostgreSQL and SQLite the statements run every message (adding rows, claiming
 removing them) go through the driver directly (:mod:`ordersaga.db.driver`).
 """
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +22,7 @@ from sqlalchemy.sql import Insert
 
 from ordersaga.db.driver import Postgres, driver, insert_sql
 from ordersaga.db.timestamps import utc_now
+from ordersaga.messaging.header_text import headers_of, headers_text
 from ordersaga.messaging.port import OutgoingMessage
 
 FAILED_TABLE = "outbox_failed"
@@ -69,7 +69,7 @@ async def add(conn: AsyncConnection, outbox: Table, messages: Sequence[OutgoingM
     if not messages:
         return
     now = utc_now()
-    rows = [(m.topic, m.key, m.value, json.dumps(dict(m.headers)), now) for m in messages]
+    rows = [(m.topic, m.key, m.value, headers_text(m.headers), now) for m in messages]
     db = await driver(conn)
     if db is not None:
         await db.execute_many(insert_sql(outbox, _COLUMNS), rows)
@@ -119,7 +119,7 @@ async def claim(conn: AsyncConnection, outbox: Table, limit: int) -> list[Outbox
 
 
 def _outbox_row(row_id: int, topic: str, key: str, value: bytes, headers: str) -> OutboxRow:
-    return OutboxRow(row_id, OutgoingMessage(topic, key, value, json.loads(headers)))
+    return OutboxRow(row_id, OutgoingMessage(topic, key, value, headers_of(headers)))
 
 
 async def _first_of_their_keys(
@@ -178,7 +178,7 @@ async def park(
                 "topic": r.message.topic,
                 "message_key": r.message.key,
                 "value": r.message.value,
-                "headers": json.dumps(dict(r.message.headers)),
+                "headers": headers_text(r.message.headers),
                 "failed_at": now,
                 "error": errors[r.id],
             }

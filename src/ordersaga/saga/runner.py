@@ -244,8 +244,7 @@ class SagaRunner:
                 saga.changed_at = at
             saga.last_seq += 1
             history.append(_history_row(event, saga.last_seq, transition, at))
-            with log_context(saga_id=event.saga_id):
-                log_entry(event.saga_id, transition.entry)
+            log_entry(event.saga_id, transition.entry)
         await self._write(conn, [sagas[i] for i in sorted(sagas) if sagas[i].changed], history, at)
         return done
 
@@ -339,14 +338,15 @@ def log_entry(saga_id: str, entry: HistoryEntry) -> None:
     """Log what an event did to saga ``saga_id``, as its history records it."""
     level = LOUDER.get(entry.outcome, logging.DEBUG)
     if not log.isEnabledFor(level):
-        return
-    log.log(
-        level,
-        "saga %s: %s %s (%s → %s): %s",
-        saga_id,
-        entry.event,
-        entry.outcome,
-        entry.from_status,
-        entry.to_status,
-        entry.note,
-    )
+        return  # most events: no log context to bind either
+    with log_context(saga_id=saga_id):
+        log.log(
+            level,
+            "saga %s: %s %s (%s → %s): %s",
+            saga_id,
+            entry.event,
+            entry.outcome,
+            entry.from_status,
+            entry.to_status,
+            entry.note,
+        )
