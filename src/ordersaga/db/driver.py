@@ -19,7 +19,6 @@ the SQLSTATE, a lost connection invalidated), so callers' ``except`` clauses and
 retry code's classification (:mod:`ordersaga.messaging.transient`) see the same.
 """
 
-import json
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -244,9 +244,10 @@ class _Bound:
         self._times: dict[datetime, str] = {}
 
     def row(self, values: Sequence[Any]) -> Sequence[Any]:
-        if all(type(v) in _AS_THEY_ARE for v in values):
-            return values
-        return [v if type(v) in _AS_THEY_ARE else self._value(v) for v in values]
+        for v in values:  # a loop, not all(...): run for every row of every statement
+            if type(v) not in _AS_THEY_ARE:
+                return [v if type(v) in _AS_THEY_ARE else self._value(v) for v in values]
+        return values
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, datetime):
@@ -255,7 +256,7 @@ class _Bound:
                 text = self._times[value] = sqlite_time(value)
             return text
         if isinstance(value, list | tuple):
-            return json.dumps(value)
+            return orjson.dumps(value).decode()
         return value
 
 

@@ -282,7 +282,7 @@ class ConsumerLoop:
         """Decode ``records``, dead-lettering poison; a newer version holds its partition."""
         polled = _Polled()
         for record in records:
-            if record.topic_partition in polled.held:
+            if polled.held and record.topic_partition in polled.held:
                 continue
             try:
                 check_schema_version(record.headers.get(h.SCHEMA_VERSION), self._schema_version)

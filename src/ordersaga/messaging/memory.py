@@ -208,7 +208,6 @@ class InProcessBroker:
         self.default_partitions = partitions
         self._logs: dict[str, list[list[Record]]] = {}
         self._groups: dict[str, _Group] = {}
-        self._appended = asyncio.Event()
         self._store = _Store(path) if path is not None else None
         self._disk: _GroupCommit | None = None
         if self._store is not None:
@@ -275,7 +274,9 @@ class InProcessBroker:
 
     def _append(self, messages: Sequence[OutgoingMessage]) -> None:
         records = []
+        topics = set()
         for message in messages:
+            topics.add(message.topic)
             log = self._ensure_topic(message.topic)
             index = partition_for(message.key, len(log))
             partition = log[index]
@@ -291,8 +292,15 @@ class InProcessBroker:
             records.append(record)
         if self._disk is not None:
             self._disk.add(records)
-        self._appended.set()
-        self._appended = asyncio.Event()
+        self._wake(topics)
+
+    def _wake(self, topics: set[str]) -> None:
+        """Wake the members that subscribe to ``topics``: only they have new records
+        (waking every member for every append cost each of the others a poll)."""
+        for state in self._groups.values():
+            for member in state.members:
+                if not topics.isdisjoint(member.topics):
+                    member._arrived.set()
 
     def _leave(self, consumer: "InProcessConsumer") -> None:
         state = self._groups[consumer.group]
@@ -360,9 +368,12 @@ class InProcessConsumer:
         self.topics = topics
         self.client_id = client_id
         self.assigned: set[TopicPartition] = set()
+        self._in_order: list[TopicPartition] = []
         self._positions: dict[TopicPartition, int] = {}
         self._generation = -1
         self._closed = False
+        self._arrived = asyncio.Event()
+        """Set by the broker when a record is appended to a topic of this consumer."""
 
     def _rebalance_if_needed(self) -> None:
         state = self._broker._groups[self.group]
@@ -370,6 +381,7 @@ class InProcessConsumer:
             return
         self._generation = state.generation
         self.assigned = self._broker._assignment(self)
+        self._in_order = sorted(self.assigned)
         # A partition kept keeps its position; one newly assigned starts at the committed
         # offset, so whatever its previous owner did not commit is delivered again.
         self._positions = {
@@ -379,7 +391,7 @@ class InProcessConsumer:
     def _take(self, max_records: int) -> list[Record]:
         self._rebalance_if_needed()
         batch: list[Record] = []
-        for tp in sorted(self.assigned):
+        for tp in self._in_order:
             log = self._broker._logs[tp.topic][tp.partition]
             position = self._positions[tp]
             taken = log[position : position + max_records - len(batch)]
@@ -395,14 +407,14 @@ class InProcessConsumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            appended = self._broker._appended
+            arrived = self._arrived = asyncio.Event()  # of this loop, set by what comes next
             batch = self._take(max_records)
             remaining = deadline - loop.time()
             if batch or remaining <= 0:
                 return batch
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
-                    await appended.wait()
+                    await arrived.wait()
 
     def lag(self) -> dict[TopicPartition, int]:
         logs = self._broker._logs
