@@ -212,30 +212,46 @@ async def test_a_member_that_lost_a_partition_cannot_commit_for_it(
     assert sorted(r.value for r in after) == expected
 
 
+ODD_HEADERS = {
+    "message-id": "0b6f1c8e-0000-4000-8000-000000000001",
+    "ünïcødé": "日本語 ✓ 🚀",
+    "empty": "",
+    "spaces": "  leading and trailing  ",
+    "json": '{"a": [1, 2.50, null]}',
+    "escapes": 'quote " backslash \\ tab \t newline \n nul \x00 \u2028',
+}
+
+
 async def test_keys_values_and_headers_survive_the_round_trip_byte_exactly(
     broker_under_test: BrokerUnderTest,
 ) -> None:
     topic = broker_under_test.topic
     broker = await broker_under_test.open()
-    headers = {
-        "message-id": "0b6f1c8e-0000-4000-8000-000000000001",
-        "ünïcødé": "日本語 ✓ 🚀",
-        "empty": "",
-        "spaces": "  leading and trailing  ",
-        "json": '{"a": [1, 2.50, null]}',
-    }
     value = bytes(range(256)) + "ende ✓".encode()
     key = "clé-🔑-" + "x" * 200
-    await broker.producer().send_batch([OutgoingMessage(topic, key, value, headers)])
+    await broker.producer().send_batch([OutgoingMessage(topic, key, value, ODD_HEADERS)])
     consumer = broker.consumer(broker_under_test.group("g"), [topic], "c1")
     (record,) = await drain(consumer, 1, broker_under_test.patience)
     assert record.key == key
     assert record.key.encode() == key.encode()
     assert record.value == value
-    assert dict(record.headers) == headers
+    assert dict(record.headers) == ODD_HEADERS
     assert {k: v.encode() for k, v in record.headers.items()} == {
-        k: v.encode() for k, v in headers.items()
+        k: v.encode() for k, v in ODD_HEADERS.items()
     }
+
+
+async def test_headers_read_back_from_the_log_after_a_restart_are_those_sent(
+    broker_under_test: BrokerUnderTest,
+) -> None:
+    topic = broker_under_test.topic
+    broker = await broker_under_test.open()
+    await broker.producer().send_batch([OutgoingMessage(topic, "k", b"v", ODD_HEADERS)])
+
+    reopened = await broker_under_test.open()
+    consumer = reopened.consumer(broker_under_test.group("g"), [topic], "c1")
+    (record,) = await drain(consumer, 1, broker_under_test.patience)
+    assert dict(record.headers) == ODD_HEADERS
 
 
 async def test_a_batch_of_a_thousand_keeps_the_order_of_each_key(

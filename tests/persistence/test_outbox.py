@@ -46,6 +46,23 @@ class SlowProducer:
         await self._inner.close()
 
 
+async def test_headers_come_out_of_the_outbox_as_they_went_in(db: Databases) -> None:
+    engine = await db.fresh("stock")
+    broker = InProcessBroker(partitions=1)
+    headers = {
+        "message-id": "id-0",
+        "ünïcødé": "日本語 ✓ 🚀",
+        "empty": "",
+        "json": '{"a": [1, 2.50, null]}',
+        "escapes": 'quote " backslash \\ tab \t newline \n \u2028',
+    }
+    await write(engine, [OutgoingMessage(TOPIC, "k", b"v", headers)])
+
+    assert await OutboxRelay(engine, outbox, broker.producer()).publish_once() == 1
+
+    assert [dict(r.headers) for r in broker.records(TOPIC)] == [headers]
+
+
 async def test_messages_of_a_rolled_back_transaction_are_never_published(
     db: Databases,
 ) -> None:
