@@ -34,8 +34,8 @@ def check_schema_version(header: str | None, readable: str = CURRENT_SCHEMA_VERS
     :class:`NewerSchema` for a version above ``readable``; :class:`PoisonMessage` for a
     header that is not a positive whole number. No header is version 1.
     """
-    if header is None or header == "":
-        return
+    if header is None or header == "" or header == readable:
+        return  # every message but a newer or a broken one: no number parsed
     if not (header.isascii() and header.isdigit()) or int(header) < 1:
         raise PoisonMessage(f"schema-version {header!r} is not a positive whole number")
     if int(header) > int(readable):
