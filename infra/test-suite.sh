@@ -10,18 +10,38 @@
 #    stack (tests/realstack, the three-node cluster included), the broker contract on Kafka
 #    (tests/contract) and the benchmark (tests/bench).
 #
+# The three-node cluster kafka3 takes a minute or more to start: when it is down, it starts
+# beside the first run (its output in a log shown if it fails), and
+# tests/realstack/test_cluster.py stops it after its tests (KAFKA3_STARTED_FOR_TESTS), as
+# it stops a cluster it started itself; whatever is left of it is stopped at the end.
+#
 # The second run happens even when the first fails; the exit status is the first failing
 # run's. Arguments after PYTEST go to both runs.
 #
 #   infra/test-suite.sh PYTEST [ARGS]...
 set -uo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 pytest=$1
 shift
 quiet=(tests/realstack tests/contract tests/bench)
 
+cluster_start=
+if ! bash "$here/infra.sh" status kafka3 >/dev/null 2>&1; then
+    cluster_log=$(mktemp -t ordersaga-kafka3-XXXXXX.log)
+    bash "$here/infra.sh" up kafka3 >"$cluster_log" 2>&1 &
+    cluster_start=$!
+    export KAFKA3_STARTED_FOR_TESTS=1
+    trap 'bash "$here/infra.sh" down kafka3 >/dev/null 2>&1; rm -f "$cluster_log"' EXIT
+fi
+
 "$pytest" "$@" -n "${TEST_WORKERS:-2}" --dist loadscope "${quiet[@]/#/--ignore=}"
 parallel=$?
+
+if [[ -n $cluster_start ]] && ! wait "$cluster_start"; then
+    echo "infra: kafka3 did not start beside the first run (the cluster tests try again):" >&2
+    tail -n 40 "$cluster_log" >&2
+fi
 "$pytest" "$@" "${quiet[@]}"
 serial=$?
 exit $((parallel ? parallel : serial))
