@@ -20,11 +20,11 @@ up: $(STAMP)
 	$(BIN)/ordersaga up --embedded --data-dir data
 
 # Starts Kafka, PostgreSQL, MariaDB and Prometheus when they are not running; stops those it
-# started. tests/realstack/test_cluster.py starts the three-node cluster kafka3 for itself
-# and stops it after its tests. Two pytest runs (infra/test-suite.sh): the in-process,
-# persistence and deployment tests on two workers (TEST_WORKERS), then the real stack, the
-# broker contract on Kafka and the benchmark one test at a time; the second runs even when
-# the first fails, and make test fails when either does.
+# started. Two pytest runs (infra/test-suite.sh): the in-process, persistence and deployment
+# tests on two workers (TEST_WORKERS), then the real stack, the broker contract on Kafka and
+# the benchmark one test at a time; the second runs even when the first fails, and make test
+# fails when either does. The three-node cluster kafka3 starts beside the first run, and
+# tests/realstack/test_cluster.py stops it after its tests.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
