@@ -20,12 +20,15 @@ up: $(STAMP)
 	$(BIN)/ordersaga up --embedded --data-dir data
 
 # Starts Kafka, PostgreSQL, MariaDB and Prometheus when they are not running; stops those it
-# started. tests/realstack/test_cluster.py starts the three-node cluster kafka3 for itself
-# and stops it after its tests.
+# started. Two pytest runs (infra/test-suite.sh): the in-process, persistence and deployment
+# tests on two workers (TEST_WORKERS), then the real stack, the broker contract on Kafka and
+# the benchmark one test at a time; the second runs even when the first fails, and make test
+# fails when either does. The three-node cluster kafka3 starts beside the first run, and
+# tests/realstack/test_cluster.py stops it after its tests.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
-	bash infra/with-infra.sh $(BIN)/pytest -q --durations=30
+	bash infra/with-infra.sh bash infra/test-suite.sh $(BIN)/pytest -q --durations=30
 
 # Only the failover tests on the three-node cluster (a few minutes).
 test-cluster: $(STAMP)

@@ -29,6 +29,11 @@ os.environ["ORDERSAGA_AUTH"] = "enabled"  # whatever the shell says; the tests o
 for _elsewhere in ("ORDERSAGA_AUTH_JWKS_URL", "ORDERSAGA_AUTH_JWKS_FILE"):
     os.environ.pop(_elsewhere, None)
 os.environ.setdefault("ORDERSAGA_API_RATE_LIMIT", "0")
+# A pytest-xdist worker (make test runs the in-process tests on two) starts with COLUMNS=80
+# and LINES=24 in its environment. The command line's consoles, made at import, would take
+# them as a fixed size and ignore the width each test gives its CliRunner.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
 
 
 # infra/with-infra.sh (`make test`) gives the run the services' own database logins

@@ -73,15 +73,17 @@ def down() -> None:
 
 @contextlib.contextmanager
 def started_for_these_tests() -> Iterator[None]:
-    """The cluster up for the tests inside; stopped after them if it was started here,
-    so it does not idle on the machine through every other suite."""
+    """The cluster up for the tests inside; stopped after them if it was started here, or
+    for them (KAFKA3_STARTED_FOR_TESTS: infra/test-suite.sh starts it beside the in-process
+    tests), so it does not idle on the machine through every other suite."""
+    started_for_them = os.environ.get("KAFKA3_STARTED_FOR_TESTS") == "1"
     already = all(pid(n) for n in NODES)
     if not already:
         up()
     try:
         yield
     finally:
-        if not already:
+        if started_for_them or not already:
             down()
 
 

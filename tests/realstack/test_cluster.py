@@ -6,9 +6,9 @@ its consumer, and the topics read back with a plain client show each saga's mess
 in order.
 
 The cluster is `infra/infra.sh up kafka3` (`make infra-up-cluster`): started for these
-tests when it is not running, and then stopped after them; a test brings back whatever
-it took down. It does not touch the single node on 9092, so these tests need
-no lock against the other real-stack tests.
+tests when it is not running (`make test` starts it beside its in-process tests), and then
+stopped after them; a test brings back whatever it took down. It does not touch the
+single node on 9092, so these tests need no lock against the other real-stack tests.
 """
 
 import asyncio
