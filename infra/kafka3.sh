@@ -9,7 +9,10 @@
 # `up` starts the nodes that are not running, so a test that killed one brings it back
 # with `infra/infra.sh up kafka3`; each node's pid is in .cache/kafka3/node-N/kafka.pid.
 # KAFKA3_UP="2" (node ids, space-separated) starts and waits for those nodes only, as a
-# test does that brings one node of two back.
+# test does that brings one node of two back. Two settings for tests that restart nodes
+# under load: KAFKA3_JAVA_OPTS, more options for the nodes' JVMs (tests/realstack/cluster.py
+# passes -XX:TieredStopAtLevel=1, a quicker start); KAFKA3_READY=port, `up` waits for the
+# nodes' ports only and the caller for their answers.
 
 KAFKA3_DIR=${KAFKA3_DIR:-"$CACHE/kafka3"}
 KAFKA3_PORT_BASE=${KAFKA3_PORT_BASE:-29090}
@@ -98,7 +101,9 @@ kafka3_start_node() { # node; prints the pid
     require_free_ports kafka3 "$(kafka3_port "$n")" "$(kafka3_internal_port "$n")" \
         "$(kafka3_controller_port "$n")"
     [[ -f $dir/console.log ]] && mv -f "$dir/console.log" "$dir/console.log.1"
-    spawn "$dir/console.log" java -Xms128m -Xmx"${KAFKA3_HEAP:-384m}" -XX:+UseG1GC \
+    local extra
+    read -r -a extra <<<"${KAFKA3_JAVA_OPTS:-}"
+    spawn "$dir/console.log" java -Xms128m -Xmx"${KAFKA3_HEAP:-384m}" -XX:+UseG1GC "${extra[@]}" \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.xml" -Dkafka.logs.dir="$dir" \
         -cp "$KAFKA_LIBS/*" kafka.Kafka "$(kafka3_config "$n")"
@@ -136,7 +141,8 @@ kafka3_up() {
         wait_ready kafka3 120 "${pids[$n]}" port_open "$(kafka3_port "$n")" || status=$?
         # A node that was running, and not stopped, has answered before: asking it again
         # costs a JVM start, at every `up` a test runs to bring back a node it killed.
-        ((status == 0)) && [[ -z ${running[$n]:-} ]] &&
+        # KAFKA3_READY=port (a test that asks the node itself) leaves that JVM out.
+        ((status == 0)) && [[ -z ${running[$n]:-} && ${KAFKA3_READY:-} != port ]] &&
             { wait_ready kafka3 90 "${pids[$n]}" kafka3_answers "$n" || status=$?; }
         case $status in
             0) ;;

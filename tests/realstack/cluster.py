@@ -9,6 +9,7 @@ checkout, set INFRA_CACHE to that checkout's .cache (its pids and data are there
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -46,23 +47,36 @@ def pid(node: int) -> int | None:
     return None
 
 
+def _infra_command(action: str) -> list[str]:
+    return ["bash", str(ROOT / "infra" / "infra.sh"), action, "kafka3"]
+
+
 def _infra(action: str, env: dict[str, str] | None = None) -> None:
     """``infra/infra.sh ACTION kafka3``, failing the test with its output if it fails."""
     done = subprocess.run(
-        ["bash", str(ROOT / "infra" / "infra.sh"), action, "kafka3"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+        _infra_command(action), capture_output=True, text=True, timeout=300, env=env
     )
     assert done.returncode == 0, f"infra.sh {action} kafka3 failed:\n{done.stdout}{done.stderr}"
 
 
+# A node a test brings back starts while the services, the load and the other two nodes
+# share the machine's cores: its JVM compiles with C1 only (a fifth less start-up under
+# contention; the brokers' few messages a second need no more), and `up` waits for its
+# port only, then answers() asks the node itself instead of starting a JVM to ask it. The
+# node is the same broker with the same settings: only its start is quicker.
+RESTART_ENV = {"KAFKA3_JAVA_OPTS": "-XX:TieredStopAtLevel=1", "KAFKA3_READY": "port"}
+
+
 def up(*nodes: int) -> float:
-    """Start the nodes that are down (only ``nodes`` when given), resume a stopped one;
-    seconds it took."""
+    """Start the nodes that are down (only ``nodes`` when given), resume a stopped one,
+    and wait until each answers; seconds it took."""
     start = time.monotonic()
-    _infra("up", {**os.environ, "KAFKA3_UP": " ".join(map(str, nodes))} if nodes else None)
+    env = {**os.environ, **RESTART_ENV}
+    if nodes:
+        env["KAFKA3_UP"] = " ".join(map(str, nodes))
+    _infra("up", env)
+    for node in nodes or NODES:
+        until(functools.partial(answers, node), 90, f"node {node} to answer")
     return time.monotonic() - start
 
 
@@ -71,19 +85,35 @@ def down() -> None:
     _infra("down")
 
 
+_STOPPING: list[subprocess.Popen[bytes]] = []  # the cluster stopping beside the next tests
+
+
 @contextlib.contextmanager
 def started_for_these_tests() -> Iterator[None]:
     """The cluster up for the tests inside; stopped after them if it was started here, or
     for them (KAFKA3_STARTED_FOR_TESTS: infra/test-suite.sh starts it beside the in-process
-    tests), so it does not idle on the machine through every other suite."""
+    tests), so it does not idle on the machine through every other suite. Stopping takes
+    seconds, or a minute when a node waits for a controller quorum the other two took
+    with them (infra.sh then kills it): under infra/test-suite.sh it goes on beside the
+    next tests, and the script's own `down kafka3` at its end waits for it (infra.sh runs
+    one `up` or `down` at a time)."""
     started_for_them = os.environ.get("KAFKA3_STARTED_FOR_TESTS") == "1"
     already = all(pid(n) for n in NODES)
     if not already:
-        up()
+        _infra("up")
     try:
         yield
     finally:
-        if started_for_them or not already:
+        if started_for_them and already:
+            _STOPPING.append(
+                subprocess.Popen(
+                    _infra_command("down"),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        elif started_for_them or not already:
             down()
 
 
@@ -143,6 +173,24 @@ def busiest_leader() -> int:
     leaders = Counter(int(p["leader"]) for p in asyncio.run(_partitions()))
     leaders.pop(-1, None)
     return leaders.most_common(1)[0][0]
+
+
+def answers(node: int) -> bool:
+    """``node`` answers a metadata request on its client listener, as a service logs in."""
+
+    async def ask() -> None:
+        settings = Settings(kafka_bootstrap_servers=f"{HOST}:{port(node)}")
+        admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=5_000)
+        try:
+            await admin.start()  # the bootstrap: a metadata request to this node alone
+        finally:
+            await admin.close()
+
+    try:
+        asyncio.run(ask())
+    except Exception:  # still starting
+        return False
+    return True
 
 
 def fully_replicated() -> bool:
