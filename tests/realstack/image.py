@@ -14,6 +14,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,24 @@ def build_from_clone(clone: Path, name: str) -> tuple[str, float]:
     )
     assert done.returncode == 0, f"make image failed:\n{done.stdout}{done.stderr}"
     return done.stderr, time.monotonic() - started
+
+
+def build_from_a_fresh_clone(name: str) -> tuple[str, float]:
+    """Image ``name`` built by `make image`'s script from a clone of the committed tree;
+    the build's output and seconds."""
+    with tempfile.TemporaryDirectory(prefix="ordersaga-image-") as scratch:
+        clone = Path(scratch) / "ordersaga"
+        run("git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone))
+        return build_from_clone(clone, name)
+
+
+def main() -> None:
+    """``python -m tests.realstack.image NAME FILE``: build the image NAME as the tests'
+    fixture does and write its name, the build's output and seconds to FILE as JSON.
+    infra/test-suite.sh runs it beside its first pytest run (ORDERSAGA_TEST_IMAGE_BUILT)."""
+    name, into = sys.argv[1:]
+    output, seconds = build_from_a_fresh_clone(name)
+    Path(into).write_text(json.dumps({"name": name, "output": output, "seconds": seconds}))
 
 
 @dataclass
@@ -113,3 +133,7 @@ class MountedImage:
             ]
         )
         return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script]
+
+
+if __name__ == "__main__":
+    main()

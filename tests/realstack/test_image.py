@@ -3,6 +3,7 @@ on a read-only root, and `serve stock` in it joins Kafka and PostgreSQL and answ
 reserve-product command (tests/realstack/image.py says how it runs here)."""
 
 import asyncio
+import json
 import os
 import subprocess
 import time
@@ -22,23 +23,28 @@ from ordersaga.contracts.statuses import OrderStatus, StockStatus
 from ordersaga.db.engine import make_engine
 from ordersaga.messaging.envelope import envelope
 from ordersaga.messaging.kafka_config import client_options
-from tests.realstack.image import CACHE, ROOT, MountedImage, build_from_clone, run
+from tests.realstack.image import CACHE, MountedImage, build_from_a_fresh_clone, run
 from tests.realstack.stack import Stack
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The image built by `make image`'s script from a clone of the committed tree; or,
-    to run these tests again without building, the image ORDERSAGA_TEST_IMAGE names."""
+def image() -> Iterator[str]:
+    """The image built by `make image`'s script from a clone of the committed tree: here,
+    or beside the in-process tests by infra/test-suite.sh (ORDERSAGA_TEST_IMAGE_BUILT, the
+    file where it wrote what it built). To run these tests again without building, the
+    image ORDERSAGA_TEST_IMAGE names."""
     if given := os.environ.get("ORDERSAGA_TEST_IMAGE"):
         yield given
         return
-    clone = tmp_path_factory.mktemp("clone") / "ordersaga"
-    run("git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone))
-    name = f"localhost/ordersaga-test:{uuid.uuid4().hex[:8]}"
-    output, seconds = build_from_clone(clone, name)
+    built = os.environ.get("ORDERSAGA_TEST_IMAGE_BUILT")
+    if built and Path(built).is_file() and Path(built).stat().st_size:
+        record = json.loads(Path(built).read_text())
+        name, output, seconds = record["name"], record["output"], record["seconds"]
+    else:
+        name = f"localhost/ordersaga-test:{uuid.uuid4().hex[:8]}"
+        output, seconds = build_from_a_fresh_clone(name)
     size = run("buildah", "images", "--format", "{{.Size}}", name)
     print(f"\nimage {name}: {size}, built in {seconds:.0f} s (cache {CACHE})")
     print(output)
