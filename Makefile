@@ -24,7 +24,8 @@ up: $(STAMP)
 # tests on two workers (TEST_WORKERS), then the real stack, the broker contract on Kafka and
 # the benchmark one test at a time; the second runs even when the first fails, and make test
 # fails when either does. The three-node cluster kafka3 starts beside the first run, and
-# tests/realstack/test_cluster.py stops it after its tests.
+# tests/realstack/test_cluster.py stops it after its tests; the test image is built beside
+# the first run too.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
