@@ -121,7 +121,7 @@ def require_cluster() -> None:
     """Bring the cluster up if a node is down, and fail saying how if it cannot be."""
     if all(pid(n) for n in NODES):
         return
-    up()
+    _infra("up")  # a start as infra.sh does it, SCRAM users and ACLs included
 
 
 class Node:
