@@ -117,6 +117,23 @@ async def test_the_scraped_metrics_count_what_happened(tmp_path: Path) -> None:
     assert found.total("ordersaga_saga_compensations_sent_total", step="reserve_stock") == 1
     assert found.total("ordersaga_saga_compensations_acknowledged_total", step="reserve_stock") == 1
     assert found.total("ordersaga_saga_deadlines_fired_total") == 0
+    # Series that have not counted anything yet are there at 0, so rate() sees their first
+    # increase: each deadline result, the payment's compensation, each group's retries.
+    fired = found.select("ordersaga_saga_deadlines_fired_total", **orchestrator)
+    assert {s.labels["result"]: s.value for s in fired} == dict.fromkeys(
+        ("timed_out", "resent", "parked", "failed"), 0.0
+    )
+    for name in ("sent", "acknowledged"):
+        undone = found.select(f"ordersaga_saga_compensations_{name}_total", **orchestrator)
+        assert {s.labels["step"]: s.value for s in undone} == {
+            "reserve_stock": 1.0,
+            "process_payment": 0.0,
+        }
+    retries = found.select("ordersaga_consumer_retries_total", service="payment")
+    assert {(s.labels["group"], s.labels["fault"]): s.value for s in retries} == {
+        ("payment-service", "transient"): 0.0,
+        ("payment-service", "unexpected"): 0.0,
+    }
     assert found.total("ordersaga_sagas_parked") == 0
     assert found.total("ordersaga_sagas_unfinished") == 0
     assert found.total("ordersaga_sagas_overdue") == 0

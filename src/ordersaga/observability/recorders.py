@@ -6,7 +6,7 @@ keep the labelled children they use, so the hot path costs a dict lookup and an
 increment, never a ``labels()`` call per message.
 """
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 from prometheus_client.metrics import MetricWrapperBase
@@ -14,6 +14,9 @@ from prometheus_client.metrics import MetricWrapperBase
 from ordersaga.observability.metrics import AGE_BANDS, Metrics
 
 M = TypeVar("M", bound=MetricWrapperBase)
+
+FAULTS = ("transient", "unexpected")
+"""The ``fault`` label of a consumer's retries."""
 
 
 class _Children(Generic[M]):
@@ -40,6 +43,8 @@ class ConsumerMetrics:
         self._transaction = metrics.handler_transaction_duration.labels(*process, group)
         self._consumed = _Children(metrics.messages_consumed, *process)
         self._retries = _Children(metrics.consumer_retries, *process, group)
+        for fault in FAULTS:  # at 0 from the start: rate() sees the first retry
+            self._retries(fault)
         self._lag = _Children(metrics.consumer_lag, *process, group)
         self._group = group
 
@@ -86,6 +91,20 @@ class SagaMetrics:
         self._deadlines = _Children(metrics.saga_deadlines_fired, *process)
         self._compensations_sent = _Children(metrics.saga_compensations_sent, *process)
         self._compensations_acked = _Children(metrics.saga_compensations_acknowledged, *process)
+
+    def declare(
+        self, deadline_results: Iterable[str], steps: Iterable[str], compensated: Iterable[str]
+    ) -> None:
+        """Make the series of every deadline result, step and compensated step now, at 0, so
+        that ``rate()`` and ``increase()`` see their first increase (a series that appears
+        with its first increment has no earlier sample to count from)."""
+        for result in deadline_results:
+            self._deadlines(result)
+        for step in steps:
+            self._reply(step)
+        for step in compensated:
+            self._compensations_sent(step)
+            self._compensations_acked(step)
 
     def started(self) -> None:
         self._started.inc()

@@ -2,6 +2,7 @@
 deadline fired, a compensation sent or acknowledged. Read off the transition itself
 (its history entry and messages), so the rules in :mod:`transitions` know nothing of it."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 
@@ -37,6 +38,16 @@ def reason_class(definition: SagaDefinition, reason: str | None) -> str:
 def _compensated_steps(definition: SagaDefinition) -> dict[str, str]:
     """Compensation topic → the name of the step it undoes."""
     return {s.compensation_topic: s.name for s in definition.steps if s.compensation_topic}
+
+
+def declare(metrics: SagaMetrics, definitions: Iterable[SagaDefinition]) -> None:
+    """Start the series of every deadline result and of every step of ``definitions`` at 0."""
+    for definition in definitions:
+        metrics.declare(
+            DEADLINE_RESULTS.values(),
+            (s.name for s in definition.steps),
+            _compensated_steps(definition).values(),
+        )
 
 
 def record(

@@ -11,6 +11,7 @@ from ordersaga.db.retention import inbox_pruner
 from ordersaga.observability.recorders import ServiceMetrics
 from ordersaga.saga.clock import DatabaseClock, SagaClock
 from ordersaga.saga.definition import SagaDefinition
+from ordersaga.saga.metered import declare
 from ordersaga.saga.registry import SagaRegistry
 from ordersaga.saga.retention import saga_pruner
 from ordersaga.saga.runner import SagaRunner
@@ -80,7 +81,9 @@ def spec(
     runner = runner or place_order_runner(settings)
     samplers: list[Sampler] = []
     if metrics is not None:
-        runner = replace(runner, metrics=metrics.sagas())
+        sagas = metrics.sagas()
+        declare(sagas, runner.definitions.versions.values())
+        runner = replace(runner, metrics=sagas)
         samplers.append(partial(sample_sagas, runner, metrics))
     deadlines = partial(run_deadlines, runner=runner, interval=settings.timer_interval)
     return ServiceSpec(
