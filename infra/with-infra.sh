@@ -32,6 +32,6 @@ trap stop_started EXIT
 bash "$here/infra.sh" up "${parts[@]}" || exit $?
 # Every service logs in with its own database login, as a deployment should.
 eval "$(bash "$here/infra.sh" env)"
-# The console's browser tests drive Debian's chromium: installed when missing.
-bash "$here/chromium.sh" || exit $?
+# The tests drive Debian's chromium and podman: installed when missing.
+bash "$here/test-tools.sh" || exit $?
 "$@"

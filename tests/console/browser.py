@@ -34,7 +34,7 @@ async def chromium() -> AsyncIterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"the console's browser tests drive Debian's chromium, and {CHROMIUM} is not "
-            "there: install it with `bash infra/chromium.sh` (apt-get install chromium; "
+            "there: install it with `bash infra/test-tools.sh` (apt-get install chromium; "
             "`make test` does it)"
         )
     async with async_playwright() as playwright:

@@ -23,6 +23,13 @@ def podman_compose() -> list[str]:
 
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
+    if shutil.which("podman") is None:
+        pytest.fail(
+            "podman-compose reads the Compose file through podman, which is not installed: "
+            "`bash infra/test-tools.sh` installs it (apt-get install podman; `make test` "
+            "does it)",
+            pytrace=False,
+        )
     done = subprocess.run(
         [*podman_compose(), "--profile", "sample-data", "-f", str(COMPOSE), "config"],
         capture_output=True,
