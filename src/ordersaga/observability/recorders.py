@@ -15,9 +15,6 @@ from ordersaga.observability.metrics import AGE_BANDS, Metrics
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
-FAULTS = ("transient", "unexpected")
-"""The ``fault`` label of a consumer's retries."""
-
 
 class _Children(Generic[M]):
     """The children of ``metric`` under ``fixed`` labels and a few more, kept once made."""
@@ -42,9 +39,9 @@ class ConsumerMetrics:
         self._batch = metrics.consumer_batch_size.labels(*process, group)
         self._transaction = metrics.handler_transaction_duration.labels(*process, group)
         self._consumed = _Children(metrics.messages_consumed, *process)
-        self._retries = _Children(metrics.consumer_retries, *process, group)
-        for fault in FAULTS:  # at 0 from the start: rate() sees the first retry
-            self._retries(fault)
+        # Both faults made now, at 0, so rate() sees the first retry.
+        self._transient = metrics.consumer_retries.labels(*process, group, "transient")
+        self._unexpected = metrics.consumer_retries.labels(*process, group, "unexpected")
         self._lag = _Children(metrics.consumer_lag, *process, group)
         self._group = group
 
@@ -59,7 +56,7 @@ class ConsumerMetrics:
         self._transaction.observe(seconds)
 
     def retried(self, transient: bool) -> None:
-        self._retries("transient" if transient else "unexpected").inc()
+        (self._transient if transient else self._unexpected).inc()
 
     def lag(self, topic: str, partition: int, messages: int) -> None:
         self._lag(topic, str(partition)).set(messages)
